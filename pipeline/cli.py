@@ -1,0 +1,63 @@
+"""The `credit-repair` command line (also `python -m pipeline`).
+
+Global options come before the command: ``credit-repair --config DIR --now 2026-12-21
+sync --json``. Exit status: 0 success, 1 the work failed (or a guard refused it),
+2 bad usage, config or input. Errors go to stderr as one sentence naming the
+file/row/key at fault; ``--json`` output goes to stdout and nothing else does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from pipeline import __version__, logs
+from pipeline.app import App
+from pipeline.commands import data
+from pipeline.errors import CreditRepairError
+
+Handler = Callable[[App, argparse.Namespace], int]
+REGISTRARS = (data.register,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="credit-repair",
+        description="Market-entity credit repair (信用修复) campaign pipeline.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="DIR",
+        help="config folder (default $CREDIT_REPAIR_CONFIG, else ./config)",
+    )
+    parser.add_argument(
+        "--now",
+        metavar="VALUE",
+        help="business clock for this run: ISO date or date-time in the configured zone",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in REGISTRARS:
+        register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    app: App | None = None
+    try:
+        app = App.load(args.config, args.now)
+        logs.configure(app.config.settings.logging.level, app.config.settings.logging.format)
+        return handler(app, args)
+    except CreditRepairError as exc:
+        print(f"credit-repair: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("credit-repair: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if app is not None:
+            app.close()

@@ -1,0 +1,1 @@
+"""Command handlers: thin adapters from parsed arguments to the library."""

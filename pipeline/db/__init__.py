@@ -1,0 +1,1 @@
+"""Database: engine, ORM models and Alembic migrations (SQLite and PostgreSQL)."""

@@ -1,0 +1,116 @@
+"""Row types shared by the file and HTTP adapters.
+
+A `Snapshot` is a streaming iterator of `RawRow`s with the header names known up front.
+Rows that do not fit the header still come through, carrying a `problem`, so the caller
+can quarantine them with their row number instead of losing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+
+from pipeline.errors import InputError
+
+
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    row_no: int
+    """What a person sees: the spreadsheet row (header = 1), or the 1-based JSON index."""
+    values: list[object]
+    """Aligned to `Snapshot.headers`; short rows are padded with None."""
+    problem: str | None = None
+    """Why the row does not fit, e.g. "has 5 fields, the header has 20 (truncated row?)"."""
+
+
+class Snapshot:
+    """Headers plus a one-pass row iterator; close it (or use `with`) to free the file."""
+
+    def __init__(self, name: str, headers: list[str], rows: Iterator[RawRow]) -> None:
+        self.name = name
+        """The file or URL, for messages."""
+        self.headers = headers
+        self._rows = rows
+        self._cleanups: list[Callable[[], None]] = []
+
+    def __iter__(self) -> Iterator[RawRow]:
+        return self
+
+    def __next__(self) -> RawRow:
+        return next(self._rows)
+
+    def on_close(self, cleanup: Callable[[], None]) -> None:
+        self._cleanups.append(cleanup)
+
+    def close(self) -> None:
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
+        while self._cleanups:
+            self._cleanups.pop()()
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def fit_row(row_no: int, values: list[object], width: int) -> RawRow:
+    """Pad or flag a row whose field count differs from the header's."""
+    count = len(values)
+    if count == width:
+        return RawRow(row_no, values)
+    while count > width and values[count - 1] in (None, ""):
+        count -= 1  # trailing empty fields (a trailing comma) are harmless
+    if count == width:
+        return RawRow(row_no, values[:width])
+    problem = f"has {count} fields, the header has {width}"
+    if count < width:
+        values = values + [None] * (width - len(values))
+        problem += " (truncated row?)"
+    return RawRow(row_no, values, problem)
+
+
+# --------------------------------------------------------------------------- JSON records
+
+
+def pick_records(
+    data: object, records_key: str | None, where: str, error: type[InputError] = InputError
+) -> list[object]:
+    """The list of records in parsed JSON: the value itself, `records_key`, or the first list."""
+    if isinstance(data, list):
+        return data
+    if not isinstance(data, dict):
+        raise error(f"{where}: expected a JSON list or object, got {type(data).__name__}")
+    if records_key is not None:
+        if not isinstance(data.get(records_key), list):
+            keys = ", ".join(map(str, data)) or "none"
+            raise error(f"{where}: no list under key {records_key!r} (keys: {keys})")
+        return list(data[records_key])
+    first = next((v for v in data.values() if isinstance(v, list)), None)
+    if first is None:
+        raise error(f"{where}: the JSON object holds no list of records (set records_key)")
+    return first
+
+
+def record_headers(records: Iterable[object], headers: dict[str, None] | None = None) -> list[str]:
+    """The union of the records' keys, in first-seen order (extending `headers` if given)."""
+    seen: dict[str, None] = {} if headers is None else headers
+    for record in records:
+        if isinstance(record, dict):
+            seen.update(dict.fromkeys(map(str, record)))
+    return list(seen)
+
+
+def record_rows(records: Iterable[object], headers: list[str], start: int = 1) -> Iterator[RawRow]:
+    """Records as rows aligned to `headers`; numbered from `start` (1-based index)."""
+    for row_no, record in enumerate(records, start):
+        if isinstance(record, dict):
+            yield RawRow(row_no, [record.get(h) for h in headers])
+        else:
+            problem = f"is a JSON {type(record).__name__}, not an object"
+            yield RawRow(row_no, [None] * len(headers), problem)

@@ -1,0 +1,170 @@
+"""Header → field mapping for 双公示 行政处罚 exports and severe-dishonesty list snapshots.
+
+Headers come as standard field codes (current or 2016) or as Chinese names (domain.md §4).
+Matching ignores width (NFKC), whitespace, letter case and a trailing unit in brackets,
+so `罚款金额（万元）` and `cf_nr_fk` both find `fine_amount`. Unmapped columns are kept
+as raw extras under their original header.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pipeline.errors import ConfigError
+
+Kind = Literal["penalties", "severe-list"]
+JOINED_FIELD = "penalty_types"
+"""The one field that may come from several columns (CF_CFLB1 + CF_CFLB2), joined by ';'."""
+
+# field → aliases; the first two aliases describe the field in messages.
+PENALTY_ALIASES: dict[str, tuple[str, ...]] = {
+    "decision_no": ("CF_WSH", "行政处罚决定书文号", "处罚决定书文号", "决定书文号"),
+    "entity_name": ("CF_XDR_MC", "行政相对人名称"),
+    "entity_type": ("CF_XDR_LB", "行政相对人类别"),
+    "uscc": ("CF_XDR_SHXYM", "统一社会信用代码", "CF_XDR_SHDM", "行政相对人代码_1"),
+    "legal_rep": ("CF_FRDB", "法定代表人", "CF_FR"),
+    "violation_type": ("CF_WFXW", "违法行为类型"),
+    "facts": ("CF_SY", "违法事实"),
+    "basis": ("CF_YJ", "处罚依据"),
+    "penalty_types": ("CF_CFLB", "处罚类别", "CF_CFLB1", "CF_CFLB2", "处罚类别1", "处罚类别2"),
+    "penalty_content": ("CF_NR", "处罚内容", "CF_JG", "处罚结果"),
+    "fine_amount": ("CF_NR_FK", "罚款金额"),
+    "confiscated_amount": ("CF_NR_WFFF", "没收金额", "没收违法所得、没收非法财物的金额"),
+    "license_info": ("CF_NR_ZKDX", "暂扣或吊销证照名称及编号"),
+    "decision_date": ("CF_JDRQ", "处罚决定日期"),
+    "valid_until": ("CF_YXQ", "处罚有效期"),
+    "publish_until": ("CF_GSJZQ", "公示截止期"),
+    "authority": ("CF_CFJG", "处罚机关", "CF_XZJG"),
+    "authority_uscc": ("CF_CFJGDM", "处罚机关统一社会信用代码"),
+    "data_source": ("CF_SJLY", "数据来源单位"),
+    "data_source_uscc": ("CF_SJLYDM", "数据来源单位统一社会信用代码"),
+    "severity": ("失信严重程度",),
+    "publication_date": ("公示日期",),
+    "industry": ("行业",),
+}
+SEVERE_LIST_ALIASES: dict[str, tuple[str, ...]] = {
+    "list_name": ("名单名称",),
+    "entity_name": ("企业名称", "主体名称", "市场主体名称", "行政相对人名称", "CF_XDR_MC"),
+    "uscc": ("统一社会信用代码", "CF_XDR_SHXYM"),
+    "authority": ("认定部门", "列入机关", "认定机关"),
+    "decision_no": ("认定文书号", "决定书文号", "处罚/判决决定书文号", "处罚决定书文号"),
+    "decision_date": ("列入日期", "认定日期"),
+    "list_reason": ("列入原因", "失信原因"),
+    "severity": ("失信严重程度",),
+}
+ALIASES: dict[Kind, dict[str, tuple[str, ...]]] = {
+    "penalties": PENALTY_ALIASES,
+    "severe-list": SEVERE_LIST_ALIASES,
+}
+REQUIRED: dict[Kind, tuple[str, ...]] = {
+    "penalties": ("decision_no", "entity_name", "decision_date", "authority"),
+    "severe-list": ("entity_name", "authority", "decision_no", "decision_date"),
+}
+_TRAILING_UNIT = re.compile(r"(?<=.)\([^()]*\)$")
+
+
+def header_key(text: str) -> str:
+    """The form headers are compared in: NFKC, no whitespace, upper case, no `(万元)`."""
+    key = "".join(unicodedata.normalize("NFKC", text).split()).upper()
+    return _TRAILING_UNIT.sub("", key)
+
+
+def _lookup(kind: Kind) -> dict[str, str]:
+    return {header_key(a): name for name, aliases in ALIASES[kind].items() for a in aliases}
+
+
+_LOOKUP: dict[Kind, dict[str, str]] = {kind: _lookup(kind) for kind in ALIASES}
+
+
+def describe_field(name: str, kind: Kind) -> str:
+    """E.g. "decision_no (CF_WSH / 行政处罚决定书文号)", for missing-column messages."""
+    return f"{name} ({' / '.join(ALIASES[kind][name][:2])})"
+
+
+@dataclass(frozen=True)
+class HeaderMapping:
+    """For each column: its canonical field, or None when it is kept as a raw extra."""
+
+    kind: Kind
+    headers: tuple[str, ...]
+    fields: tuple[str | None, ...]
+    _singles: list[tuple[int, str]] = field(init=False, repr=False, compare=False)
+    _joined: list[int] = field(init=False, repr=False, compare=False)
+    _extras: list[tuple[int, str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Precomputed column plans: `apply` runs once per row of a million-row file.
+        singles = [(i, f) for i, f in enumerate(self.fields) if f and f != JOINED_FIELD]
+        joined = [i for i, f in enumerate(self.fields) if f == JOINED_FIELD]
+        extras = [(i, k) for i, k in enumerate(_raw_keys(self.headers)) if self.fields[i] is None]
+        object.__setattr__(self, "_singles", singles)
+        object.__setattr__(self, "_joined", joined)
+        object.__setattr__(self, "_extras", extras)
+
+    def field_of(self, header: str) -> str | None:
+        return self.fields[self.headers.index(header)]
+
+    def missing_required(self) -> list[str]:
+        present = set(self.fields)
+        return [f for f in REQUIRED[self.kind] if f not in present]
+
+    def describe_missing(self) -> list[str]:
+        return [describe_field(f, self.kind) for f in self.missing_required()]
+
+    def apply(self, values: Sequence[object]) -> tuple[dict[str, object], dict[str, object]]:
+        """(fields, raw extras keyed by original header) of one row."""
+        if len(values) < len(self.headers):
+            values = [*values, *[None] * (len(self.headers) - len(values))]
+        fields = {f: values[i] for i, f in self._singles}
+        joined = self._joined
+        if len(joined) == 1:
+            fields[JOINED_FIELD] = values[joined[0]]
+        elif joined:
+            fields[JOINED_FIELD] = _join(values[i] for i in joined)
+        return fields, {k: values[i] for i, k in self._extras}
+
+
+def build_mapping(
+    headers: list[str], kind: Kind, overrides: Mapping[str, str] | None = None
+) -> HeaderMapping:
+    """Map each header to a field; `overrides` (header → field code or name) win."""
+    lookup = _LOOKUP[kind]
+    chosen = {header_key(h): _override_target(h, t, kind) for h, t in (overrides or {}).items()}
+    fields: list[str | None] = []
+    for header in headers:
+        key = header_key(header)
+        name = chosen[key] if key in chosen else lookup.get(key)
+        # a second column for a field already mapped stays raw: the first one wins
+        fields.append(None if name in fields and name != JOINED_FIELD else name)
+    return HeaderMapping(kind, tuple(headers), tuple(fields))
+
+
+def _override_target(header: str, target: str, kind: Kind) -> str:
+    if target in ALIASES[kind]:
+        return target
+    name = _LOOKUP[kind].get(header_key(target))
+    if name is None:
+        known = ", ".join(ALIASES[kind])
+        raise ConfigError(
+            f"field_map: {header!r} → {target!r}: not a {kind} field code or name (known: {known})"
+        )
+    return name
+
+
+def _raw_keys(headers: Sequence[str]) -> list[str]:
+    """Headers as raw-extra keys; a repeated header gets ' #2', ' #3' so none is lost."""
+    seen: dict[str, int] = {}
+    keys = []
+    for header in headers:
+        seen[header] = seen.get(header, 0) + 1
+        keys.append(header if seen[header] == 1 else f"{header} #{seen[header]}")
+    return keys
+
+
+def _join(values: Iterable[object]) -> str:
+    texts = (str(v).strip() for v in values if v is not None)
+    return ";".join(t for t in texts if t)

@@ -1,0 +1,504 @@
+"""Load a snapshot into the ledger: validate, stage, diff in SQL, guard, apply.
+
+::
+
+    rows --validate--> staging (temp table) --link to records--> counts --guard--> apply
+
+One database transaction per sync: either the whole snapshot is applied or nothing
+is. The diff is set-based (a handful of statements whatever the size); only changed
+records are touched row by row, to keep their old values in the history. Re-running
+the same snapshot changes nothing. The guard refuses an empty snapshot, or one that
+would vanish more than `sync.max_vanish_share` of the current records, unless forced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Date,
+    Engine,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    update,
+)
+
+from pipeline.config import Config
+from pipeline.db.models import (
+    SNAPSHOT_FIELDS,
+    QuarantinedRow,
+    Record,
+    RecordChange,
+    SyncRun,
+    table_of,
+)
+from pipeline.errors import InputError
+from pipeline.routing import Router
+from pipeline.rows import Issue, Kind, RowOutcome, RowValidator
+from pipeline.sources.base import Snapshot
+from pipeline.sources.fields import build_mapping
+
+records = table_of(Record)
+changes = table_of(RecordChange)
+quarantine = table_of(QuarantinedRow)
+Progress = Callable[[int], None]
+
+
+@dataclass
+class SyncResult:
+    sync_id: int | None = None
+    rows_read: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    vanished: int = 0
+    out_of_scope: int = 0
+    quarantined: int = 0
+    warnings: int = 0
+    refused: bool = False
+    reason: str | None = None
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    warning_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        keys = (
+            "rows_read",
+            "added",
+            "updated",
+            "unchanged",
+            "vanished",
+            "out_of_scope",
+            "quarantined",
+            "warnings",
+            "refused",
+            "reason",
+            "quarantine",
+        )
+        out = {k: getattr(self, k) for k in keys}
+        out["warning_rows"] = self.warning_rows
+        out["sync_id"] = self.sync_id
+        return out
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    snapshot: Snapshot
+    kind: Kind
+    source: str
+    """Records vanish only from the source that loaded them."""
+    now: dt.datetime
+    force: bool = False
+    field_map: dict[str, str] = field(default_factory=dict)
+
+
+def _staging_table() -> Table:
+    """A temporary table: unlogged on PostgreSQL, outside the main file on SQLite."""
+    cols = [Column(c.name, _plain(c.type)) for c in records.c if c.name in SNAPSHOT_FIELDS]
+    return Table(
+        "sync_staging",
+        MetaData(),
+        Column("row_no", Integer, primary_key=True),
+        Column("authority", String(200)),
+        Column("decision_no", String(200)),
+        *cols,
+        Column("content_hash", String(32)),
+        Column("record_id", Integer),
+        prefixes=["TEMPORARY"],
+    )
+
+
+def _plain(type_: Any) -> Any:
+    if isinstance(type_, JSON):
+        return JSON(none_as_null=True)
+    return {"DATE": Date(), "NUMERIC": Numeric(18, 6), "TEXT": Text()}.get(
+        type(type_).__name__.upper(), type_
+    )
+
+
+def sync_snapshot(
+    engine: Engine, config: Config, request: SyncRequest, progress: Progress | None = None
+) -> SyncResult:
+    """Validate, diff and apply one snapshot; see the module docstring."""
+    mapping = build_mapping(
+        request.snapshot.headers,
+        "penalties" if request.kind == "penalty" else "severe-list",
+        request.field_map,
+    )
+    missing = mapping.missing_required()
+    if missing:
+        raise InputError(
+            f"{request.snapshot.name}: the header lacks required column(s) "
+            f"{'; '.join(mapping.describe_missing())}; nothing was loaded"
+        )
+    router = Router(config.departments, config.settings.jurisdiction)
+    validator = RowValidator(request.kind, mapping, router)
+    sync_id = _open_run(engine, request)
+    result = SyncResult(sync_id=sync_id)
+    try:
+        with engine.begin() as conn:
+            _Sync(conn, config, request, result, progress).run(validator)
+    except BaseException as exc:
+        _fail_run(engine, sync_id, request.now, exc)
+        raise
+    return result
+
+
+def _open_run(engine: Engine, request: SyncRequest) -> int:
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                insert(table_of(SyncRun)).returning(table_of(SyncRun).c.id),
+                {
+                    "source": request.source,
+                    "kind": request.kind,
+                    "started_at": request.now,
+                    "on": request.now.date(),
+                    "status": "running",
+                },
+            ).scalar_one()
+        )
+
+
+def _fail_run(engine: Engine, sync_id: int, now: dt.datetime, exc: BaseException) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(table_of(SyncRun)).where(table_of(SyncRun).c.id == sync_id),
+            {"status": "failed", "finished_at": now, "reason": str(exc) or type(exc).__name__},
+        )
+
+
+class _Sync:
+    """One sync inside one transaction."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        config: Config,
+        request: SyncRequest,
+        result: SyncResult,
+        progress: Progress | None,
+    ) -> None:
+        self.conn = conn
+        self.request = request
+        self.result = result
+        self.progress = progress
+        self.batch_size = config.settings.sync.batch_size
+        self.max_share = config.settings.sync.max_vanish_share
+        self.staging = _staging_table()
+        self.today = request.now.date()
+
+    # ------------------------------------------------------------------ stage
+    def run(self, validator: RowValidator) -> None:
+        self.staging.drop(self.conn, checkfirst=True)
+        self.staging.create(self.conn)
+        try:
+            self._stage(validator)
+            self._link()
+            self._count()
+            self._guard()
+            if not self.result.refused:
+                self._apply()
+            self._close_run()
+        finally:
+            self.staging.drop(self.conn)
+
+    def _stage(self, validator: RowValidator) -> None:
+        seen: set[int] = set()
+        duplicates: list[tuple[int, str, str]] = []
+        batch: list[dict[str, Any]] = []
+        issues: list[Issue] = []
+        for outcome in self._outcomes(validator):
+            issues.extend(outcome.issues)
+            if outcome.values is None:
+                self.result.out_of_scope += outcome.out_of_scope
+                continue
+            key = hash((outcome.values["authority"], outcome.values["decision_no"]))
+            if key in seen:
+                duplicates.append(
+                    (outcome.row_no, outcome.values["authority"], outcome.values["decision_no"])
+                )
+                continue
+            seen.add(key)
+            batch.append(outcome.values)
+            if len(batch) >= self.batch_size:
+                self._flush(batch, issues)
+        self._flush(batch, issues)
+        self._flush([], self._duplicate_issues(duplicates))
+
+    def _outcomes(self, validator: RowValidator) -> Iterator[RowOutcome]:
+        for raw in self.request.snapshot:
+            self.result.rows_read += 1
+            if self.progress and self.result.rows_read % 10_000 == 0:
+                self.progress(self.result.rows_read)
+            yield validator.validate(raw)
+
+    def _flush(self, batch: list[dict[str, Any]], issues: list[Issue]) -> None:
+        if batch:
+            self.conn.execute(self.staging.insert(), batch)
+            batch.clear()
+        if issues:
+            self._quarantine(issues)
+            issues.clear()
+
+    def _quarantine(self, issues: list[Issue]) -> None:
+        rows = [
+            {
+                "sync_id": self.result.sync_id,
+                "source": self.request.snapshot.name,
+                "row_no": i.row,
+                "field": i.field,
+                "level": i.level,
+                "reason": i.reason,
+            }
+            for i in issues
+        ]
+        self.conn.execute(insert(quarantine), rows)
+        for issue in issues:
+            target = self.result.quarantine if issue.level == "error" else self.result.warning_rows
+            target.append(issue.as_json())
+        self.result.quarantined += len({i.row for i in issues if i.level == "error"})
+        self.result.warnings += sum(i.level == "warning" for i in issues)
+
+    def _duplicate_issues(self, duplicates: list[tuple[int, str, str]]) -> list[Issue]:
+        s = self.staging.c
+        out = []
+        for row_no, authority, decision_no in duplicates:
+            first = self.conn.execute(
+                select(s.row_no).where(s.authority == authority, s.decision_no == decision_no)
+            ).scalar()
+            out.append(
+                Issue(
+                    row_no,
+                    "decision_no",
+                    f"duplicate of row {first} ({authority} {decision_no}); the first occurrence wins",
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------- diff
+    def _link(self) -> None:
+        s, r = self.staging.c, records.c
+        match = select(r.id).where(
+            r.kind == self.request.kind, r.authority == s.authority, r.decision_no == s.decision_no
+        )
+        self.conn.execute(update(self.staging).values(record_id=match.scalar_subquery()))
+        self.conn.exec_driver_sql("CREATE INDEX ix_sync_staging_record ON sync_staging (record_id)")
+
+    def _changed(self) -> Any:
+        s, r = self.staging.c, records.c
+        return and_(
+            r.id == s.record_id, or_(r.content_hash != s.content_hash, r.vanished_on.is_not(None))
+        )
+
+    def _current(self) -> Any:
+        r = records.c
+        return and_(
+            r.kind == self.request.kind, r.source == self.request.source, r.vanished_on.is_(None)
+        )
+
+    def _vanishing(self) -> Any:
+        s = self.staging.c
+        return and_(self._current(), not_(exists().where(s.record_id == records.c.id)))
+
+    def _count(self) -> None:
+        s = self.staging.c
+        count = self._scalar
+        staged = count(select(func.count()).select_from(self.staging))
+        self.result.added = count(select(func.count()).where(s.record_id.is_(None)))
+        self.result.updated = count(
+            select(func.count()).select_from(self.staging.join(records, self._changed()))
+        )
+        self.result.unchanged = staged - self.result.added - self.result.updated
+        self.result.vanished = count(
+            select(func.count()).select_from(records).where(self._vanishing())
+        )
+        self._current_count = count(
+            select(func.count()).select_from(records).where(self._current())
+        )
+        self._staged = staged
+
+    def _scalar(self, query: Any) -> int:
+        return int(self.conn.execute(query).scalar_one())
+
+    def _guard(self) -> None:
+        if self.request.force:
+            return
+        if self._staged == 0:
+            self._refuse(
+                f"the snapshot has no valid in-scope rows ({self.result.rows_read} read); "
+                "an empty export would vanish every record"
+            )
+        elif self._current_count and self.result.vanished / self._current_count > self.max_share:
+            share = self.result.vanished / self._current_count
+            self._refuse(
+                f"the snapshot would vanish {self.result.vanished} of {self._current_count} current "
+                f"records ({share:.0%}, more than the {self.max_share:.0%} allowed by "
+                "sync.max_vanish_share); check the export, or re-run with --force"
+            )
+
+    def _refuse(self, reason: str) -> None:
+        self.result.refused = True
+        self.result.reason = reason
+
+    # ------------------------------------------------------------------ apply
+    def _apply(self) -> None:
+        # Vanished first: records added below have no staging link and would look vanished.
+        self._mark_vanished()
+        self._apply_updates()
+        self._insert_added()
+
+    def _insert_added(self) -> None:
+        s, sid = self.staging.c, self.result.sync_id
+        names = ["authority", "decision_no", *SNAPSHOT_FIELDS, "content_hash"]
+        consts = {
+            "kind": self.request.kind,
+            "source": self.request.source,
+            "first_sync_id": sid,
+            "last_sync_id": sid,
+            "first_seen_on": self.today,
+            "progress": 0,
+            "willingness": "unknown",
+            "green_channel": False,
+            "market_regulation": False,
+        }
+        cols = [s[n] for n in names] + [
+            literal(v, records.c[k].type).label(k) for k, v in consts.items()
+        ]
+        query = select(*cols).where(s.record_id.is_(None)).order_by(s.row_no)
+        self.conn.execute(insert(records).from_select([*names, *consts], query))
+        r = records.c
+        history = select(r.id, literal(sid), literal("added"), literal(self.today, Date())).where(
+            r.first_sync_id == sid
+        )
+        self.conn.execute(
+            insert(changes).from_select(["record_id", "sync_id", "change", "on"], history)
+        )
+
+    def _apply_updates(self) -> None:
+        last = -1
+        while True:
+            rows = self._changed_page(last)
+            if not rows:
+                return
+            self._update_page(rows)
+            last = rows[-1]["new"]["row_no"]
+
+    def _changed_page(self, after: int) -> list[dict[str, dict[str, Any]]]:
+        s, r = self.staging.c, records.c
+        new_cols = [s[n] for n in ("row_no", "record_id", *SNAPSHOT_FIELDS, "content_hash")]
+        old_cols = [r[n].label(f"old_{n}") for n in (*SNAPSHOT_FIELDS, "vanished_on")]
+        query = (
+            select(*new_cols, *old_cols)
+            .select_from(self.staging.join(records, self._changed()))
+            .where(s.row_no > after)
+            .order_by(s.row_no)
+            .limit(self.batch_size)
+        )
+        pages = []
+        for row in self.conn.execute(query).mappings():
+            new = {k: row[k] for k in ("row_no", "record_id", *SNAPSHOT_FIELDS, "content_hash")}
+            old = {k: row[f"old_{k}"] for k in (*SNAPSHOT_FIELDS, "vanished_on")}
+            pages.append({"new": new, "old": old})
+        return pages
+
+    def _update_page(self, rows: list[dict[str, dict[str, Any]]]) -> None:
+        params: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        for row in rows:
+            new, old = row["new"], row["old"]
+            diff = {k: _json(old[k]) for k in SNAPSHOT_FIELDS if old[k] != new[k]}
+            change = "reappeared" if old["vanished_on"] is not None else "updated"
+            history.append(
+                {
+                    "record_id": new["record_id"],
+                    "sync_id": self.result.sync_id,
+                    "change": change,
+                    "old_values": diff or None,
+                    "on": self.today,
+                }
+            )
+            params.append(
+                {
+                    **{f"v_{k}": new[k] for k in (*SNAPSHOT_FIELDS, "content_hash")},
+                    "v_id": new["record_id"],
+                }
+            )
+        values: dict[str, Any] = {
+            k: bindparam(f"v_{k}") for k in (*SNAPSHOT_FIELDS, "content_hash")
+        }
+        stmt = (
+            update(records)
+            .where(records.c.id == bindparam("v_id"))
+            .values(
+                **values,
+                vanished_on=None,
+                last_sync_id=self.result.sync_id,
+                source=self.request.source,
+            )
+        )
+        self.conn.execute(stmt, params)
+        self.conn.execute(insert(changes), history)
+
+    def _mark_vanished(self) -> None:
+        r, sid = records.c, self.result.sync_id
+        gone = select(r.id, literal(sid), literal("vanished"), literal(self.today, Date())).where(
+            self._vanishing()
+        )
+        self.conn.execute(
+            insert(changes).from_select(["record_id", "sync_id", "change", "on"], gone)
+        )
+        self.conn.execute(
+            update(records)
+            .where(self._vanishing())
+            .values(vanished_on=self.today, last_sync_id=sid)
+        )
+
+    def _close_run(self) -> None:
+        res = self.result
+        values = {
+            k: getattr(res, k)
+            for k in (
+                "rows_read",
+                "added",
+                "updated",
+                "unchanged",
+                "vanished",
+                "out_of_scope",
+                "quarantined",
+                "warnings",
+                "reason",
+            )
+        }
+        values |= {
+            "status": "refused" if res.refused else "applied",
+            "finished_at": self.request.now,
+        }
+        self.conn.execute(
+            update(table_of(SyncRun)).where(table_of(SyncRun).c.id == res.sync_id), values
+        )
+
+
+def _json(value: Any) -> Any:
+    """Old values go into a JSON column: dates and decimals as text."""
+    if value is None or isinstance(value, (str, int, float, bool, dict, list)):
+        return value
+    return str(value)
