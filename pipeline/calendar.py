@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Any
 
 import chinese_calendar
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from pipeline.config import Config, Strict, validate_section
 from pipeline.errors import CalendarError
@@ -43,16 +43,18 @@ class HolidaysConfig(Strict):
         # `years:` with every block commented out loads as None
         return {} if value is None else value
 
-    @model_validator(mode="after")
-    def _dates_in_their_year(self) -> HolidaysConfig:
-        for year, block in self.years.items():
+    @field_validator("years")
+    @classmethod
+    def _dates_in_their_year(cls, years: dict[int, YearOverride]) -> dict[int, YearOverride]:
+        # a field validator, so a ConfigError names the key `years`
+        for year, block in years.items():
             for day in (*block.holidays, *block.workdays):
                 if day.year != year:
-                    raise ValueError(f"years.{year}: {day} is not in {year}")
+                    raise ValueError(f"{year}: {day} is not in {year}")
             both = sorted(set(block.holidays) & set(block.workdays))
             if both:
-                raise ValueError(f"years.{year}: {both[0]} is both a holiday and a workday")
-        return self
+                raise ValueError(f"{year}: {both[0]} is both a holiday and a workday")
+        return years
 
 
 def load_holidays(config: Config) -> HolidaysConfig:

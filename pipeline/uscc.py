@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from operator import mul
 
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 """The 31 characters allowed (no I O S V Z)."""
 LENGTH = 18
 
-_VALUE = {ch: i for i, ch in enumerate(ALPHABET)}
-_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_VALID = frozenset(ALPHABET)
+# Speed: bytes.translate turns an ASCII code into its values in one C call and
+# sum(map(mul, ...)) weights them, also in C; several times faster than a Python loop.
+_VALUES = bytes.maketrans(ALPHABET.encode(), bytes(range(len(ALPHABET))))
+_WEIGHTS = bytes((1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28))
 # The organisation code (GB 11714) values letters A=10 … Z=35, unlike the USCC alphabet.
-_ORG_VALUE = {ch: int(ch) for ch in "0123456789"} | {
-    ch: ord(ch) - 55 for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-}
-_ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+_ORG_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ORG_VALUES = bytes.maketrans(_ORG_ALPHABET.encode(), bytes(range(len(_ORG_ALPHABET))))
+_ORG_WEIGHTS = bytes((3, 7, 9, 10, 5, 8, 4, 2))
 # Invisible characters that are not whitespace to str.split() but turn up in pasted codes.
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 
@@ -50,7 +53,12 @@ def normalise_code(text: str) -> str:
 
 def check_char(prefix17: str) -> str:
     """The check character (18th) for the first 17 characters (all in ALPHABET)."""
-    total = sum(_VALUE[ch] * w for ch, w in zip(prefix17, _WEIGHTS, strict=True))
+    return _check_char(prefix17.encode("ascii"))
+
+
+def _check_char(code: bytes) -> str:
+    """From the first 17 bytes of an ASCII code already known to be in the alphabet."""
+    total = sum(map(mul, code.translate(_VALUES), _WEIGHTS))  # map stops after 17
     return ALPHABET[(31 - total % 31) % 31]
 
 
@@ -69,10 +77,11 @@ def check_uscc(code: str) -> UsccResult:
     error = _malformed(code)
     if error is not None:
         return UsccResult(code, error=error)
-    expected = check_char(code[:17])
+    raw = code.encode("ascii")  # safe: every character is in ALPHABET
+    expected = _check_char(raw)
     if code[17] != expected:
         return UsccResult(code, warning=f"check character is {code[17]!r}, expected {expected!r}")
-    return UsccResult(code, warning=_org_code_warning(code[8:17]))
+    return UsccResult(code, warning=_org_code_warning(raw[8:17]))
 
 
 def area_code(code: str) -> str:
@@ -81,18 +90,19 @@ def area_code(code: str) -> str:
 
 
 def _malformed(code: str) -> str | None:
+    if len(code) == LENGTH and _VALID.issuperset(code):  # the fast, common case
+        return None
     if len(code) != LENGTH:
         return f"has {len(code)} characters, expected {LENGTH}"
-    for ch in code:
-        if ch not in _VALUE:
-            return f"contains {ch!r}, not allowed"
-    return None
+    bad = next(ch for ch in code if ch not in _VALID)
+    return f"contains {bad!r}, not allowed"
 
 
-def _org_code_warning(org: str) -> str | None:
-    total = sum(_ORG_VALUE[ch] * w for ch, w in zip(org[:8], _ORG_WEIGHTS, strict=True))
-    rest = 11 - total % 11
-    expected = "X" if rest == 10 else "0" if rest == 11 else str(rest)
-    if org[8] == expected:
+def _org_code_warning(org: bytes) -> str | None:
+    """Characters 9–17: an organisation code whose last character checks the other eight."""
+    total = sum(map(mul, org.translate(_ORG_VALUES), _ORG_WEIGHTS))  # map stops after 8
+    expected = "0123456789X0"[11 - total % 11]
+    found = chr(org[8])
+    if found == expected:
         return None
-    return f"organisation code check character is {org[8]!r}, expected {expected!r}"
+    return f"organisation code check character is {found!r}, expected {expected!r}"

@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from pipeline.config import Config, load_config
 from pipeline.db.engine import make_engine
 from pipeline.db.migrate import upgrade
+from tests.helpers import CliRunner
 from tests.pg import PgServer, PgUnavailable, pg_required, server_from_environment
 
 
@@ -72,3 +74,27 @@ def engine(db_url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+# --------------------------------------------------------------------------- config & data
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def config_dir() -> Path:
+    """The shipped config folder (the district of the seed)."""
+    return REPO / "config"
+
+
+@pytest.fixture
+def config(config_dir: Path) -> Config:
+    return load_config(config_dir, env={})
+
+
+@pytest.fixture
+def cli(db_url: str, config_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
+    """Run `credit-repair` in-process against the test database; returns (code, out, err)."""
+    monkeypatch.setenv("CREDIT_REPAIR_DATABASE_URL", db_url)
+    monkeypatch.chdir(tmp_path)
+    return CliRunner(config_dir)
