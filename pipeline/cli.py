@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 
 from pipeline import __version__, logs
 from pipeline.app import App
-from pipeline.commands import data
+from pipeline.commands import data, ops
 from pipeline.errors import CreditRepairError
 
 Handler = Callable[[App, argparse.Namespace], int]
-REGISTRARS = (data.register,)
+REGISTRARS = (data.register, ops.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

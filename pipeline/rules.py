@@ -455,6 +455,16 @@ def classify(
 
 
 def _from_text(given: str) -> Severity:
+    severity = _TEXT_CACHE.get(given)
+    if severity is None:
+        severity = _TEXT_CACHE[given] = _parse_severity(given)
+    return severity
+
+
+_TEXT_CACHE: dict[str, Severity] = {}  # a handful of distinct texts across all records
+
+
+def _parse_severity(given: str) -> Severity:
     key = " ".join(given.strip().lower().replace("_", " ").replace("-", " ").split())
     for suffix in ("失信行为", "失信"):
         key = key.removesuffix(suffix)
@@ -516,6 +526,8 @@ def _sector_override(
 def _never_early(plan: _Plan, types: tuple[str, ...], never_types: list[str]) -> None:
     if plan.severity == "special_serious":
         plan.never_early = "special serious"
+        return
+    if not never_types:
         return
     hit = next((t for t in types for k in never_types if k in t), None)
     if hit is not None:

@@ -23,7 +23,15 @@ PENALTY_HEADERS = [
     "CF_CFLB", "CF_NR", "CF_NR_FK", "CF_NR_WFFF", "CF_NR_ZKDX", "CF_JDRQ", "CF_YXQ", "CF_GSJZQ",
     "CF_CFJG", "CF_CFJGDM", "CF_SJLY", "CF_SJLYDM", "BZ",
 ]  # fmt: skip
-LIST_HEADERS = ["名单名称", "企业名称", "统一社会信用代码", "认定部门", "认定文书号", "列入日期", "列入原因"]
+LIST_HEADERS = [
+    "名单名称",
+    "企业名称",
+    "统一社会信用代码",
+    "认定部门",
+    "认定文书号",
+    "列入日期",
+    "列入原因",
+]
 
 REAL_RECORD = {
     "CF_WSH": "市场【2019】1号", "CF_XDR_MC": "双鸭山智慧城市运营有限公司", "CF_XDR_LB": "法人及非法人组织",
@@ -43,13 +51,39 @@ AUTHORITIES = [
     ("宝山区住房和城乡建设局", "11230506000000051E", ["未取得施工许可证擅自施工", "违反工程质量管理规定"], "工程质量"),
     ("宝山区消防救援大队", "1123050600000006X6", ["消防设施未保持完好有效", "占用疏散通道"], "消防"),
 ]  # fmt: skip
-OUTSIDE_AUTHORITIES = [("哈尔滨市道里区市场监督管理局", "112301020000009917", ["虚假宣传"], "市场监管")]
+OUTSIDE_AUTHORITIES = [
+    ("哈尔滨市道里区市场监督管理局", "112301020000009917", ["虚假宣传"], "市场监管")
+]
 PENALTY_TYPES = [
     ("罚款", 55), ("警告;罚款", 15), ("警告", 8), ("通报批评", 3), ("没收违法所得;罚款", 7),
     ("责令停产停业;罚款", 4), ("吊销许可证件", 2), ("限制从业;罚款", 1), ("罚款、没收非法财物", 5),
 ]  # fmt: skip
-NAME_HEADS = ["宝山", "双鸭山", "鑫达", "恒泰", "北疆", "龙煤", "兴旺", "瑞丰", "宏图", "金顺", "安泰", "德润"]
-NAME_TRADES = ["商贸", "建筑工程", "煤业", "食品", "餐饮", "物流", "机械制造", "建材", "医药", "环保科技"]
+NAME_HEADS = [
+    "宝山",
+    "双鸭山",
+    "鑫达",
+    "恒泰",
+    "北疆",
+    "龙煤",
+    "兴旺",
+    "瑞丰",
+    "宏图",
+    "金顺",
+    "安泰",
+    "德润",
+]
+NAME_TRADES = [
+    "商贸",
+    "建筑工程",
+    "煤业",
+    "食品",
+    "餐饮",
+    "物流",
+    "机械制造",
+    "建材",
+    "医药",
+    "环保科技",
+]
 ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 
 
@@ -70,13 +104,25 @@ def _weighted(rng: random.Random, pairs: list[tuple[str, int]]) -> str:
 def _entity(rng: random.Random, i: int, area: str) -> tuple[str, str, str]:
     name = f"双鸭山市{rng.choice(NAME_HEADS)}{rng.choice(NAME_TRADES)}有限公司"
     if i % 9 == 0:
-        return f"宝山区{rng.choice(NAME_HEADS)}{rng.choice(NAME_TRADES)}店", "个体工商户", entity_uscc(rng, area, "92")
-    return f"{name[:-4]}{i % 97}号有限公司" if i % 5 == 0 else name, "法人及非法人组织", entity_uscc(rng, area)
+        return (
+            f"宝山区{rng.choice(NAME_HEADS)}{rng.choice(NAME_TRADES)}店",
+            "个体工商户",
+            entity_uscc(rng, area, "92"),
+        )
+    return (
+        f"{name[:-4]}{i % 97}号有限公司" if i % 5 == 0 else name,
+        "法人及非法人组织",
+        entity_uscc(rng, area),
+    )
 
 
-def penalty_row(rng: random.Random, i: int, start: dt.date, days: int, out_of_scope: float) -> dict[str, str]:
+def penalty_row(
+    rng: random.Random, i: int, start: dt.date, days: int, out_of_scope: float
+) -> dict[str, str]:
     outside = rng.random() < out_of_scope
-    authority, auth_uscc, violations, _sector = rng.choice(OUTSIDE_AUTHORITIES if outside else AUTHORITIES)
+    authority, auth_uscc, violations, _sector = rng.choice(
+        OUTSIDE_AUTHORITIES if outside else AUTHORITIES
+    )
     name, entity_type, uscc = _entity(rng, i, "230502" if outside else "230506")
     types = _weighted(rng, PENALTY_TYPES)
     fine = "" if "罚款" not in types else f"{rng.choice([0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20])}"
@@ -114,7 +160,9 @@ def severe_list(rows: int, seed: int = 11) -> Iterator[dict[str, str]]:
                "认定文书号": f"宝认〔{listed.year}〕{i + 1}号", "列入日期": listed.isoformat(), "列入原因": reason}  # fmt: skip
 
 
-def write_csv(path: Path, headers: list[str], rows: Iterable[dict[str, str]], encoding: str = "utf-8-sig") -> int:
+def write_csv(
+    path: Path, headers: list[str], rows: Iterable[dict[str, str]], encoding: str = "utf-8-sig"
+) -> int:
     count = 0
     with path.open("w", encoding=encoding, newline="") as out:
         writer = csv.DictWriter(out, fieldnames=headers)

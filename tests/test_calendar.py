@@ -153,7 +153,9 @@ def test_a_bad_holidays_yaml_is_a_config_error_naming_the_file(tmp_path: Path) -
     from pipeline.errors import ConfigError
 
     text = "years:\n  2027:\n    holidays: [2028-01-01]\n"
-    with pytest.raises(ConfigError, match=r"holidays\.yaml: years: 2027: 2028-01-01 is not in 2027"):
+    with pytest.raises(
+        ConfigError, match=r"holidays\.yaml: years: 2027: 2028-01-01 is not in 2027"
+    ):
         load_holidays(load_config(write_config(tmp_path, text), env={}))
 
 

@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.calendar import WorkingCalendar
 from pipeline.rules import Evaluation, RecordFacts, RulesConfig, evaluate
@@ -288,7 +290,14 @@ def test_samr_several_types_take_the_longest() -> None:
 
 @pytest.mark.parametrize(
     "penalty",
-    ["责令停产停业", "限制开展生产经营活动", "限制从业", "降低资质等级", "吊销许可证件", "吊销营业执照"],
+    [
+        "责令停产停业",
+        "限制开展生产经营活动",
+        "限制从业",
+        "降低资质等级",
+        "吊销许可证件",
+        "吊销营业执照",
+    ],
 )
 def test_samr_never_early_types_are_non_repairable(penalty: str) -> None:
     result = run(market(D(2024, 3, 1), "罚款", penalty), D(2024, 12, 1))
@@ -376,5 +385,34 @@ def test_a_date_no_rule_set_covers_is_a_value_error() -> None:
     data = RULES.model_dump()
     data["rule_sets"]["ndrc-2019-527"]["effective_from"] = "2019-01-01"
     rules = RulesConfig.model_validate(data)
-    with pytest.raises(ValueError, match="no rule set in rules.yaml covers 2018-12-31"):
+    with pytest.raises(ValueError, match=r"no rule set in rules\.yaml covers 2018-12-31"):
         run(record(D(2018, 12, 31)), D(2019, 1, 1), rules)
+
+
+@given(
+    decision=st.dates(min_value=D(2019, 1, 1), max_value=D(2026, 11, 30)),
+    days_later=st.integers(min_value=0, max_value=4000),
+    given_text=st.sampled_from([None, "轻微", "一般", "严重", "特定严重"]),
+    types=st.sampled_from([("罚款",), ("警告",), ("通报批评", "罚款"), ("吊销许可证件",)]),
+    is_market=st.booleans(),
+)
+def test_any_record_has_ordered_dates_and_the_status_its_dates_imply(
+    decision: dt.date, days_later: int, given_text: str | None, types: tuple[str, ...],
+    is_market: bool,
+) -> None:  # fmt: skip
+    facts = record(decision, *types, severity_given=given_text, market_regulation=is_market)
+    today = decision + dt.timedelta(days=days_later)
+    result = run(facts, today)
+    if result.status == "not_published":
+        assert result.max_end is None
+        return
+    assert result.max_end is not None and result.removal_on == result.max_end + DAY
+    assert result.period_start < result.max_end
+    if result.min_end is not None:
+        assert result.period_start <= result.min_end <= result.max_end
+    if today >= result.removal_on:
+        assert result.status == "expired"
+    elif result.min_end is None:
+        assert result.status == "non_repairable"
+    else:
+        assert result.status == ("in_min_period" if today <= result.min_end else "repairable")

@@ -115,6 +115,14 @@ def test_a_truncated_last_row_comes_through_with_a_problem(tmp_path: Path) -> No
     assert len(rows[1].values) == 7 and rows[1].values[-1] is None
 
 
+def test_a_file_cut_inside_a_chinese_character_says_so_with_the_row(tmp_path: Path) -> None:
+    path = tmp_path / "cut.csv"
+    body = "\n".join([",".join(HEADER), ",".join(ROWS[0]), ",".join(ROWS[1])]).encode()
+    path.write_bytes(body[:-1])  # the last byte of 局 is missing
+    with pytest.raises(InputError, match=r"cut.csv: not valid utf-8 near row 3; the file seems cut"):
+        read_all(path)
+
+
 def test_a_row_with_extra_fields_is_flagged_but_a_trailing_comma_is_not(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "p.csv", [HEADER, [*ROWS[0], ""], [*ROWS[1], "多余"]])
     _, rows = read_all(path)
@@ -178,6 +186,18 @@ def test_xlsx_cells_keep_their_types_and_row_numbers(tmp_path: Path) -> None:
     assert rows[1].values[2] is None and rows[1].problem is None
 
 
+def test_xlsx_rows_with_empty_trailing_cells_are_padded_not_flagged(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(HEADER)
+    sheet.append(["A1", "某公司"])
+    sheet.append([*ROWS[0], "多余"])
+    book.save(tmp_path / "p.xlsx")
+    _, rows = read_all(tmp_path / "p.xlsx")
+    assert (rows[0].values, rows[0].problem) == (["A1", "某公司", *[None] * 5], None)
+    assert rows[1].problem == "has 8 fields, the header has 7"
+
+
 def test_xlsx_header_with_trailing_empty_cells_is_trimmed(tmp_path: Path) -> None:
     book = openpyxl.Workbook()
     sheet = book.active
@@ -187,6 +207,15 @@ def test_xlsx_header_with_trailing_empty_cells_is_trimmed(tmp_path: Path) -> Non
     headers, rows = read_all(tmp_path / "p.xlsx")
     assert headers == ["CF_WSH", "CF_XDR_MC"]
     assert rows[0].values == ["A1", "某公司"]
+
+
+def test_an_xlsx_under_another_suffix_reads_with_an_explicit_format(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    book.active.append(HEADER)
+    book.active.append(ROWS[0])
+    book.save(tmp_path / "p.xlsx")
+    (tmp_path / "p.xlsx").rename(tmp_path / "download.bin")
+    assert read_all(tmp_path / "download.bin", format="xlsx")[1][0].values == ROWS[0]
 
 
 def test_a_csv_file_named_xlsx_is_an_input_error_naming_the_file(tmp_path: Path) -> None:
@@ -251,6 +280,12 @@ def test_an_unknown_suffix_needs_an_explicit_format(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"cannot tell the format from the suffix '.dat'"):
         read_snapshot(path)
     assert len(read_all(path, format="csv")[1]) == 2
+
+
+def test_an_unknown_format_is_an_input_error(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "p.csv", [HEADER])
+    with pytest.raises(InputError, match="unknown format 'xls'"):
+        read_snapshot(path, format="xls")
 
 
 def test_a_directory_is_not_a_snapshot(tmp_path: Path) -> None:

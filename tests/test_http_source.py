@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import openpyxl
 import pytest
 import requests
 
@@ -305,6 +306,23 @@ def test_a_gb18030_csv_download_is_streamed_to_a_file_and_read(
     assert len(rows) == 3000
     assert rows[-1].row_no == 3001 and rows[-1].values[0] == "市场【2019】3000号"
     assert list(tmp_path.iterdir()) == []  # the download is deleted when the snapshot closes
+
+
+def test_a_workbook_download_is_read_as_xlsx_and_a_csv_labelled_excel_as_csv(
+    server: Server, session: requests.Session, tmp_path: Path
+) -> None:
+    book = openpyxl.Workbook()
+    book.active.append(["CF_WSH", "CF_JDRQ"])
+    book.active.append(["A1", "20190101"])
+    book.save(tmp_path / "p.xlsx")
+    workbook = (tmp_path / "p.xlsx").read_bytes()
+    (tmp_path / "p.xlsx").unlink()
+    excel = "application/vnd.ms-excel"
+    server.replies = [Reply(body=workbook, content_type=excel),
+                      Reply(body=b"CF_WSH,CF_JDRQ\nA1,20190101\n", content_type=excel)]
+    for _ in range(2):
+        fetch = fetch_snapshot(session, source(server.url), None, tmp_path)
+        assert rows_of(fetch)[1] == [RawRow(2, ["A1", "20190101"])]
 
 
 def test_format_csv_in_the_source_overrides_a_wrong_content_type(

@@ -70,17 +70,24 @@ def test_overlapping_rule_sets_are_refused() -> None:
 
 
 def test_a_minimum_above_the_maximum_is_refused(tmp_path: Path) -> None:
-    text = (REPO / "config" / "rules.yaml").read_text(encoding="utf-8").replace(
-        "general:         {min_months: 3, max_months: 12}", "general: {min_months: 13, max_months: 12}"
+    text = (
+        (REPO / "config" / "rules.yaml")
+        .read_text(encoding="utf-8")
+        .replace(
+            "general:         {min_months: 3, max_months: 12}",
+            "general: {min_months: 13, max_months: 12}",
+        )
     )
-    with pytest.raises(ConfigError, match=r"rules\.yaml: rule_sets\.ndrc-2019-527\.periods\.general"):
+    with pytest.raises(
+        ConfigError, match=r"rules\.yaml: rule_sets\.ndrc-2019-527\.periods\.general"
+    ):
         load_rules(load_config(config_with_rules(tmp_path, text), env={}))
 
 
 def test_a_rule_set_without_minor_needs_minor_as() -> None:
     data = shipped()
     data["rule_sets"]["ndrc-2023-58"]["minor_as"] = None
-    with pytest.raises(ValueError, match="periods.minor or minor_as"):
+    with pytest.raises(ValueError, match=r"periods\.minor or minor_as"):
         RulesConfig.model_validate(data)
 
 

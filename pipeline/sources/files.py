@@ -24,7 +24,6 @@ SNIFF_BYTES = 64 * 1024
 _FORMATS = {
     ".csv": "csv",
     ".txt": "csv",
-    ".tsv": "csv",
     ".xlsx": "xlsx",
     ".xlsm": "xlsx",
     ".json": "json",
@@ -70,8 +69,8 @@ def detect_encoding(path: Path, shown: str | None = None) -> str:
             return name
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        # final only at end of file: a character cut at the 64 KiB boundary is fine
-        decoder.decode(head, final=len(head) < SNIFF_BYTES)
+        # not final: a character cut at the 64 KiB boundary (or at a truncated end) is fine
+        decoder.decode(head, final=False)
     except UnicodeDecodeError:
         return "gb18030"
     return "utf-8"
@@ -91,8 +90,10 @@ def _check_readable(path: Path, shown: str) -> None:
 
 
 def _format_of(path: Path, format: str, shown: str) -> str:
-    if format != "auto":
+    if format in ("csv", "xlsx", "json"):
         return format
+    if format != "auto":
+        raise InputError(f"file {shown}: unknown format {format!r} (csv, xlsx, json or auto)")
     kind = _FORMATS.get(path.suffix.lower())
     if kind is None:
         raise InputError(
@@ -116,16 +117,29 @@ def _open_text(path: Path, encoding: str, shown: str) -> IO[str]:
         raise InputError(f"file {shown} cannot be read: {exc.strerror}") from None
 
 
+def _open_binary(path: Path, shown: str) -> IO[bytes]:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise InputError(f"file {shown} cannot be read: {exc.strerror}") from None
+
+
 def _decode_error(path: Path, shown: str, encoding: str) -> InputError:
-    return InputError(
-        f"file {shown}: not valid {encoding} near row {_first_bad_line(path, encoding)}; "
-        "the declared encoding may be wrong (try encoding: gb18030 or auto)"
+    line_no, at_end = _first_bad_line(path, encoding)
+    why = (
+        "the file seems cut off in the middle of a character"
+        if at_end
+        else "the declared encoding may be wrong (try encoding: gb18030 or auto)"
     )
+    return InputError(f"file {shown}: not valid {encoding} near row {line_no}; {why}")
 
 
-def _first_bad_line(path: Path, encoding: str) -> int:
-    """The physical line where decoding fails; the text layer decodes ahead in chunks,
-    so the row being parsed when it failed can be far earlier. Only run on failure."""
+def _first_bad_line(path: Path, encoding: str) -> tuple[int, bool]:
+    """(physical line where decoding fails, whether that is the end of the file).
+
+    The text layer decodes ahead in chunks, so the row being parsed when it failed can be
+    far earlier; this re-reads the file, but only on failure.
+    """
     decoder = codecs.getincrementaldecoder(encoding)()
     line_no = 0
     with path.open("rb") as f:
@@ -133,8 +147,8 @@ def _first_bad_line(path: Path, encoding: str) -> int:
             try:
                 decoder.decode(line)
             except UnicodeDecodeError:
-                return line_no
-    return line_no  # only the end failed: a character cut off
+                return line_no, not f.read(1)
+    return line_no, True  # only the final flush failed: a character cut off
 
 
 # --------------------------------------------------------------------------- CSV
@@ -196,16 +210,23 @@ def _header_names(cells: list[Any]) -> list[str]:
 
 
 def _read_xlsx(path: Path, shown: str) -> Snapshot:
+    # a file object, not the path: openpyxl refuses paths not ending in .xlsx/.xlsm
+    stream = _open_binary(path, shown)
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        book = openpyxl.load_workbook(stream, read_only=True, data_only=True)
     # openpyxl raises BadZipFile, KeyError, its own InvalidFileException and more
     except Exception as exc:
+        stream.close()
         raise InputError(f"file {shown} is not a readable .xlsx workbook ({exc})") from None
     try:
-        return _xlsx_snapshot(book, shown)
+        snapshot = _xlsx_snapshot(book, shown)
     except BaseException:
         book.close()
+        stream.close()
         raise
+    snapshot.on_close(stream.close)
+    snapshot.on_close(book.close)  # closes run last-in first-out: the book, then the file
+    return snapshot
 
 
 def _xlsx_snapshot(book: Any, shown: str) -> Snapshot:
@@ -217,14 +238,16 @@ def _xlsx_snapshot(book: Any, shown: str) -> Snapshot:
     if not header:
         raise InputError(f"file {shown}: the first sheet {sheet.title!r} is empty")
     headers = _header_names(header)
-    snapshot = Snapshot(shown, headers, _xlsx_rows(rows, len(headers)))
-    snapshot.on_close(book.close)
-    return snapshot
+    return Snapshot(shown, headers, _xlsx_rows(rows, len(headers)))
 
 
 def _xlsx_rows(rows: Iterator[tuple[int, tuple[object, ...]]], width: int) -> Iterator[RawRow]:
     for row_no, cells in rows:
-        if any(c not in (None, "") for c in cells):
+        if not any(c not in (None, "") for c in cells):
+            continue
+        if len(cells) < width:  # a sheet does not store empty trailing cells: not truncation
+            yield RawRow(row_no, [*cells, *[None] * (width - len(cells))])
+        else:
             yield fit_row(row_no, list(cells), width)
 
 

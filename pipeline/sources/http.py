@@ -76,6 +76,7 @@ def fetch_snapshot(
     """Fetch the source's current snapshot, or report that it has not changed."""
     if not source.url:
         raise SourceError(f"source {source.name!r}: no url configured")
+    workdir.mkdir(parents=True, exist_ok=True)  # downloads and page spools go here
     request = _Request(session, source, source.url, _headers(source, state), sleep, workdir)
     try:
         response = _get(request, _page_params(source, 1))
@@ -118,7 +119,7 @@ def _file_format(source: SourceSettings, response: requests.Response) -> str | N
 
 def _snapshot(request: _Request, response: requests.Response) -> Snapshot:
     if request.download is not None:
-        return _file_snapshot(request, request.download, _file_format(request.source, response))
+        return _file_snapshot(request, request.download)
     if request.source.page_param:
         return _paged_snapshot(request, response)
     records = _records(request, response)
@@ -132,14 +133,14 @@ def _snapshot(request: _Request, response: requests.Response) -> Snapshot:
 def _get(request: _Request, params: dict[str, int]) -> requests.Response:
     """GET with retries; the body is read inside each try, so a slow body is retried too."""
     source, last = request.source, ""
-    for attempt in range(source.retries + 1):
+    tries = max(source.retries, 0) + 1
+    for attempt in range(tries):
         if attempt:
             request.sleep(source.backoff * 2 ** (attempt - 1))
         try:
             return _get_once(request, params)
         except _Retryable as exc:
             last = str(exc)
-    tries = source.retries + 1
     raise SourceError(f"source {source.name!r}: {request.url}: failed {tries} times; last: {last}")
 
 
@@ -262,12 +263,23 @@ def _spooled(spool: IO[str]) -> Iterator[object]:
 # --------------------------------------------------------------------------- files
 
 
-def _file_snapshot(request: _Request, download: IO[bytes], kind: str | None) -> Snapshot:
+def _file_snapshot(request: _Request, download: IO[bytes]) -> Snapshot:
     try:
         snapshot = read_snapshot(
-            Path(download.name), kind or "csv", request.source.encoding, name=request.url
+            Path(download.name),
+            _download_format(request.source, download),
+            request.source.encoding,
+            name=request.url,
         )
     except InputError as exc:
         raise SourceError(f"source {request.source.name!r}: {exc}") from None
     snapshot.on_close(download.close)
     return snapshot
+
+
+def _download_format(source: SourceSettings, download: IO[bytes]) -> str:
+    """The source's format if set; else by content, as servers often label CSV as Excel."""
+    if source.format in ("csv", "xlsx"):
+        return source.format
+    download.seek(0)
+    return "xlsx" if download.read(4) == b"PK\x03\x04" else "csv"

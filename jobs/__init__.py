@@ -1,0 +1,14 @@
+"""Scheduled jobs: one thin module each; the logic lives in `pipeline`.
+
+`REGISTRY` lists them in the order a tick runs them: sync before evaluation, before
+planning, before dispatch — so one `run --once` does a whole day's work in order.
+"""
+
+from __future__ import annotations
+
+from jobs import sync
+from pipeline.runner import JobSpec
+
+REGISTRY: dict[str, JobSpec] = {
+    "sync": sync.SPEC,
+}

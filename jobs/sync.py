@@ -1,0 +1,33 @@
+"""Daily: load every configured source (or the bundled sample) into the ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.app import App
+from pipeline.loading import default_targets, run_target
+from pipeline.runner import JobContext, JobSpec
+from pipeline.schedule import JobSchedule
+
+
+def run(app: App, ctx: JobContext) -> dict[str, Any]:
+    counts: dict[str, Any] = {
+        "sources": 0,
+        "added": 0,
+        "updated": 0,
+        "vanished": 0,
+        "quarantined": 0,
+        "refused": False,
+    }
+    for target in default_targets(app.config):
+        result = run_target(app.engine, app.config, target, ctx.now, force=False)
+        counts["sources"] += 1
+        for key in ("added", "updated", "vanished", "quarantined"):
+            counts[key] += getattr(result, key)
+        counts["refused"] = counts["refused"] or result.refused
+        if result.refused:
+            counts.setdefault("reasons", []).append(f"{target.name}: {result.reason}")
+    return counts
+
+
+SPEC = JobSpec(run, JobSchedule(cron="0 7 * * *"), "load the penalty and severe-list snapshots")
