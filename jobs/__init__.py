@@ -6,9 +6,10 @@ planning, before dispatch — so one `run --once` does a whole day's work in ord
 
 from __future__ import annotations
 
-from jobs import sync
+from jobs import evaluate, sync
 from pipeline.runner import JobSpec
 
 REGISTRY: dict[str, JobSpec] = {
     "sync": sync.SPEC,
+    "evaluate": evaluate.SPEC,
 }

@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 
 from pipeline import __version__, logs
 from pipeline.app import App
-from pipeline.commands import data, ops
+from pipeline.commands import data, ledger, ops
 from pipeline.errors import CreditRepairError
 
 Handler = Callable[[App, argparse.Namespace], int]
-REGISTRARS = (data.register, ops.register)
+REGISTRARS = (data.register, ledger.register, ops.register)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CreditRepairError as exc:
         print(f"credit-repair: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `credit-repair ... --json | head`: the reader left; not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("credit-repair: interrupted", file=sys.stderr)
         return 130

@@ -141,6 +141,19 @@ class DepartmentsConfig(Strict):
         return next(d for d in self.departments if d.bureau)
 
 
+class GreenChannelSettings(Strict):
+    """绿色通道 / 容缺受理: records listed first and eligible for "承诺即修复"."""
+
+    industries: list[str] = Field(default_factory=list)
+    """Matched against the record's industry (行业) column."""
+    keywords: list[str] = Field(default_factory=list)
+    """Matched in the entity name, violation type and facts."""
+    entities: list[str] = Field(default_factory=list)
+    """USCCs of entities always in the green channel."""
+    follow_up_days: int = Field(30, ge=1)
+    """Default follow-up for a commitment (承诺) whose documents are to follow."""
+
+
 class PathSettings(Strict):
     var_dir: str = "var"
     outbox_dir: str = "var/outbox"
@@ -162,6 +175,7 @@ class Settings(Strict):
     jurisdiction: JurisdictionSettings = Field(default_factory=JurisdictionSettings)
     sources: list[SourceSettings] = Field(default_factory=list)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    green_channel: GreenChannelSettings = Field(default_factory=GreenChannelSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     sample_data: str | None = "sample"

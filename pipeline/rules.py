@@ -639,11 +639,9 @@ def _publish_by(
 ) -> dt.date | None:
     if plan.max_months is None:
         return None  # never published: no publication deadline
-    try:
-        return calendar.add_working_days(facts.decision_date, rules.publish_within_working_days)
-    except CalendarError as exc:
-        plan.warnings.append(f"no working-day data for {exc.year}: publish-by date unknown")
-        return None
+    # CalendarError propagates: the notice promises this date, so a record whose year
+    # no calendar covers is an error for that record (fail closed), not a guess.
+    return calendar.add_working_days(facts.decision_date, rules.publish_within_working_days)
 
 
 def _finish(

@@ -39,8 +39,10 @@ def penalty(n: int, **overrides: str) -> dict[str, str]:
 
 def write_rows(path: Path, rows: list[dict[str, str]], encoding: str = "utf-8-sig",
                headers: list[str] | None = None) -> Path:  # fmt: skip
+    if headers is None:
+        headers = list(dict.fromkeys(k for row in rows for k in row)) if rows else PENALTY_HEADERS
     with path.open("w", encoding=encoding, newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=headers or list(rows[0]) if rows else PENALTY_HEADERS)
+        writer = csv.DictWriter(out, fieldnames=headers, restval="")
         writer.writeheader()
         writer.writerows(rows)
     return path

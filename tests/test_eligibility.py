@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.calendar import WorkingCalendar
+from pipeline.errors import CalendarError
 from pipeline.rules import Evaluation, RecordFacts, RulesConfig, evaluate
 
 D = dt.date
@@ -337,11 +338,10 @@ def test_unknown_severity_text_is_a_value_error_naming_it() -> None:
         run(record(D(2026, 9, 28), severity_given="非常严重"), D(2026, 11, 27))
 
 
-def test_without_calendar_data_publish_by_is_none_with_a_warning() -> None:
-    result = run(record(D(2027, 1, 5)), D(2027, 2, 1))
-    assert result.publish_by is None
-    assert result.warnings == ("no working-day data for 2027: publish-by date unknown",)
-    assert result.max_end == D(2028, 1, 5)  # the periods themselves need no calendar
+def test_without_calendar_data_for_the_publish_by_year_the_record_fails_closed() -> None:
+    with pytest.raises(CalendarError) as caught:
+        run(record(D(2027, 1, 5)), D(2027, 2, 1))
+    assert caught.value.year == 2027 and "2027" in str(caught.value)
 
 
 def test_a_publish_until_before_the_decision_date_is_a_warning() -> None:

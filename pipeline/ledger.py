@@ -1,0 +1,316 @@
+"""The ledger (台账): progress, willingness and plans per record, every change audited.
+
+Progress codes follow the forms: penalties (附件3) 1 已告知, 2 处罚整改, 3 已申请,
+4 已完成; list entries (附件4) 1 已告知, 2 处罚决定整改, 3 已申请, 4 已修复, 5 已移出;
+0 means not yet told. Every change is a ``ledger_events`` row (what, old → new, when,
+source, actor), written in the same transaction as the change.
+
+Automatic transitions (`apply_lifecycle`, after each sync and each day):
+
+- a penalty that vanished from the snapshot before its removal date → 4, closed as
+  ``repaired_early``; one that vanished on or after it → closed as ``expired``;
+- a penalty past its removal date → closed as ``expired`` (销账);
+- a list entry that vanished → 5 已移出, closed as ``removed``;
+- a closed-by-vanishing record that reappears is reopened at its previous progress;
+- green channel marks follow the configuration.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+
+from pipeline.config import GreenChannelSettings
+from pipeline.db.models import LedgerEvent, Record, table_of
+from pipeline.errors import LedgerError
+
+records = table_of(Record)
+events = table_of(LedgerEvent)
+
+PENALTY_PROGRESS = {0: "未告知", 1: "已告知", 2: "处罚整改", 3: "已申请", 4: "已完成"}
+LIST_PROGRESS = {0: "未告知", 1: "已告知", 2: "处罚决定整改", 3: "已申请", 4: "已修复", 5: "已移出"}
+WILLINGNESS = {"yes": "是", "no": "否", "unknown": ""}
+SYSTEM = "credit-repair"
+
+
+def progress_names(kind: str) -> dict[int, str]:
+    return LIST_PROGRESS if kind == "list" else PENALTY_PROGRESS
+
+
+def audit(conn: Connection, record_id: int, changes: dict[str, tuple[Any, Any]], at: dt.datetime,
+          source: str, actor: str, note: str | None = None) -> None:  # fmt: skip
+    """Write one event per changed field (old → new), as text."""
+    rows = [
+        {"record_id": record_id, "field": name, "old_value": _text(old), "new_value": _text(new),
+         "at": at, "source": source, "actor": actor, "note": note}
+        for name, (old, new) in changes.items() if old != new
+    ]  # fmt: skip
+    if rows:
+        conn.execute(insert(events), rows)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value)
+
+
+def change(conn: Connection, row: Any, values: dict[str, Any], at: dt.datetime, source: str,
+           actor: str, note: str | None = None) -> None:  # fmt: skip
+    """Update one record and audit each field that really changed."""
+    diff = {k: (row[k], v) for k, v in values.items() if row[k] != v}
+    if not diff:
+        return
+    conn.execute(
+        update(records).where(records.c.id == row["id"]).values(**values, ledger_updated_at=at)
+    )
+    audit(conn, row["id"], diff, at, source, actor, note)
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+@dataclass
+class Lifecycle:
+    repaired_early: int = 0
+    expired: int = 0
+    removed: int = 0
+    reopened: int = 0
+    green_marked: int = 0
+    green_unmarked: int = 0
+
+    def as_json(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def apply_lifecycle(
+    engine: Engine, today: dt.date, now: dt.datetime, green: GreenChannelSettings
+) -> Lifecycle:
+    result = Lifecycle()
+    with engine.begin() as conn:
+        _close_vanished(conn, today, now, result)
+        _close_expired(conn, today, now, result)
+        _reopen_reappeared(conn, now, result)
+        _mark_green(conn, now, green, result)
+    return result
+
+
+def _open(extra: Any) -> Any:
+    return and_(records.c.closed_on.is_(None), extra)
+
+
+def _close_vanished(conn: Connection, today: dt.date, now: dt.datetime, result: Lifecycle) -> None:
+    r = records.c
+    for row in conn.execute(select(records).where(_open(r.vanished_on.is_not(None)))).mappings():
+        if row["kind"] == "list":
+            values, counter = (
+                {"progress": 5, "closed_on": row["vanished_on"], "close_reason": "removed"},
+                "removed",
+            )
+        elif row["removal_on"] is not None and row["vanished_on"] >= row["removal_on"]:
+            values, counter = (
+                {"closed_on": row["vanished_on"], "close_reason": "expired"},
+                "expired",
+            )
+        else:
+            values = {
+                "progress": 4,
+                "closed_on": row["vanished_on"],
+                "close_reason": "repaired_early",
+            }
+            counter = "repaired_early"
+        change(conn, row, values, now, "sync", SYSTEM, "record vanished from the snapshot")
+        setattr(result, counter, getattr(result, counter) + 1)
+
+
+def _close_expired(conn: Connection, today: dt.date, now: dt.datetime, result: Lifecycle) -> None:
+    r = records.c
+    query = select(records).where(_open(and_(r.kind == "penalty", r.removal_on <= today)))
+    for row in conn.execute(query).mappings():
+        values = {"closed_on": row["removal_on"], "close_reason": "expired"}
+        change(
+            conn, row, values, now, "eligibility", SYSTEM, "maximum disclosure period ended (销账)"
+        )
+        result.expired += 1
+
+
+def _reopen_reappeared(conn: Connection, now: dt.datetime, result: Lifecycle) -> None:
+    r = records.c
+    query = select(records).where(
+        r.vanished_on.is_(None), r.close_reason.in_(("repaired_early", "removed"))
+    )
+    for row in conn.execute(query).mappings():
+        change(conn, row, {"progress": _previous_progress(conn, row["id"], row["progress"]),
+                           "closed_on": None, "close_reason": None},
+               now, "sync", SYSTEM, "record reappeared in the snapshot; reopened")  # fmt: skip
+        result.reopened += 1
+
+
+def _previous_progress(conn: Connection, record_id: int, current: int) -> int:
+    e = events.c
+    old = conn.execute(
+        select(e.old_value).where(e.record_id == record_id, e.field == "progress", e.new_value == str(current))
+        .order_by(e.id.desc()).limit(1)
+    ).scalar()  # fmt: skip
+    return int(old) if old is not None else current
+
+
+def is_green(row: Any, green: GreenChannelSettings) -> str | None:
+    """Why a record is in the green channel, or None."""
+    if row["uscc"] and row["uscc"] in green.entities:
+        return "entity list"
+    if row["industry"] and any(i in row["industry"] for i in green.industries):
+        return f"industry {row['industry']}"
+    text = " ".join(row[k] or "" for k in ("entity_name", "violation_type", "facts"))
+    hit = next((k for k in green.keywords if k in text), None)
+    return f"keyword {hit}" if hit else None
+
+
+def _mark_green(
+    conn: Connection, now: dt.datetime, green: GreenChannelSettings, result: Lifecycle
+) -> None:
+    r = records.c
+    cols = [
+        r.id,
+        r.uscc,
+        r.industry,
+        r.entity_name,
+        r.violation_type,
+        r.facts,
+        r.green_channel,
+        r.green_reason,
+    ]
+    for row in conn.execute(select(*cols).where(r.closed_on.is_(None))).mappings():
+        reason = is_green(row, green)
+        if bool(reason) != row["green_channel"] or (reason and reason != row["green_reason"]):
+            change(
+                conn,
+                row,
+                {"green_channel": bool(reason), "green_reason": reason},
+                now,
+                "eligibility",
+                SYSTEM,
+            )
+            result.green_marked += bool(reason)
+            result.green_unmarked += not reason
+
+
+# --------------------------------------------------------------------------- manual changes
+
+
+@dataclass
+class LedgerUpdate:
+    """What `ledger set` (or an import row) asks to change; None = leave as is."""
+
+    willingness: str | None = None
+    progress: int | None = None
+    planned_on: dt.date | None = None
+    remarks: str | None = None
+    responsible: str | None = None
+    repair_effect: str | None = None
+    commitment_on: dt.date | None = None
+    follow_up_on: dt.date | None = None
+    receipt_confirmed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def find_record(conn: Connection, decision_no: str, authority: str | None) -> Any:
+    r = records.c
+    query = select(records).where(r.decision_no == decision_no)
+    if authority:
+        query = query.where(r.authority == authority)
+    rows = list(conn.execute(query).mappings())
+    if not rows:
+        where = f" of {authority}" if authority else ""
+        raise LedgerError(f"no record with decision number {decision_no!r}{where}")
+    if len(rows) > 1:
+        names = ", ".join(sorted({f"{x['authority']} ({x['kind']})" for x in rows}))
+        raise LedgerError(
+            f"decision number {decision_no!r} is used by several records: {names}; give --authority"
+        )
+    return rows[0]
+
+
+def check_transition(row: Any, upd: LedgerUpdate) -> list[str]:
+    """Why this change is not allowed (empty: allowed)."""
+    problems = []
+    names = progress_names(row["kind"])
+    willing = upd.willingness or row["willingness"]
+    if upd.progress is not None:
+        problems += _progress_problems(row, upd.progress, names, willing)
+    if upd.willingness is not None and upd.willingness not in WILLINGNESS:
+        problems.append(f"willingness must be yes, no or unknown, not {upd.willingness!r}")
+    if row["closed_on"] is not None and (upd.progress is not None or upd.willingness is not None):
+        problems.append(
+            f"the entry was closed on {row['closed_on']} ({row['close_reason']}); it can no longer change"
+        )
+    if upd.commitment_on is not None and not row["green_channel"]:
+        problems.append("a commitment (承诺即修复) is only recorded for green-channel records")
+    return problems
+
+
+def _progress_problems(row: Any, new: int, names: dict[int, str], willing: str) -> list[str]:
+    old = row["progress"]
+    if new not in names or new == 0:
+        codes = ", ".join(f"{k} {v}" for k, v in names.items() if k)
+        return [f"progress {new} is not a code of this ledger ({codes})"]
+    if new < old:
+        return [f"progress cannot go back from {old} {names[old]} to {new} {names[new]}"]
+    if row["kind"] == "penalty" and new >= 3 and row["status"] not in ("repairable",):
+        when = f" (repairable from {row['repairable_from']})" if row["repairable_from"] else ""
+        return [
+            f"progress {new} {names[new]} needs a repairable record; its status is {row['status']}{when}"
+        ]
+    if new in (3, 4) and willing == "no":
+        return [
+            f"progress {new} {names[new]} contradicts willingness 否 (no); set --willing yes first"
+        ]
+    return []
+
+
+def apply_update(conn: Connection, row: Any, upd: LedgerUpdate, now: dt.datetime, source: str, actor: str,
+                 follow_up_days: int = 30) -> dict[str, tuple[Any, Any]]:  # fmt: skip
+    """Validate and apply; raise LedgerError listing every refusal, changing nothing."""
+    problems = check_transition(row, upd)
+    if problems:
+        raise LedgerError(f"{row['decision_no']}: " + "; ".join(problems) + "; nothing changed")
+    values = _values(row, upd, now, follow_up_days)
+    diff = {k: (row[k], v) for k, v in values.items() if row[k] != v}
+    change(conn, row, values, now, source, actor)
+    return diff
+
+
+def _values(row: Any, upd: LedgerUpdate, now: dt.datetime, follow_up_days: int) -> dict[str, Any]:
+    plain = {"willingness": upd.willingness, "progress": upd.progress, "planned_on": upd.planned_on,
+             "remarks": upd.remarks, "responsible": upd.responsible, "repair_effect": upd.repair_effect,
+             "commitment_on": upd.commitment_on, "follow_up_on": upd.follow_up_on}  # fmt: skip
+    values = {k: v for k, v in plain.items() if v is not None}
+    if upd.commitment_on is not None and upd.follow_up_on is None:
+        values["follow_up_on"] = upd.commitment_on + dt.timedelta(days=follow_up_days)
+    if upd.progress == 1 and row["notified_at"] is None:
+        values.update(notified_at=now, notified_channel="manual")  # a confirmed manual delivery
+    if upd.receipt_confirmed or (upd.progress == 1 and row["notified_at"] is None):
+        values["receipt_confirmed_at"] = row["receipt_confirmed_at"] or now
+    return values
+
+
+def open_entries(conn: Connection, department: str | None = None, status: str | None = None,
+                 include_closed: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+    """Ledger rows, green channel first, then by department and decision date."""
+    r = records.c
+    query = select(records)
+    if not include_closed:
+        query = query.where(
+            r.closed_on.is_(None), or_(r.status.is_(None), r.status != "not_published")
+        )
+    if department:
+        query = query.where(r.department_code == department)
+    if status:
+        query = query.where(r.status == status)
+    query = query.order_by(
+        r.green_channel.desc(), r.department_code, r.kind.desc(), r.decision_date, r.id
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
