@@ -154,6 +154,66 @@ class GreenChannelSettings(Strict):
     """Default follow-up for a commitment (承诺) whose documents are to follow."""
 
 
+class EmailSettings(Strict):
+    """SMTP through yagmail. Active when `host` is set."""
+
+    host: str | None = None
+    port: int = 465
+    ssl: bool = True
+    """Implicit TLS (SMTPS, usually port 465)."""
+    starttls: bool = False
+    """Upgrade a plain connection (usually port 587); only with ssl: false."""
+    user: str | None = None
+    password: str | None = None
+    """Use password_file or CREDIT_REPAIR_EMAIL__PASSWORD; never write it here."""
+    sender: str | None = None
+    """From address; default `user`."""
+    sender_name: str = "宝山区营商环境局"
+    timeout: float = 30.0
+    verify_certificate: bool = True
+    rate_per_minute: int = Field(120, ge=1)
+
+
+class SmsTemplate(Strict):
+    """A provider-approved template: its id and how our parameters map onto it."""
+
+    id: str
+    """Aliyun TemplateCode (SMS_123456789) or Tencent TemplateId; webhook: any label."""
+    params: list[str] = Field(default_factory=list)
+    """Parameter names (Aliyun: named; Tencent: this order is the positional order)."""
+
+
+class SmsSettings(Strict):
+    """An SMS gateway. Active when `provider` is set."""
+
+    provider: Literal["webhook", "aliyun", "tencent"] | None = None
+    url: str | None = None
+    """Endpoint; default the provider's public endpoint."""
+    secret: str | None = None
+    """webhook: HMAC-SHA256 key for the X-Signature header."""
+    access_key_id: str | None = None
+    access_key_secret: str | None = None
+    secret_id: str | None = None
+    secret_key: str | None = None
+    sdk_app_id: str | None = None
+    region: str = "ap-guangzhou"
+    sign_name: str = "宝山区营商环境局"
+    templates: dict[str, SmsTemplate] = Field(default_factory=dict)
+    timeout: float = 10.0
+    quiet_hours: tuple[str, str] = ("21:00", "08:00")
+    """No SMS from the first time until the second (Asia/Shanghai or the configured zone)."""
+    rate_per_minute: int = Field(60, ge=1)
+    daily_cap_per_number: int = Field(5, ge=1)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _hours(cls, value: tuple[str, str]) -> tuple[str, str]:
+        for text in value:
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", text):
+                raise ValueError(f"{text!r} is not a time of day HH:MM")
+        return value
+
+
 class PathSettings(Strict):
     var_dir: str = "var"
     outbox_dir: str = "var/outbox"
@@ -176,6 +236,8 @@ class Settings(Strict):
     sources: list[SourceSettings] = Field(default_factory=list)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     green_channel: GreenChannelSettings = Field(default_factory=GreenChannelSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     sample_data: str | None = "sample"

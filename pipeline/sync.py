@@ -302,9 +302,12 @@ class _Sync:
         )
         self.conn.execute(update(self.staging).values(record_id=match.scalar_subquery()))
         self.conn.exec_driver_sql("CREATE INDEX ix_sync_staging_record ON sync_staging (record_id)")
-        # Temporary tables are never auto-analysed: without statistics PostgreSQL plans
-        # the vanish anti-join as a scan of the staging table per record (quadratic).
-        self.conn.exec_driver_sql("ANALYZE sync_staging")
+        if self.conn.dialect.name == "postgresql":
+            # Fresh statistics, or PostgreSQL may plan the vanish anti-join as a scan of
+            # the staging table per record (quadratic): temporary tables are never
+            # auto-analysed, and autovacuum may not yet have seen the last sync's rows.
+            self.conn.exec_driver_sql("ANALYZE sync_staging")
+            self.conn.exec_driver_sql("ANALYZE records")
 
     def _changed(self) -> Any:
         s, r = self.staging.c, records.c

@@ -1,0 +1,1 @@
+"""Delivery channels: email (yagmail/SMTP), SMS gateways, file, manual — and a fake."""

@@ -1,0 +1,90 @@
+"""What every channel is: `send(message) -> Receipt`, or an exception that says what next.
+
+::
+
+    ChannelError(permanent=False)   retry later (rate limit, 5xx, connection refused)
+    ChannelError(permanent=True)    will fail the same way again (bad number, auth, template)
+    OutcomeUnknown                  the request went out; whether it arrived is unknown
+                                    (timeout after DATA / after the body was sent) —
+                                    never resent automatically
+
+A channel may be used for a batch: `with channel:` opens what it needs once (one SMTP
+connection) and closes it after; `send` outside a `with` opens and closes per call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mime_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Message:
+    key: str
+    """The outbox key: unique per (record, kind, occurrence, channel, recipient)."""
+    channel: str
+    recipient: str
+    """An e-mail address or a mainland mobile number."""
+    recipient_name: str | None = None
+    subject: str = ""
+    text: str = ""
+    html: str | None = None
+    sms_template: str | None = None
+    """The logical SMS template (a key of `sms.templates`)."""
+    sms_params: dict[str, str] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    provider_id: str | None = None
+    """The provider's message id (SMTP Message-ID, SMS BizId / SerialNo), for status checks."""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class ChannelError(Exception):
+    """A send that failed; `permanent` says whether retrying can help."""
+
+    def __init__(self, message: str, *, permanent: bool, code: str | None = None,
+                 retry_after: float | None = None) -> None:  # fmt: skip
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code
+        self.retry_after = retry_after
+        """Seconds the provider asked us to wait (rate limits), if it said."""
+        self.channel_down = False
+        """Set for errors that disable the whole channel (authentication failed)."""
+
+
+class OutcomeUnknown(ChannelError):
+    """The request was sent but its outcome is not known; a person (or a status query) decides."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message, permanent=True, code=code)
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, message: Message) -> Receipt: ...
+
+    def __enter__(self) -> Channel: ...
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None: ...  # fmt: skip
+
+
+class StatusChecker(Protocol):
+    """A channel that can resolve an unknown outcome (an SMS status query)."""
+
+    def check(self, message: Message, provider_id: str | None) -> Receipt | None:
+        """The receipt if the provider knows it delivered; None if it does not know."""
+        ...

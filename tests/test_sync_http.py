@@ -1,0 +1,52 @@
+"""A configured HTTP source, end to end through `credit-repair sync --source`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import CliRunner, penalty
+from tests.test_http_source import Reply, Seen, Server, json_reply, server  # noqa: F401  (fixture)
+
+
+def _config(tmp_path: Path, config_dir: Path, url: str) -> Path:
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    settings = (config_dir / "settings.yaml").read_text(encoding="utf-8").replace(
+        "sources: []",
+        f"sources:\n  - name: province\n    kind: http\n    url: {url}\n    timeout: 0.3\n"
+        "    retries: 2\n    backoff: 0.01\n    records_key: data\n    auth_header_file: " + str(tmp_path / "token"),
+    )
+    (tmp_path / "token").write_text("Bearer top-secret\n", encoding="utf-8")
+    (cfg / "settings.yaml").write_text(settings, encoding="utf-8")
+    (cfg / "departments.yaml").write_text((config_dir / "departments.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    return cfg
+
+
+def test_a_500_then_a_timeout_then_html_fails_clearly_and_loads_nothing(
+    server: Server, tmp_path: Path, config_dir: Path, cli: CliRunner  # noqa: F811
+) -> None:
+    server.replies = [Reply(status=500), Reply(delay=1.0), Reply(body=b"<html>login</html>", content_type="text/html")]
+    run = CliRunner(_config(tmp_path, config_dir, server.url))
+    result = run("sync", "--source", "province", "--json")
+    assert result.code == 2
+    assert server.url in result.err and "text/html" in result.err
+    assert "top-secret" not in result.err
+    assert len(server.seen) == 3 and server.seen[0].headers["Authorization"] == "Bearer top-secret"
+    assert run("ledger", "show", "--json").json_lines() == []
+
+
+def test_an_unchanged_export_costs_nothing_the_second_time(server: Server, tmp_path: Path, config_dir: Path, cli: CliRunner) -> None:  # noqa: F811
+    body = {"data": [penalty(1), penalty(2)]}
+
+    def conditional(seen: Seen) -> Reply:
+        if seen.headers.get("If-None-Match") == '"v1"':
+            return Reply(status=304)
+        return json_reply(body, headers={"ETag": '"v1"'})
+
+    server.default = conditional
+    run = CliRunner(_config(tmp_path, config_dir, server.url))
+    first = run("sync", "--source", "province", "--json")
+    assert first.code == 0 and first.json()["added"] == 2, first.err
+    second = run("sync", "--source", "province", "--json")
+    assert second.code == 0
+    assert second.json()["rows_read"] == 0 and "not modified" in second.json()["reason"]
