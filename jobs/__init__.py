@@ -6,10 +6,12 @@ planning, before dispatch — so one `run --once` does a whole day's work in ord
 
 from __future__ import annotations
 
-from jobs import evaluate, sync
+from jobs import dispatch, evaluate, plan_notices, sync
 from pipeline.runner import JobSpec
 
 REGISTRY: dict[str, JobSpec] = {
     "sync": sync.SPEC,
     "evaluate": evaluate.SPEC,
+    "plan_notices": plan_notices.SPEC,
+    "dispatch": dispatch.SPEC,
 }

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.app import App
-from pipeline.loading import default_targets, run_target
+from pipeline.contacts import import_contacts
+from pipeline.loading import contacts_file, default_targets, run_target
 from pipeline.runner import JobContext, JobSpec
 from pipeline.schedule import JobSchedule
 
@@ -27,6 +28,14 @@ def run(app: App, ctx: JobContext) -> dict[str, Any]:
         counts["refused"] = counts["refused"] or result.refused
         if result.refused:
             counts.setdefault("reasons", []).append(f"{target.name}: {result.reason}")
+    contacts = contacts_file(app.config)
+    if contacts is not None:
+        imported = import_contacts(app.engine, contacts, ctx.now)
+        counts["contacts"] = {
+            "added": imported.added,
+            "changed": imported.changed,
+            "rejected": imported.rejected,
+        }
     return counts
 
 

@@ -240,6 +240,8 @@ class Settings(Strict):
     sms: SmsSettings = Field(default_factory=SmsSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    contacts_file: str | None = None
+    """A contacts file (CSV/XLSX) the daily sync job imports; with sample data: sample/contacts.csv."""
     sample_data: str | None = "sample"
     """Folder of bundled sample data used by the `sync` job when no source is configured."""
 

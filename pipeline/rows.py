@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,8 +16,8 @@ from pipeline.db.models import SNAPSHOT_FIELDS
 from pipeline.normalize import clean_text, parse_amount_wan, parse_date, split_penalty_types
 from pipeline.routing import Router
 from pipeline.sources.base import RawRow
-from pipeline.sources.fields import HeaderMapping
-from pipeline.uscc import check_uscc, normalise_code
+from pipeline.sources.fields import JOINED_FIELD, HeaderMapping, _join
+from pipeline.uscc import check_uscc, is_clean, normalise_code
 
 Kind = Literal["penalty", "list"]
 
@@ -87,6 +87,105 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "list_reason": _text,
 }
 _REQUIRED = ("decision_no", "entity_name", "decision_date", "authority")
+# Fast path (see `_FastPlan`): converters that are pure functions of a text cell whose
+# columns repeat a lot in real exports (authorities, codes, dates, amounts, types), so
+# their results are memoised per column; free text is cheap to clean inline instead.
+_TEXT_FIELDS = frozenset(name for name, convert in _CONVERTERS.items() if convert is _text)
+_MEMO_FIELDS = frozenset(
+    {"penalty_types", "fine_amount", "confiscated_amount", "decision_date", "publication_date",
+     "valid_until", "publish_until", "authority_uscc", "data_source_uscc"}
+)  # fmt: skip
+_MEMO_LIMIT = 8192
+"""Distinct values remembered per column; beyond that values are converted each time."""
+_MISSING: Any = object()
+
+
+class _Slow(Exception):
+    """The fast path cannot decide this row: validate it the general way."""
+
+
+class _FastPlan:
+    """`RowValidator.validate` for the common row, with the same result.
+
+    Handles only rows that are text cells (CSV), convert without error and carry no
+    warning; anything else raises `_Slow` and goes through the general path, which
+    therefore decides every message. Precomputed per header: where each field's column
+    is, which fields are absent (always None), and per-column memo tables.
+    """
+
+    def __init__(self, mapping: HeaderMapping) -> None:
+        singles = mapping.single_columns
+        joined = mapping.joined_columns
+        self.width = len(mapping.headers)
+        self.absent: dict[str, Any] = {}
+        self.text: list[tuple[str, int]] = []
+        self.memo: list[tuple[str, int, Callable[[object], Any], dict[str, Any]]] = []
+        self.other: list[tuple[str, int, Callable[[object], Any]]] = []
+        self.joined: tuple[int, ...] = ()
+        for name, convert in _CONVERTERS.items():
+            if name == JOINED_FIELD and len(joined) > 1:
+                self.joined = joined
+                continue
+            index = joined[0] if name == JOINED_FIELD and joined else singles.get(name)
+            if index is None:
+                self.absent[name] = convert(None)  # None for every converter
+            elif name in _TEXT_FIELDS:
+                self.text.append((name, index))
+            elif name in _MEMO_FIELDS:
+                self.memo.append((name, index, convert, {}))
+            else:
+                self.other.append((name, index, convert))
+        self.uscc = singles.get("uscc")
+        self.extras = mapping.extra_columns
+
+    def values(self, cells: Sequence[object]) -> dict[str, Any]:
+        """The converted fields (and uscc) of a row, or `_Slow`."""
+        if len(cells) < self.width:
+            cells = [*cells, *[None] * (self.width - len(cells))]
+        values = dict(self.absent)
+        for name, index in self.text:
+            value = cells[index]
+            if type(value) is str:
+                values[name] = " ".join(value.split()) or None
+            else:
+                values[name] = _text(value)
+        for name, index, convert, memo in self.memo:
+            value = cells[index]
+            if type(value) is not str:
+                values[name] = convert(value)
+                continue
+            found = memo.get(value, _MISSING)
+            if found is _MISSING:
+                found = convert(value)
+                if len(memo) < _MEMO_LIMIT:
+                    memo[value] = found
+            values[name] = found
+        for name, index, convert in self.other:
+            values[name] = convert(cells[index])
+        if self.joined:
+            values[JOINED_FIELD] = _types(_join(cells[i] for i in self.joined))
+        for name in _REQUIRED:
+            if name in values and values[name] is None:
+                raise _Slow
+        given = None if self.uscc is None else cells[self.uscc]
+        if given is None or given == "":
+            values["uscc"] = None
+        elif type(given) is str and given.isascii():
+            code = "".join(given.split()).upper()
+            if code and not is_clean(code):
+                raise _Slow  # an error or a warning: the general path words it
+            values["uscc"] = code or None
+        else:
+            raise _Slow
+        return values
+
+    def raw(self, cells: Sequence[object]) -> dict[str, Any] | None:
+        out = {}
+        for index, key in self.extras:
+            value = cells[index] if index < len(cells) else None
+            if value not in (None, ""):
+                out[key] = _jsonable(value)
+        return out or None
 
 
 class RowValidator:
@@ -94,8 +193,22 @@ class RowValidator:
         self.kind = kind
         self.mapping = mapping
         self.router = router
+        self._fast = _FastPlan(mapping)
 
     def validate(self, raw: RawRow) -> RowOutcome:
+        if raw.problem is None:
+            try:
+                values = self._fast.values(raw.values)
+            except (_Slow, ValueError):
+                pass
+            else:
+                out = RowOutcome(raw.row_no)
+                self._finish_values(values, self._fast.raw(raw.values), out)
+                return out
+        return self._validate(raw)
+
+    def _validate(self, raw: RawRow) -> RowOutcome:
+        """The general path: every check, every message."""
         out = RowOutcome(raw.row_no)
         if raw.problem:
             out.issues.append(Issue(raw.row_no, None, raw.problem))
@@ -135,6 +248,12 @@ class RowValidator:
             values["uscc_warning"] = result.warning
 
     def _finish(self, values: dict[str, Any], extras: dict[str, object], out: RowOutcome) -> None:
+        raw = {k: _jsonable(v) for k, v in extras.items() if v not in (None, "")} or None
+        self._finish_values(values, raw, out)
+
+    def _finish_values(
+        self, values: dict[str, Any], raw: dict[str, Any] | None, out: RowOutcome
+    ) -> None:
         route = self.router.route(values["authority"], values["authority_uscc"])
         if not self.router.in_scope(values["uscc"], values["authority_uscc"], route):
             out.out_of_scope = True
@@ -143,7 +262,7 @@ class RowValidator:
         values["department_code"] = route.department_code
         values["route_note"] = route.note
         values.setdefault("uscc_warning", None)
-        values["raw"] = {k: _jsonable(v) for k, v in extras.items() if v not in (None, "")} or None
+        values["raw"] = raw
         values["content_hash"] = content_hash(values)
         values["row_no"] = out.row_no
         out.values = values
@@ -155,5 +274,5 @@ def _jsonable(value: object) -> Any:
 
 def content_hash(values: dict[str, Any]) -> str:
     """A digest of every snapshot field: equal hashes mean an unchanged record."""
-    text = "\x1f".join(repr(values.get(name)) for name in SNAPSHOT_FIELDS)
+    text = "\x1f".join(map(repr, map(values.get, SNAPSHOT_FIELDS)))
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()

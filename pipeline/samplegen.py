@@ -160,6 +160,27 @@ def severe_list(rows: int, seed: int = 11) -> Iterator[dict[str, str]]:
                "认定文书号": f"宝认〔{listed.year}〕{i + 1}号", "列入日期": listed.isoformat(), "列入原因": reason}  # fmt: skip
 
 
+CONTACT_HEADERS = ["统一社会信用代码", "联系人", "联系电话", "电子邮箱"]
+
+
+def contacts_for(rows: Iterable[dict[str, str]], seed: int = 3) -> Iterator[dict[str, str]]:
+    """Contacts for the entities of a snapshot: most reachable by e-mail and SMS, some by one, a few by none."""
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    for row in rows:
+        code = row.get("CF_XDR_SHXYM") or row.get("统一社会信用代码") or ""
+        if not code or code in seen:
+            continue
+        seen.add(code)
+        roll = rng.random()
+        if roll < 0.1:
+            continue  # nobody to write to: a manual delivery
+        phone = f"139{rng.randrange(10**8):08d}" if roll < 0.8 else ""
+        email = f"contact{len(seen)}@example.com" if roll < 0.6 or roll >= 0.8 else ""
+        yield {"统一社会信用代码": code, "联系人": rng.choice("张王李赵刘陈") + rng.choice(["经理", "会计", "女士", "先生"]),
+               "联系电话": phone, "电子邮箱": email}  # fmt: skip
+
+
 def write_csv(
     path: Path, headers: list[str], rows: Iterable[dict[str, str]], encoding: str = "utf-8-sig"
 ) -> int:
@@ -175,7 +196,7 @@ def write_csv(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("what", choices=["penalties", "severe-list"])
+    parser.add_argument("what", choices=["penalties", "severe-list", "contacts"])
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, required=True)
@@ -183,8 +204,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "penalties":
         n = write_csv(args.out, PENALTY_HEADERS, penalties(args.rows, args.seed), args.encoding)
-    else:
+    elif args.what == "severe-list":
         n = write_csv(args.out, LIST_HEADERS, severe_list(args.rows, args.seed), args.encoding)
+    else:  # contacts for the entities of the default penalties and severe-list samples
+        rows = [*penalties(args.rows, 7), *severe_list(max(args.rows // 20, 12), 11)]
+        n = write_csv(args.out, CONTACT_HEADERS, contacts_for(rows, args.seed), args.encoding)
     print(f"wrote {n} rows to {args.out}")
 
 

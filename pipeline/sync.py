@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -186,6 +187,65 @@ def _fail_run(engine: Engine, sync_id: int, now: dt.datetime, exc: BaseException
         )
 
 
+class _StagingWriter:
+    """Bulk insert into the staging table: COPY on PostgreSQL (psycopg), the driver's
+    executemany on SQLite; SQLAlchemy's executemany on anything else.
+
+    Stores exactly what `conn.execute(staging.insert(), rows)` would (the columns' own
+    bind processors convert dates, decimals and JSON), without its per-row overhead.
+    """
+
+    def __init__(self, conn: Connection, staging: Table) -> None:
+        self.conn = conn
+        self.staging = staging
+        columns = [c for c in staging.columns if c.name != "record_id"]  # linked later
+        names = [c.name for c in columns]
+        self.row = itemgetter(*names)
+        dialect = conn.dialect
+        self.processors = [
+            (i, p)
+            for i, c in enumerate(columns)
+            if (p := c.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        ]
+        quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
+        table = dialect.identifier_preparer.format_table(staging)
+        self.mode = "orm"
+        if dialect.name == "postgresql" and dialect.driver == "psycopg":
+            self.mode = "copy"
+            self.sql = f"COPY {table} ({quoted}) FROM STDIN"
+        elif dialect.name == "sqlite" and dialect.paramstyle == "qmark":
+            self.mode = "executemany"
+            self.sql = f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * len(names))})"
+
+    def write(self, batch: list[dict[str, Any]]) -> None:
+        if self.mode == "orm":
+            self.conn.execute(self.staging.insert(), batch)
+            return
+        rows = self._rows(batch)
+        cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if self.mode == "copy":
+                with cursor.copy(self.sql) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                cursor.executemany(self.sql, rows)
+        finally:
+            cursor.close()
+
+    def _rows(self, batch: list[dict[str, Any]]) -> list[Any]:
+        get = self.row
+        if not self.processors:
+            return [get(values) for values in batch]
+        rows = []
+        for values in batch:
+            row = list(get(values))
+            for i, process in self.processors:
+                row[i] = process(row[i])
+            rows.append(row)
+        return rows
+
+
 class _Sync:
     """One sync inside one transaction."""
 
@@ -204,6 +264,7 @@ class _Sync:
         self.batch_size = config.settings.sync.batch_size
         self.max_share = config.settings.sync.max_vanish_share
         self.staging = _staging_table()
+        self.writer = _StagingWriter(conn, self.staging)
         self.today = request.now.date()
 
     # ------------------------------------------------------------------ stage
@@ -253,7 +314,7 @@ class _Sync:
 
     def _flush(self, batch: list[dict[str, Any]], issues: list[Issue]) -> None:
         if batch:
-            self.conn.execute(self.staging.insert(), batch)
+            self.writer.write(batch)
             batch.clear()
         if issues:
             self._quarantine(issues)

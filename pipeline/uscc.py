@@ -86,6 +86,17 @@ def check_uscc(code: str) -> UsccResult:
     return UsccResult(code)
 
 
+def is_clean(code: str) -> bool:
+    """`check_uscc(code).ok` without building a result: the per-row fast path."""
+    if len(code) != LENGTH or not _VALID.issuperset(code):
+        return False
+    raw = code.encode("ascii")
+    if code[17] != ALPHABET[-sum(map(mul, raw.translate(_VALUES), _WEIGHTS)) % 31]:
+        return False
+    org_total: int = sum(map(mul, raw.translate(_ORG_VALUES), _ORG_WEIGHTS))
+    return raw[16] == _ORG_CHECK[org_total % 11]
+
+
 def area_code(code: str) -> str:
     """Characters 3–8: the GB/T 2260 area code of the registering authority."""
     return code[2:8]

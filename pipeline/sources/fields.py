@@ -115,6 +115,21 @@ class HeaderMapping:
     def describe_missing(self) -> list[str]:
         return [describe_field(f, self.kind) for f in self.missing_required()]
 
+    @property
+    def single_columns(self) -> dict[str, int]:
+        """Field → column index for the fields read from one column (the last wins, as in `apply`)."""
+        return {f: i for i, f in self._singles}
+
+    @property
+    def joined_columns(self) -> tuple[int, ...]:
+        """The columns joined into `JOINED_FIELD`, in order."""
+        return tuple(self._joined)
+
+    @property
+    def extra_columns(self) -> tuple[tuple[int, str], ...]:
+        """(column index, raw-extra key) of the unmapped columns."""
+        return tuple(self._extras)
+
     def apply(self, values: Sequence[object]) -> tuple[dict[str, object], dict[str, object]]:
         """(fields, raw extras keyed by original header) of one row."""
         if len(values) < len(self.headers):

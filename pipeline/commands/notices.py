@@ -1,0 +1,211 @@
+"""notices plan, dispatch, outbox, preview."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import select
+
+from pipeline.app import App, print_json
+from pipeline.channels.base import Message
+from pipeline.calendar import WorkingCalendar, load_holidays
+from pipeline.config import Config
+from pipeline.db.models import Record, table_of
+from pipeline.dispatch import Dispatcher, Limits, to_message
+from pipeline.errors import UsageError
+from pipeline.ledger import find_record
+from pipeline.notice_config import KINDS, ChannelName, load_notices
+from pipeline.notice_context import sample_row
+from pipeline.notices import Occurrence, Planner, plan_notices
+from pipeline.outbox import STATES, counts, listing
+from pipeline.runner import holder_id
+from pipeline.templating import Renderer, template_dirs
+from pipeline.transports import build_transports
+
+
+def register(commands: Any) -> None:
+    p = commands.add_parser("notices", help="repair notices and reminders")
+    sub = p.add_subparsers(dest="notices_command", metavar="ACTION", required=True)
+    plan = sub.add_parser("plan", help="put every notice due today into the outbox")
+    plan.add_argument(
+        "--dry-run", action="store_true", help="print what would be planned; write nothing"
+    )
+    plan.add_argument("--json", action="store_true")
+    plan.set_defaults(handler=cmd_plan)
+
+    p = commands.add_parser("dispatch", help="send what the outbox holds")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N messages")
+    p.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_dispatch)
+
+    p = commands.add_parser("outbox", help="list outbox messages")
+    p.add_argument("--state", choices=STATES)
+    p.add_argument("--kind", choices=KINDS)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_outbox)
+
+    p = commands.add_parser("preview", help="render one notice without sending it")
+    p.add_argument(
+        "--decision-no", metavar="X", help="a record's decision number (default: sample data)"
+    )
+    p.add_argument("--authority", metavar="A")
+    p.add_argument(
+        "--kind", choices=[k for k in KINDS if k != "department_digest"], default="repair_notice"
+    )
+    p.add_argument("--channel", choices=["email", "sms", "docx"], default="email")
+    p.add_argument(
+        "--out", metavar="PATH", help="write the .eml / .txt / .docx here instead of stdout"
+    )
+    p.set_defaults(handler=cmd_preview)
+
+
+def make_planner(config: Config) -> Planner:
+    calendar = WorkingCalendar(load_holidays(config))
+    return Planner(config, load_notices(config), Renderer(template_dirs(config)), calendar)
+
+
+def plan_today(app: App, dry_run: bool = False) -> dict[str, Any]:
+    result = plan_notices(
+        app.engine, make_planner(app.config), app.clock.today(), app.clock.now(), dry_run
+    )
+    return result.as_json()
+
+
+def cmd_plan(app: App, args: argparse.Namespace) -> int:
+    result = plan_today(app, args.dry_run)
+    if args.json:
+        print_json(result)
+    else:
+        verb = "would plan" if args.dry_run else "planned"
+        print(f"notices {verb} {result['planned']} ({result['by_kind']}); already planned {result['already_planned']}, "
+              f"no address {result['no_address']}", file=sys.stderr)  # fmt: skip
+        for m in result["messages"]:
+            print(f"  {m['kind']:22} {m['channel']:6} {m['subject']}", file=sys.stderr)
+    return 0
+
+
+def make_dispatcher(app: App, session: requests.Session) -> Dispatcher:
+    settings = app.config.settings
+    notices = load_notices(app.config)
+    quiet = tuple(_time(t) for t in settings.sms.quiet_hours)
+    limits = Limits(settings.tz, (quiet[0], quiet[1]), settings.sms.daily_cap_per_number,
+                    {"email": settings.email.rate_per_minute, "sms": settings.sms.rate_per_minute})  # fmt: skip
+    transports = build_transports(app.config, session, app.clock.now)
+    return Dispatcher(
+        app.engine,
+        notices,
+        make_planner(app.config),
+        transports,
+        limits,
+        app.clock.now,
+        holder_id(),
+    )
+
+
+def _time(text: str) -> Any:
+    import datetime as dt
+
+    return dt.time.fromisoformat(text)
+
+
+def dispatch_now(app: App, limit: int | None = None, stop: Any = None) -> dict[str, Any]:
+    with requests.Session() as session:
+        dispatcher = make_dispatcher(app, session)
+        if stop is not None:
+            dispatcher.stop = stop
+        return dispatcher.run(limit).as_json()
+
+
+def cmd_dispatch(app: App, args: argparse.Namespace) -> int:
+    if args.dry_run:
+        due = [
+            r
+            for r in listing(app.engine)
+            if r["state"] in ("pending", "retry") and r["next_attempt_at"] <= app.clock.now()
+        ]
+        due = due[: args.limit] if args.limit else due
+        for row in due:
+            line = {
+                "would_send": row["key"],
+                "kind": row["kind"],
+                "channel": row["channel"],
+                "attempts": row["attempts"],
+            }
+            print_json(line) if args.json else print(
+                f"would send {row['channel']:6} {row['kind']:22} {row['key']}", file=sys.stderr
+            )
+        return 0
+    result = dispatch_now(app, args.limit)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"dispatch: {result}", file=sys.stderr)
+    return 0
+
+
+def cmd_outbox(app: App, args: argparse.Namespace) -> int:
+    rows = listing(app.engine, args.state, args.kind)
+    for row in rows:
+        if args.json:
+            print_json(row)
+        else:
+            print(f"{row['id']:6} {row['state']:9} {row['channel']:6} {row['kind']:22} {row['key']}"
+                  f"{'  ' + row['last_error'] if row['last_error'] else ''}")  # fmt: skip
+    if not args.json:
+        print(f"outbox: {counts(app.engine)}", file=sys.stderr)
+    return 0
+
+
+def cmd_preview(app: App, args: argparse.Namespace) -> int:
+    planner = make_planner(app.config)
+    row = _preview_row(app, args)
+    contact = {"email": "preview@example.org", "phone": "13800000000", "contact_name": "预览"}
+    channel: ChannelName = "sms" if args.channel == "sms" else "email"
+    phase = "before" if args.kind == "eligibility_reminder" else "initial"
+    planned = planner.message(
+        row, Occurrence(args.kind, "preview", phase), contact, app.clock.today(), channel
+    )
+    assert planned is not None
+    outbox_row = {"key": planned.key, "channel": planned.channel, "recipient": planned.recipient,
+                  "recipient_name": planned.recipient_name, "payload": planned.payload, "created_at": app.clock.now()}  # fmt: skip
+    message = to_message(outbox_row)
+    data = _preview_bytes(app, args.channel, message)
+    if args.out:
+        Path(args.out).write_bytes(data)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(data)
+    return 0
+
+
+def _preview_row(app: App, args: argparse.Namespace) -> dict[str, Any]:
+    if not args.decision_no:
+        return sample_row(app.config, kind="list" if args.kind == "list_notice" else "penalty")
+    with app.engine.connect() as conn:
+        found = find_record(conn, args.decision_no, args.authority)
+        return dict(
+            conn.execute(select(table_of(Record)).where(table_of(Record).c.id == found["id"]))
+            .mappings()
+            .one()
+        )
+
+
+def _preview_bytes(app: App, channel: str, message: Message) -> bytes:
+    if channel == "docx":
+        if not message.attachments:
+            raise UsageError("this kind of notice has no DOCX (only repair_notice does)")
+        return bytes(message.attachments[0].content)
+    if channel == "sms":
+        return (message.text + "\n").encode("utf-8")
+    from pipeline.channels.email import render_eml, sender_address
+
+    email = app.config.settings.email
+    return render_eml(
+        message,
+        sender_address(email.sender or email.user or "credit-repair@localhost", email.sender_name),
+    )

@@ -1,0 +1,100 @@
+"""The printable 告知书 (附件5) as a DOCX, with the receipt line (签收人).
+
+The layout is built once per process with python-docx, holding tokens; each notice
+then only substitutes escaped text into ``word/document.xml`` and re-zips the parts —
+about a millisecond, where building a document from scratch costs tens, which matters
+when ten thousand notices go out. The body paragraphs come from the Jinja template
+``notices/repair_notice/docx.txt.j2`` (paragraphs separated by blank lines), so the
+wording follows the record's rule set like the e-mail does.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from functools import lru_cache
+from xml.sax.saxutils import escape
+
+import docx
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.oxml.ns import qn
+from docx.shared import Pt
+
+TITLE = "行政处罚信用修复告知书"
+TOKENS = {"entity": "⟦ENTITY⟧", "body": "⟦BODY⟧", "issuer": "⟦ISSUER⟧", "date": "⟦DATE⟧"}
+FONT = "SimSun"
+
+
+def _font(run: object, size: int, bold: bool = False) -> None:
+    run.font.size = Pt(size)  # type: ignore[attr-defined]
+    run.font.bold = bold  # type: ignore[attr-defined]
+    run.font.name = FONT  # type: ignore[attr-defined]
+    run._element.rPr.rFonts.set(qn("w:eastAsia"), FONT)  # type: ignore[attr-defined]  # Chinese glyphs
+
+
+def _layout() -> bytes:
+    document = docx.Document()
+    title = document.add_paragraph()
+    title.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    _font(title.add_run(TITLE), 18, bold=True)
+    _font(document.add_paragraph().add_run(TOKENS["entity"] + "："), 14)
+    body = document.add_paragraph()
+    body.paragraph_format.first_line_indent = Pt(28)
+    body.paragraph_format.line_spacing = 1.5
+    _font(body.add_run(TOKENS["body"]), 14)
+    document.add_paragraph()
+    table = document.add_table(rows=2, cols=2)
+    for row, (left, right) in enumerate(
+        (("签收人：", TOKENS["issuer"]), ("      年    月    日", TOKENS["date"]))
+    ):
+        _font(table.cell(row, 0).paragraphs[0].add_run(left), 14)
+        cell = table.cell(row, 1).paragraphs[0]
+        cell.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+        _font(cell.add_run(right), 14)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+@lru_cache(maxsize=1)
+def _parts() -> tuple[bytes, str]:
+    """A zip of every part but the document (compressed once), and the document XML."""
+    with zipfile.ZipFile(io.BytesIO(_layout())) as zf:
+        parts = {name: zf.read(name) for name in zf.namelist()}
+    document = parts.pop("word/document.xml").decode("utf-8")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in parts.items():
+            zf.writestr(name, data)
+    return out.getvalue(), document
+
+
+_PARAGRAPH = re.compile(
+    r"<w:p[ >](?:(?!<w:p[ >]).)*?" + re.escape(TOKENS["body"]) + r".*?</w:p>", re.S
+)
+
+
+def render_docx(entity_name: str, body: str, issuer: str, date_text: str) -> bytes:
+    """The notice for one company; `body` is plain text, paragraphs separated by blank lines."""
+    parts, xml = _parts()
+    paragraphs = [p.strip().replace("\n", "") for p in re.split(r"\n\s*\n", body) if p.strip()]
+    template = _PARAGRAPH.search(xml)
+    assert template is not None, "the DOCX layout lost its body token"
+    block = "".join(template.group(0).replace(TOKENS["body"], escape(p)) for p in paragraphs)
+    xml = xml[: template.start()] + block + xml[template.end() :]
+    for key, value in (("entity", entity_name), ("issuer", issuer), ("date", date_text)):
+        xml = xml.replace(TOKENS[key], escape(value))
+    # Appending the one changed part to the pre-compressed rest costs a copy, not a recompression.
+    out = io.BytesIO(parts)
+    with zipfile.ZipFile(out, "a", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("word/document.xml", xml.encode("utf-8"))
+    return out.getvalue()
+
+
+def docx_text(data: bytes) -> str:
+    """All paragraph and table text of a DOCX (for tests and previews)."""
+    document = docx.Document(io.BytesIO(data))
+    lines = [p.text for p in document.paragraphs]
+    lines += [cell.text for table in document.tables for row in table.rows for cell in row.cells]
+    return "\n".join(lines)

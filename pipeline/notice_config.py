@@ -1,0 +1,116 @@
+"""notices.yaml: which notices, when, through which channels, and their wording."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from pipeline.config import Config, Strict, validate_section
+from pipeline.errors import ConfigError
+
+ChannelName = Literal["email", "sms", "manual"]
+KINDS = ("repair_notice", "eligibility_reminder", "follow_up", "list_notice", "department_digest")
+
+
+class Route(Strict):
+    name: str
+    url: str
+
+
+class Wording(Strict):
+    basis: str
+    """The document under which the record is published (first sentence of 附件5)."""
+    citation: str
+    """The document under which the company applies (second sentence)."""
+
+
+def _all_channels() -> list[ChannelName]:
+    return ["email", "sms", "manual"]
+
+
+class KindSettings(Strict):
+    enabled: bool = True
+    channels: list[ChannelName] = Field(default_factory=_all_channels)
+    attach_docx: bool = False
+    working_days_before: int = Field(5, ge=0)
+    grace_days: int = Field(7, ge=0)
+    after_days: int = Field(30, ge=1)
+    max_times: int = Field(2, ge=0)
+
+    @field_validator("channels")
+    @classmethod
+    def _some(cls, value: list[ChannelName]) -> list[ChannelName]:
+        if not value:
+            raise ValueError("at least one channel is needed")
+        if len(set(value)) != len(value):
+            raise ValueError("a channel is listed twice")
+        return value
+
+
+class OutboxSettings(Strict):
+    max_attempts: int = Field(5, ge=1)
+    backoff_seconds: float = Field(60, gt=0)
+    max_backoff_seconds: float = Field(6 * 3600, gt=0)
+    lease_seconds: int = Field(600, ge=10)
+    batch_size: int = Field(50, ge=1, le=1000)
+
+
+def _default_kinds() -> dict[str, KindSettings]:
+    return {
+        "repair_notice": KindSettings(attach_docx=True),
+        "eligibility_reminder": KindSettings(channels=["sms", "email", "manual"]),
+        "follow_up": KindSettings(channels=["sms", "email"]),
+        "list_notice": KindSettings(),
+        "department_digest": KindSettings(channels=["email"]),
+    }
+
+
+class NoticesConfig(Strict):
+    issuer: str = "宝山区营商环境局"
+    publish_within_working_days: int = 7
+    sites: list[str] = Field(
+        default_factory=lambda: ["信用中国", "信用中国（黑龙江）", "信用中国（双鸭山）"]
+    )
+    routes: dict[str, Route] = Field(
+        default_factory=lambda: {
+            "default": Route(name="信用中国", url="https://www.creditchina.gov.cn"),
+            "market_regulation": Route(
+                name="国家企业信用信息公示系统", url="https://www.gsxt.gov.cn"
+            ),
+        }
+    )
+    rule_wording: dict[str, Wording] = Field(default_factory=dict)
+    list_rules: dict[str, str] = Field(
+        default_factory=lambda: {"default": "请向认定部门了解移出条件和程序。"}
+    )
+    kinds: dict[str, KindSettings] = Field(default_factory=_default_kinds)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+
+    @field_validator("kinds")
+    @classmethod
+    def _known(cls, kinds: dict[str, KindSettings]) -> dict[str, KindSettings]:
+        for name in kinds:
+            if name not in KINDS:
+                raise ValueError(f"unknown notice kind {name!r} (known: {', '.join(KINDS)})")
+        return {**_default_kinds(), **kinds}
+
+    @field_validator("routes")
+    @classmethod
+    def _default_route(cls, routes: dict[str, Route]) -> dict[str, Route]:
+        if "default" not in routes:
+            raise ValueError("routes.default is needed")
+        return routes
+
+    def kind(self, name: str) -> KindSettings:
+        return self.kinds[name]
+
+    def wording(self, rule_set: str | None) -> Wording:
+        found = self.rule_wording.get(rule_set or "")
+        if found is None:
+            raise ConfigError(f"notices.yaml: rule_wording: no wording for rule set {rule_set!r}")
+        return found
+
+
+def load_notices(config: Config) -> NoticesConfig:
+    return validate_section(config, "notices.yaml", NoticesConfig)
