@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from pipeline.clock import Clock, SystemClock, parse_now
-from pipeline.config import Config, load_config
+from pipeline.config import Config, load_config, validate_section
 from pipeline.db.engine import make_engine
 from pipeline.db.migrate import current_revision, head_revision, upgrade
 
@@ -29,6 +29,7 @@ class App:
     @classmethod
     def load(cls, config_dir: str | None, now: str | None) -> App:
         config = load_config(config_dir)
+        validate_all(config)
         tz = config.settings.tz
         clock: Clock = parse_now(now, tz) if now else SystemClock(tz)
         return cls(config, clock)
@@ -48,6 +49,19 @@ class App:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+def validate_all(config: Config) -> None:
+    """Every config file, at start: a bad key stops the program before any work is done."""
+    from pipeline.calendar import load_holidays
+    from pipeline.notice_config import load_notices
+    from pipeline.rules import load_rules
+    from pipeline.schedule import ScheduleConfig
+
+    load_rules(config)
+    load_holidays(config)
+    load_notices(config)
+    validate_section(config, "schedule.yaml", ScheduleConfig)
 
 
 def print_json(obj: Any) -> None:

@@ -13,9 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from pipeline.app import App
 from pipeline.calendar import WorkingCalendar, load_holidays
+from pipeline.commands.notices import make_planner
+from pipeline.docx_notice import render_docx
 from pipeline.errors import CreditRepairError
+from pipeline.notice_context import record_view, sample_row
+from pipeline.notices import Occurrence, digest_message
 from pipeline.rules import load_rules
 
 CALENDAR_HORIZON_DAYS = 60
@@ -82,7 +88,54 @@ def _calendar(app: App, report: CheckReport) -> None:
         report.passed.append(f"holidays.yaml valid; working-day data until {until.isoformat()}")
 
 
-CHECKS: list[Check] = [_settings, _rules, _calendar]
+def _templates(app: App, report: CheckReport) -> None:
+    """Render every notice template against sample data, for every rule set's wording."""
+    planner = make_planner(app.config)
+    contact = {"email": "sample@example.org", "phone": "13800000000", "contact_name": "示例"}
+    today = app.clock.today()
+    try:
+        messages = [
+            planner.message(
+                sample_row(app.config, rule_set),
+                Occurrence(kind, "check", phase),
+                contact,
+                today,
+                "email",
+            )
+            for rule_set in (*load_rules(app.config).rule_sets, "samr-2021-45")
+            for kind, phase in SAMPLE_NOTICES
+        ]
+        messages.append(
+            planner.message(
+                sample_row(app.config, kind="list"),
+                Occurrence("list_notice", "check"),
+                contact,
+                today,
+                "email",
+            )
+        )
+        cases = {
+            "new_cases": [record_view(sample_row(app.config))],
+            "due_cases": [record_view(sample_row(app.config))],
+        }
+        messages.append(digest_message(planner, app.config.departments.bureau.code, cases, today))
+        for message in messages:
+            if message is not None and "docx" in message.payload:
+                d = message.payload["docx"]
+                render_docx(d["entity_name"], d["body"], d["issuer"], d["date"])
+    except (jinja2.TemplateError, KeyError, TypeError, ValueError) as exc:
+        report.errors.append(f"templates: {type(exc).__name__}: {exc}")
+        return
+    report.passed.append(
+        f"templates render against sample data ({len(messages)} notices, DOCX included)"
+    )
+
+
+SAMPLE_NOTICES = (("repair_notice", "initial"), ("eligibility_reminder", "before"),
+                  ("eligibility_reminder", "on"), ("follow_up", "initial"))  # fmt: skip
+
+
+CHECKS: list[Check] = [_settings, _rules, _calendar, _templates]
 
 
 def check_config(app: App) -> CheckReport:

@@ -289,6 +289,8 @@ class Config(BaseModel):
     departments: DepartmentsConfig
     raw: dict[str, dict[str, Any]]
     """The interpolated YAML of every file, for stages that validate their own section."""
+    env_origins: dict[str, str] = {}
+    """Dotted keys set by environment variables → the variable, for error messages."""
 
     def department(self, code: str) -> Department | None:
         return next((d for d in self.departments.departments if d.code == code), None)
@@ -322,7 +324,9 @@ def load_config(
     origins = _apply_env_overrides(raw, env)
     settings = _validate(Settings, raw["settings.yaml"], "settings.yaml", origins)
     departments = _validate(DepartmentsConfig, raw["departments.yaml"], "departments.yaml", origins)
-    return Config(directory=folder, settings=settings, departments=departments, raw=raw)
+    return Config(
+        directory=folder, settings=settings, departments=departments, raw=raw, env_origins=origins
+    )
 
 
 def _read_yaml(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
@@ -405,10 +409,22 @@ def _apply_env_overrides(raw: dict[str, dict[str, Any]], env: Mapping[str, str])
 
 
 def _file_of(section: str) -> str | None:
-    for file, sections in _FILES.items():
+    for file, sections in _sections().items():
         if section in sections:
             return file
     return None
+
+
+def _sections() -> dict[str, list[str]]:
+    """Top-level keys of every file, so `CREDIT_REPAIR_<SECTION>__...` finds its file."""
+    # Imported here: those modules import this one.
+    from pipeline.calendar import HolidaysConfig
+    from pipeline.notice_config import NoticesConfig
+    from pipeline.rules import RulesConfig
+    from pipeline.schedule import ScheduleConfig
+
+    return {**_FILES, "rules.yaml": list(RulesConfig.model_fields), "holidays.yaml": list(HolidaysConfig.model_fields),
+            "schedule.yaml": list(ScheduleConfig.model_fields), "notices.yaml": list(NoticesConfig.model_fields)}  # fmt: skip
 
 
 def _set_nested(target: dict[str, Any], keys: list[str], value: Any, var: str) -> None:
@@ -465,8 +481,14 @@ def validate_section(config: Config, file: str, model: type[M], section: str | N
         return model.model_validate(data)
     except ValidationError as exc:
         prefix = f"{section}." if section else ""
-        msgs = [
-            f"{file}: {prefix}{key_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        ]
+        msgs = []
+        for e in exc.errors():
+            key = prefix + key_path(e["loc"])
+            where = f"environment {config.env_origins[key]}" if key in config.env_origins else file
+            message = (
+                "unknown key (a typo?)"
+                if e["type"] == "extra_forbidden"
+                else e["msg"].removeprefix("Value error, ")
+            )
+            msgs.append(f"{where}: {key}: {message}")
         raise ConfigError("; ".join(msgs)) from None

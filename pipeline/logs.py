@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+PHONE = re.compile(r"(?<!\d)((?:\+?86)?1[3-9]\d)\d{4}(\d{4})(?!\d)")
 EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@[A-Za-z0-9.-]+)")
 NAME_KEYS = frozenset(
     {"contact_name", "recipient_name", "name_of_contact", "responsible", "legal_rep"}

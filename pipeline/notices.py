@@ -27,8 +27,8 @@ from sqlalchemy import Connection, Engine, select
 
 from pipeline.calendar import WorkingCalendar
 from pipeline.config import Config
-from pipeline.errors import CalendarError
 from pipeline.db.models import Contact, OutboxMessage, Record, table_of
+from pipeline.errors import CalendarError
 from pipeline.notice_config import ChannelName, KindSettings, NoticesConfig
 from pipeline.notice_context import department_view, notice_context, record_view, sms_params
 from pipeline.outbox import Planned, enqueue, message_key
@@ -110,7 +110,11 @@ def _follow_ups(row: Any, today: dt.date, kind: KindSettings) -> list[Occurrence
     start, told = row["repairable_from"], row["notified_at"]
     if not kind.enabled or start is None or told is None or row["status"] != "repairable":
         return []
-    if row["progress"] >= 3 or row["willingness"] == "no" or (today - told.date()).days < kind.after_days:
+    if (
+        row["progress"] >= 3
+        or row["willingness"] == "no"
+        or (today - told.date()).days < kind.after_days
+    ):
         return []
     n = min((today - start).days // kind.after_days, kind.max_times)
     return [Occurrence("follow_up", f"follow:{n}")] if n >= 1 else []
@@ -276,36 +280,40 @@ def _collect_digest(
 
 def _digests(planner: Planner, digest: dict[str, dict[str, list[dict[str, Any]]]], today: dt.date,
              result: PlanResult) -> list[Planned]:  # fmt: skip
-    settings = planner.notices.kind("department_digest")
-    if not settings.enabled:
+    if not planner.notices.kind("department_digest").enabled:
         return []
     out = []
     for code, cases in sorted(digest.items()):
-        dep = planner.config.department(code) or planner.config.departments.bureau
-        chosen = choose_channel(
-            [c for c in settings.channels if c != "manual"],
-            {
-                "email": dep.contact.email,
-                "phone": dep.contact.phone,
-                "contact_name": dep.contact.name,
-            },
-        )
-        if chosen is None:
+        message = digest_message(planner, code, cases, today)
+        if message is None:
             result.no_address += 1
-            continue
-        channel, recipient, name = chosen
-        for group in cases.values():
-            group.sort(
-                key=lambda c: (not c["green_channel"], c["decision_no"])
-            )  # green channel first
-        context = {**cases, "department": department_view(dep), "today": today, "issuer": planner.notices.issuer,
-                   "sign_name": planner.config.settings.sms.sign_name}  # fmt: skip
-        key = message_key(
-            "department_digest", f"dept-{code}", today.isoformat(), channel, recipient
-        )
-        out.append(Planned(key, "department_digest", today.isoformat(), channel, recipient, name, None, code,
-                           planner.payload("department_digest", context, settings)))  # fmt: skip
+        else:
+            out.append(message)
     return out
+
+
+def digest_message(
+    planner: Planner, code: str, cases: dict[str, list[dict[str, Any]]], today: dt.date
+) -> Planned | None:
+    """One department contact's digest of its new and due cases (green channel first)."""
+    settings = planner.notices.kind("department_digest")
+    dep = planner.config.department(code) or planner.config.departments.bureau
+    person = {
+        "email": dep.contact.email,
+        "phone": dep.contact.phone,
+        "contact_name": dep.contact.name,
+    }
+    chosen = choose_channel([c for c in settings.channels if c != "manual"], person)
+    if chosen is None:
+        return None
+    channel, recipient, name = chosen
+    for group in cases.values():
+        group.sort(key=lambda c: (not c["green_channel"], c["decision_no"]))
+    context = {**cases, "department": department_view(dep), "today": today, "issuer": planner.notices.issuer,
+               "sign_name": planner.config.settings.sms.sign_name}  # fmt: skip
+    key = message_key("department_digest", f"dept-{code}", today.isoformat(), channel, recipient)
+    return Planned(key, "department_digest", today.isoformat(), channel, recipient, name, None, code,
+                   planner.payload("department_digest", context, settings))  # fmt: skip
 
 
 def _store(

@@ -10,6 +10,7 @@ import hashlib
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Literal
 
 from pipeline.db.models import SNAPSHOT_FIELDS
@@ -97,20 +98,46 @@ _MEMO_FIELDS = frozenset(
 )  # fmt: skip
 _MEMO_LIMIT = 8192
 """Distinct values remembered per column; beyond that values are converted each time."""
-_MISSING: Any = object()
 
 
 class _Slow(Exception):
     """The fast path cannot decide this row: validate it the general way."""
 
 
+class _Memo(dict[object, Any]):
+    """A converter's results by cell text (bounded); a miss converts, and may raise."""
+
+    __slots__ = ("convert",)
+
+    def __init__(self, convert: Callable[[object], Any]) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, key: object) -> Any:
+        value = self.convert(key)
+        # only text is remembered: 1, 1.0 and True are equal keys but convert differently
+        if type(key) is str and len(self) < _MEMO_LIMIT:
+            self[key] = value
+        return value
+
+
+def _cells(indices: Sequence[int]) -> Callable[[Sequence[object]], tuple[object, ...]]:
+    """A getter of the cells at `indices`, always as a tuple."""
+    if not indices:
+        return lambda cells: ()
+    if len(indices) == 1:
+        index = indices[0]
+        return lambda cells: (cells[index],)
+    return itemgetter(*indices)
+
+
 class _FastPlan:
     """`RowValidator.validate` for the common row, with the same result.
 
-    Handles only rows that are text cells (CSV), convert without error and carry no
-    warning; anything else raises `_Slow` and goes through the general path, which
-    therefore decides every message. Precomputed per header: where each field's column
-    is, which fields are absent (always None), and per-column memo tables.
+    Handles only rows whose cells convert without error and carry no warning; anything
+    else raises `_Slow` (or the converter's ValueError) and goes through the general
+    path, which therefore decides every message. Precomputed per header: where each
+    field's column is, which fields are absent (always None), per-column memo tables.
     """
 
     def __init__(self, mapping: HeaderMapping) -> None:
@@ -118,8 +145,8 @@ class _FastPlan:
         joined = mapping.joined_columns
         self.width = len(mapping.headers)
         self.absent: dict[str, Any] = {}
-        self.text: list[tuple[str, int]] = []
-        self.memo: list[tuple[str, int, Callable[[object], Any], dict[str, Any]]] = []
+        text: list[tuple[str, int]] = []
+        memo: list[tuple[str, int, _Memo]] = []
         self.other: list[tuple[str, int, Callable[[object], Any]]] = []
         self.joined: tuple[int, ...] = ()
         for name, convert in _CONVERTERS.items():
@@ -130,43 +157,43 @@ class _FastPlan:
             if index is None:
                 self.absent[name] = convert(None)  # None for every converter
             elif name in _TEXT_FIELDS:
-                self.text.append((name, index))
+                text.append((name, index))
             elif name in _MEMO_FIELDS:
-                self.memo.append((name, index, convert, {}))
+                memo.append((name, index, _Memo(convert)))
             else:
                 self.other.append((name, index, convert))
+        self.text_names = [name for name, _ in text]
+        self.text_cells = _cells([index for _, index in text])
+        self.memo_names = [name for name, _, _ in memo]
+        self.memo_cells = _cells([index for _, index, _ in memo])
+        self.memos = [m for _, _, m in memo]
+        self.required = itemgetter(*_REQUIRED)
         self.uscc = singles.get("uscc")
         self.extras = mapping.extra_columns
 
     def values(self, cells: Sequence[object]) -> dict[str, Any]:
-        """The converted fields (and uscc) of a row, or `_Slow`."""
+        """The converted fields (and uscc) of a row; raises `_Slow` or ValueError."""
         if len(cells) < self.width:
             cells = [*cells, *[None] * (self.width - len(cells))]
         values = dict(self.absent)
-        for name, index in self.text:
-            value = cells[index]
-            if type(value) is str:
-                values[name] = " ".join(value.split()) or None
-            else:
-                values[name] = _text(value)
-        for name, index, convert, memo in self.memo:
-            value = cells[index]
-            if type(value) is not str:
-                values[name] = convert(value)
-                continue
-            found = memo.get(value, _MISSING)
-            if found is _MISSING:
-                found = convert(value)
-                if len(memo) < _MEMO_LIMIT:
-                    memo[value] = found
-            values[name] = found
+        try:
+            texts = [" ".join(v.split()) or None for v in self.text_cells(cells)]  # type: ignore[attr-defined]
+        except (AttributeError, TypeError):  # a cell that is not text (XLSX, JSON)
+            texts = [_text(v) for v in self.text_cells(cells)]
+        values.update(zip(self.text_names, texts, strict=True))
+        try:
+            converted = [
+                memo[v] for memo, v in zip(self.memos, self.memo_cells(cells), strict=True)
+            ]
+        except TypeError:  # an unhashable cell (a JSON list or object)
+            raise _Slow from None
+        values.update(zip(self.memo_names, converted, strict=True))
         for name, index, convert in self.other:
             values[name] = convert(cells[index])
         if self.joined:
             values[JOINED_FIELD] = _types(_join(cells[i] for i in self.joined))
-        for name in _REQUIRED:
-            if name in values and values[name] is None:
-                raise _Slow
+        if None in self.required(values):
+            raise _Slow
         given = None if self.uscc is None else cells[self.uscc]
         if given is None or given == "":
             values["uscc"] = None

@@ -11,8 +11,8 @@ import requests
 from sqlalchemy import select
 
 from pipeline.app import App, print_json
-from pipeline.channels.base import Message
 from pipeline.calendar import WorkingCalendar, load_holidays
+from pipeline.channels.base import Message
 from pipeline.config import Config
 from pipeline.db.models import Record, table_of
 from pipeline.dispatch import Dispatcher, Limits, to_message
@@ -178,8 +178,10 @@ def cmd_preview(app: App, args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).write_bytes(data)
         print(f"wrote {args.out}", file=sys.stderr)
+    elif args.channel == "docx":
+        raise UsageError("a DOCX is binary: give --out FILE.docx")
     else:
-        sys.stdout.buffer.write(data)
+        sys.stdout.write(data.decode("utf-8"))
     return 0
 
 

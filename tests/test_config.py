@@ -1,0 +1,110 @@
+"""Configuration: validation names the file and key; ${VAR}, *_file secrets, env overrides."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.app import App
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+from tests.helpers import CliRunner
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, config_dir: Path) -> Path:
+    folder = tmp_path / "cfg"
+    shutil.copytree(config_dir, folder)
+    return folder
+
+
+def _edit(folder: Path, file: str, old: str, new: str) -> None:
+    path = folder / file
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def test_the_shipped_config_is_valid_and_describes_the_seed_district(config_dir: Path) -> None:
+    config = load_config(config_dir, env={})
+    assert config.settings.timezone == "Asia/Shanghai"
+    assert config.settings.jurisdiction.area_codes == ["230506"]
+    assert config.departments.bureau.name == "宝山区营商环境局"
+    names = {d.name for d in config.departments.departments}
+    assert {"国家税务总局双鸭山市宝山区税务局", "宝山区应急管理局"} <= names
+    App.load(str(config_dir), None)  # every other file validates too
+
+
+def test_a_wrong_type_names_the_file_and_the_key_path(cfg: Path) -> None:
+    _edit(cfg, "settings.yaml", "max_vanish_share: 0.20", "max_vanish_share: lots")
+    with pytest.raises(ConfigError, match=r"settings\.yaml: sync\.max_vanish_share"):
+        load_config(cfg, env={})
+
+
+def test_an_unknown_key_is_an_error_not_ignored(cfg: Path) -> None:
+    _edit(cfg, "departments.yaml", "    bureau: true", "    bureau: true\n    buerau: false")
+    with pytest.raises(ConfigError, match=r"departments\.yaml: departments\[0\]\.buerau: unknown key"):
+        load_config(cfg, env={})
+
+
+def test_a_bad_later_file_stops_every_command_at_start(cfg: Path) -> None:
+    _edit(cfg, "notices.yaml", "  max_attempts: 5", "  max_attempts: -1")
+    result = CliRunner(cfg)("sync", "--json")
+    assert result.code == 2 and "notices.yaml: outbox.max_attempts" in result.err
+
+
+def test_invalid_yaml_names_the_file(cfg: Path) -> None:
+    (cfg / "rules.yaml").write_text("rule_sets: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="rules.yaml"):
+        App.load(str(cfg), None)
+
+
+def test_variables_are_interpolated_with_defaults_and_a_missing_one_is_named(cfg: Path) -> None:
+    _edit(cfg, "settings.yaml", "url: sqlite:///var/credit-repair.db", "url: ${DB_URL:-sqlite:///fallback.db}")
+    assert load_config(cfg, env={}).settings.database.url == "sqlite:///fallback.db"
+    assert load_config(cfg, env={"DB_URL": "postgresql://x/y"}).settings.database.url == "postgresql://x/y"
+    _edit(cfg, "settings.yaml", "${DB_URL:-sqlite:///fallback.db}", "${DB_URL}")
+    with pytest.raises(ConfigError, match=r"settings\.yaml: database\.url: environment variable DB_URL is not set"):
+        load_config(cfg, env={})
+
+
+def test_a_file_key_reads_the_secret_from_that_file(cfg: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "smtp-password"
+    secret.write_text("s3cr3t\n", encoding="utf-8")
+    _edit(cfg, "settings.yaml", "logging:", f"email:\n  host: smtp.example.org\n  password_file: {secret}\n\nlogging:")
+    assert load_config(cfg, env={}).settings.email.password == "s3cr3t"
+    secret.unlink()
+    with pytest.raises(ConfigError, match=r"email\.password_file: cannot read secret file"):
+        load_config(cfg, env={})
+
+
+def test_environment_variables_override_any_setting(cfg: Path) -> None:
+    env = {"CREDIT_REPAIR_SYNC__MAX_VANISH_SHARE": "0.5", "CREDIT_REPAIR_DATABASE_URL": "sqlite:///other.db",
+           "CREDIT_REPAIR_EMAIL__HOST": "mail.example.org", "CREDIT_REPAIR_EMAIL__SSL": "false"}  # fmt: skip
+    settings = load_config(cfg, env=env).settings
+    assert settings.sync.max_vanish_share == 0.5
+    assert settings.database.url == "sqlite:///other.db"
+    assert (settings.email.host, settings.email.ssl) == ("mail.example.org", False)
+
+
+def test_a_bad_environment_override_names_the_variable(cfg: Path) -> None:
+    with pytest.raises(ConfigError, match="environment CREDIT_REPAIR_SYNC__MAX_VANISH_SHARE: sync.max_vanish_share"):
+        load_config(cfg, env={"CREDIT_REPAIR_SYNC__MAX_VANISH_SHARE": "2"})
+
+
+def test_the_config_folder_comes_from_the_environment(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDIT_REPAIR_CONFIG", str(cfg))
+    assert load_config().directory == cfg
+    monkeypatch.setenv("CREDIT_REPAIR_CONFIG", str(cfg / "nope"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config()
+
+
+def test_check_config_reports_calendar_coverage(cli: CliRunner) -> None:
+    result = cli("check-config", "--json", now="2026-11-27")
+    assert result.code == 0, result.err
+    body = result.json()
+    assert body["ok"] is True
+    assert any("2026-12-31" in w and "2027" in w for w in body["warnings"])
