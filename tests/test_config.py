@@ -57,7 +57,7 @@ def test_a_bad_later_file_stops_every_command_at_start(cfg: Path) -> None:
 
 def test_invalid_yaml_names_the_file(cfg: Path) -> None:
     (cfg / "rules.yaml").write_text("rule_sets: [unclosed\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="rules.yaml"):
+    with pytest.raises(ConfigError, match=r"rules\.yaml"):
         App.load(str(cfg), None)
 
 
@@ -90,7 +90,7 @@ def test_environment_variables_override_any_setting(cfg: Path) -> None:
 
 
 def test_a_bad_environment_override_names_the_variable(cfg: Path) -> None:
-    with pytest.raises(ConfigError, match="environment CREDIT_REPAIR_SYNC__MAX_VANISH_SHARE: sync.max_vanish_share"):
+    with pytest.raises(ConfigError, match=r"environment CREDIT_REPAIR_SYNC__MAX_VANISH_SHARE: sync\.max_vanish_share"):
         load_config(cfg, env={"CREDIT_REPAIR_SYNC__MAX_VANISH_SHARE": "2"})
 
 
