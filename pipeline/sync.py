@@ -14,6 +14,7 @@ would vanish more than `sync.max_vanish_share` of the current records, unless fo
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -358,17 +359,22 @@ class _Sync:
     # ------------------------------------------------------------------- diff
     def _link(self) -> None:
         s, r = self.staging.c, records.c
-        match = select(r.id).where(
+        if self.conn.dialect.name == "postgresql":
+            # Fresh statistics on records, or right after a big sync (before autovacuum
+            # has seen it) PostgreSQL may plan the joins below as a nested loop over
+            # the staging table per record: quadratic.
+            self.conn.exec_driver_sql("ANALYZE records")
+        key = and_(
             r.kind == self.request.kind, r.authority == s.authority, r.decision_no == s.decision_no
         )
-        self.conn.execute(update(self.staging).values(record_id=match.scalar_subquery()))
+        if _update_from(self.conn):
+            # UPDATE … FROM: a join, and only rows with a record are written (none on a
+            # first sync) instead of every staged row.
+            self.conn.execute(update(self.staging).values(record_id=r.id).where(key))
+        else:
+            match = select(r.id).where(key).scalar_subquery()
+            self.conn.execute(update(self.staging).values(record_id=match))
         self.conn.exec_driver_sql("CREATE INDEX ix_sync_staging_record ON sync_staging (record_id)")
-        if self.conn.dialect.name == "postgresql":
-            # Fresh statistics, or PostgreSQL may plan the vanish anti-join as a scan of
-            # the staging table per record (quadratic): temporary tables are never
-            # auto-analysed, and autovacuum may not yet have seen the last sync's rows.
-            self.conn.exec_driver_sql("ANALYZE sync_staging")
-            self.conn.exec_driver_sql("ANALYZE records")
 
     def _changed(self) -> Any:
         s, r = self.staging.c, records.c
@@ -562,6 +568,13 @@ class _Sync:
         self.conn.execute(
             update(table_of(SyncRun)).where(table_of(SyncRun).c.id == res.sync_id), values
         )
+
+
+def _update_from(conn: Connection) -> bool:
+    """Whether the database takes UPDATE … FROM (PostgreSQL; SQLite from 3.33)."""
+    if conn.dialect.name == "sqlite":
+        return sqlite3.sqlite_version_info >= (3, 33)
+    return conn.dialect.name == "postgresql"
 
 
 def _json(value: Any) -> Any:
