@@ -18,7 +18,6 @@ from tests.sms_server import running_server
 from tests.test_dispatch import NOW, Setup, _config, _load, _states
 from tests.test_email_channel import Recorder, smtp_server
 
-
 UNLIMITED = "  rate_per_minute: 1000000\n"  # the business clock stands still under --now
 
 
