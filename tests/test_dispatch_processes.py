@@ -69,7 +69,7 @@ def test_a_dispatcher_killed_mid_batch_loses_and_doubles_nothing(
         before_restart = len(recorder.received)
         # after the lease (notices.yaml outbox.lease_seconds = 600 s) the in-flight rows are unknown
         restart = _dispatch_process(cfg, db_url, tmp_path, now="2026-11-27T09:20")
-        out, err = restart.communicate(timeout=120)
+        _out, err = restart.communicate(timeout=120)
         assert restart.returncode == 0, err.decode()
     states = _states(s, now="2026-11-27T09:20")
     ids = [m["Message-ID"] for m in recorder.parsed()]
