@@ -53,38 +53,46 @@ class Evaluator:
         return cls(load_rules(config), WorkingCalendar(load_holidays(config)), markets)
 
     def facts(self, row: Any) -> RecordFacts:
+        return self._facts(*(row[k] for k in FACT_COLUMNS[1:]))
+
+    def _facts(self, decision_no: Any, authority: Any, entity_name: Any, uscc: Any, decision_date: Any,
+               publication_date: Any, penalty_types: Any, penalty_content: Any, fine_amount: Any,
+               severity_given: Any, violation_type: Any, facts: Any, basis: Any, industry: Any,
+               department_code: Any, publish_until: Any) -> RecordFacts:  # fmt: skip
+        """`facts` from the values of FACT_COLUMNS[1:], in that order (the recompute's rows)."""
         return RecordFacts(
-            decision_no=row["decision_no"], authority=row["authority"], entity_name=row["entity_name"],
-            uscc=row["uscc"] or "", decision_date=row["decision_date"], publication_date=row["publication_date"],
-            penalty_types=tuple((row["penalty_types"] or "").split(";")), penalty_content=row["penalty_content"] or "",
-            fine_amount_wan=_decimal(row["fine_amount"]), severity_given=row["severity_given"],
-            violation_type=row["violation_type"] or "", facts=row["facts"] or "", basis=row["basis"] or "",
-            industry=row["industry"] or "", market_regulation=row["department_code"] in self.market_departments,
-            publish_until=row["publish_until"],
+            decision_no=decision_no, authority=authority, entity_name=entity_name, uscc=uscc or "",
+            decision_date=decision_date, publication_date=publication_date,
+            penalty_types=tuple((penalty_types or "").split(";")), penalty_content=penalty_content or "",
+            fine_amount_wan=_decimal(fine_amount), severity_given=severity_given,
+            violation_type=violation_type or "", facts=facts or "", basis=basis or "",
+            industry=industry or "", market_regulation=department_code in self.market_departments,
+            publish_until=publish_until,
         )  # fmt: skip
 
     def columns(self, row: Any, today: dt.date) -> dict[str, Any]:
         """The eligibility columns of one record: results, or status error with the reason."""
-        facts = self.facts(row)
+        return dict(zip(RESULT_FIELDS, self._values(self.facts(row), today), strict=True))
+
+    def _values(self, facts: RecordFacts, today: dt.date) -> tuple[Any, ...]:
+        """`columns` as a tuple in RESULT_FIELDS order."""
         try:
             result = evaluate(facts, today, self.rules, self.calendar)
         except (ValueError, CalendarError) as exc:
-            return {**dict.fromkeys(RESULT_FIELDS), "market_regulation": facts.market_regulation,
-                    "status": "error", "status_reason": str(exc)}  # fmt: skip
-        return _result_columns(result, facts)
+            return (None, None, None, facts.market_regulation, None, None, None, None, None, None,
+                    "error", str(exc))  # fmt: skip
+        return _result_values(result, facts)
 
 
 def _decimal(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def _result_columns(result: Evaluation, facts: RecordFacts) -> dict[str, Any]:
+def _result_values(result: Evaluation, facts: RecordFacts) -> tuple[Any, ...]:
     reason = result.reason + "".join(f"; warning: {w}" for w in result.warnings)
-    return {"severity": result.severity, "severity_source": result.severity_source, "rule_set": result.rule_set,
-            "market_regulation": facts.market_regulation, "period_start": result.period_start,
-            "min_end": result.min_end, "max_end": result.max_end, "repairable_from": result.repairable_from,
-            "removal_on": result.removal_on, "publish_by": result.publish_by, "status": result.status,
-            "status_reason": reason}  # fmt: skip
+    return (result.severity, result.severity_source, result.rule_set, facts.market_regulation,
+            result.period_start, result.min_end, result.max_end, result.repairable_from,
+            result.removal_on, result.publish_by, result.status, reason)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- database

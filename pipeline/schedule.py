@@ -22,6 +22,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pipeline.calendar import WorkingCalendar
 from pipeline.config import Config, Strict, validate_section
+from pipeline.errors import CalendarError, ConfigError
 
 LOOKBACK = dt.timedelta(days=40)
 
@@ -82,8 +83,6 @@ def load_schedule(config: Config, known_jobs: list[str]) -> ScheduleConfig:
     schedule = validate_section(config, "schedule.yaml", ScheduleConfig)
     for name in schedule.jobs:
         if name not in known_jobs:
-            from pipeline.errors import ConfigError
-
             raise ConfigError(
                 f"schedule.yaml: jobs.{name}: unknown job (known: {', '.join(known_jobs)})"
             )
@@ -105,11 +104,19 @@ def _cron_times(
 def deadline(
     year: int, month: int, spec: JobSchedule, calendar: WorkingCalendar, tz: ZoneInfo
 ) -> dt.datetime:
-    """The due time of a by_day job in one month."""
+    """The due time of a by_day job in one month.
+
+    A month whose year has no working-day data yet keeps the nominal day: the job still
+    runs (a missed monthly deadline is worse than one on a holiday), and check-config
+    has been warning about the missing year for 60 days.
+    """
     assert spec.by_day is not None
     day = dt.date(year, month, spec.by_day)
-    if spec.working_day_before and not calendar.is_working_day(day):
-        day = calendar.previous_working_day(day)
+    try:
+        if spec.working_day_before and not calendar.is_working_day(day):
+            day = calendar.previous_working_day(day)
+    except CalendarError:
+        pass
     hour, minute = map(int, spec.at.split(":"))
     return dt.datetime.combine(day, dt.time(hour, minute), tz)
 

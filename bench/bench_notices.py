@@ -1,0 +1,379 @@
+"""Benchmark notices end to end: plan + dispatch N notices, against a bare smtplib loop.
+
+    .venv/bin/python bench/bench_notices.py --rows 10000 --db both
+
+N in-scope penalties (`tests.helpers.penalty`: one repair notice each) and one contact per
+entity — 90 % with an e-mail address (→ e-mail with the DOCX notice attached), every
+10th with a phone number only (→ SMS through the signed webhook) — are synced, their
+contacts imported and eligibility computed through the CLI (set-up, not timed). Then,
+per database (SQLite file, throwaway PostgreSQL), each step in a fresh process, against
+a fresh server process (aiosmtpd that accepts and discards + a keep-alive HTTP/1.1 SMS
+webhook that answers 200 ``{"id": …}``), so the measured process's CPU is its own:
+
+- ``notices_end_to_end``: ``plan_today(app)`` then ``dispatch_now(app)`` — the CLI's own
+  library functions (`pipeline.commands.notices`). Timed: planning (template rendering,
+  the outbox INSERTs) and dispatching (claims, the record re-check, the DOCX rendering,
+  the MIME, SMTP / HTTP, the per-message outcome and ledger writes). Not timed: process
+  start, imports, config loading, the first DB connection.
+- ``baseline``: the same messages pre-rendered from the outbox the run left (the e-mails
+  as the exact bytes `render_eml` gives, the SMS as the exact signed webhook bodies; not
+  timed), then one smtplib connection and ``sendmail()`` per e-mail, and the SMS bodies
+  POSTed over one keep-alive http.client connection — timed. No database at all.
+
+The business clock stands still under ``--now``, so the bench config raises
+``email.rate_per_minute``, ``sms.rate_per_minute`` and ``sms.daily_cap_per_number``;
+``--now`` is a working day at 09:00, inside the SMS allowed hours.
+
+One JSON line per database on stdout: {"name", "rows", "seconds", "baseline_seconds",
+"ratio", "peak_rss_mb", "db", ..., "messages_per_s", "baseline_messages_per_s"}; `rows`
+is the number of messages. Target: messages_per_s ≥ 50 % of baseline_messages_per_s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.common import OUT_DIR, emit, note, postgres, report, run_child, sqlite_url, timed  # noqa: E402
+
+SCRIPT = str(Path(__file__).resolve())
+NOW = "2026-11-27T09:00"  # a Friday, 09:00 Beijing: a working day, outside SMS quiet hours
+SMS_EVERY = 10
+"""Every SMS_EVERY-th entity has a phone number and no e-mail address."""
+TARGET = 0.5
+SECRET = "bench-secret"
+UNLIMITED = 10**9
+
+
+# --------------------------------------------------------------------------- servers (own process)
+
+
+class SmtpCounter:
+    def __init__(self) -> None:
+        self.connections = 0
+        self.messages = 0
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:  # fmt: skip
+        self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages += 1
+        return "250 OK"
+
+
+def serve() -> None:
+    """aiosmtpd + an SMS webhook; print the ports, serve until stdin closes, print the counts."""
+    import socket
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        smtp_port = s.getsockname()[1]
+    counter = SmtpCounter()
+    controller = Controller(counter, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    sms = {"requests": 0, "connections": 0}
+    lock = threading.Lock()
+
+    class Webhook(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a real gateway would
+        disable_nagle_algorithm = True
+        wbufsize = 1 << 16  # status, headers and body in one write (flushed per request)
+
+        def setup(self) -> None:
+            super().setup()
+            with lock:
+                sms["connections"] += 1
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with lock:
+                sms["requests"] += 1
+            reply = json.dumps({"id": json.loads(body)["id"][-16:]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    report(smtp_port=smtp_port, sms_url=f"http://127.0.0.1:{httpd.server_port}/")
+    sys.stdin.read()
+    httpd.shutdown()
+    controller.stop()
+    report(smtp_connections=counter.connections, smtp_messages=counter.messages,
+           sms_connections=sms["connections"], sms_requests=sms["requests"])  # fmt: skip
+
+
+class Servers:
+    """The server process for one measurement."""
+
+    def __enter__(self) -> Servers:
+        import subprocess
+
+        self.proc = subprocess.Popen([sys.executable, SCRIPT, "--serve"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, cwd=REPO)  # fmt: skip
+        assert self.proc.stdout is not None
+        ports = json.loads(self.proc.stdout.readline())
+        self.smtp_port: int = ports["smtp_port"]
+        self.sms_url: str = ports["sms_url"]
+        self.counts: dict[str, int] = {}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        self.counts = json.loads(self.proc.stdout.readline() or "{}")
+        self.proc.wait(timeout=60)
+
+
+# --------------------------------------------------------------------------- config & data
+
+
+def write_config(folder: Path, smtp_port: int, sms_url: str) -> Path:
+    """The shipped config + the servers of this measurement, limits raised (see tests/test_dispatch)."""
+    from tests.test_dispatch import _config
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    cfg = _config(folder, REPO / "config", smtp_port, sms_url,
+                  extra_email=f"  rate_per_minute: {UNLIMITED}\n")  # fmt: skip
+    settings = cfg / "settings.yaml"
+    text = settings.read_text(encoding="utf-8").replace(
+        "  secret: test-secret\n",
+        f"  secret: {SECRET}\n  rate_per_minute: {UNLIMITED}\n  daily_cap_per_number: {UNLIMITED}\n"
+        "  timeout: 10\n", 1).replace("  timeout: 0.5\n", "", 1).replace("  timeout: 2\n", "  timeout: 30\n", 1)  # fmt: skip
+    settings.write_text(text, encoding="utf-8")
+    return cfg
+
+
+def worker_prepare(cfg: Path, work: Path, rows: int) -> None:
+    """Sync N penalties, import their contacts, compute eligibility (not timed)."""
+    from tests.helpers import CliRunner, penalty, uscc, write_rows
+    from tests.test_dispatch import CONTACT_HEADERS
+
+    def contact(i: int) -> dict[str, str]:
+        sms_only = i % SMS_EVERY == 0
+        return {"统一社会信用代码": uscc(i), "联系人": "王经理",
+                "联系电话": f"139{i:08d}" if sms_only else "",
+                "电子邮箱": "" if sms_only else f"c{i}@example.com"}  # fmt: skip
+
+    cli = CliRunner(cfg)
+    steps = {
+        "sync": ("sync", "--file", str(write_rows(work / "p.csv", [penalty(i) for i in range(1, rows + 1)])), "--force"),
+        "contacts": ("contacts", "import", str(write_rows(work / "c.csv", [contact(i) for i in range(1, rows + 1)],
+                                                          headers=CONTACT_HEADERS))),
+        "eligibility": ("eligibility",),
+    }  # fmt: skip
+    seconds = {}
+    for name, argv in steps.items():
+        took, result = timed(lambda argv=argv: cli(*argv, now=NOW))  # type: ignore[misc]
+        if result.code != 0:
+            raise RuntimeError(f"{name} failed: {result.err[-2000:]}")
+        seconds[name] = round(took, 2)
+    report(step="prepare", seconds=seconds)
+
+
+def worker_run(cfg: Path, profile: Path | None) -> None:
+    """plan_today + dispatch_now, as `credit-repair notices plan` and `dispatch` run them."""
+    from pipeline import logs
+    from pipeline.app import App
+    from pipeline.commands.notices import dispatch_now, plan_today
+
+    app = App.load(str(cfg), NOW)
+    logs.configure("warning", "json")
+    with app.engine.connect():  # migrate / connect outside the timing
+        pass
+
+    def step() -> tuple[dict[str, Any], dict[str, Any]]:
+        return plan_today(app), dispatch_now(app)
+
+    if profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        seconds, (planned, dispatched) = timed(lambda: profiler.runcall(step))
+        profiler.dump_stats(str(profile))
+    else:
+        seconds, (planned, dispatched) = timed(step)
+    app.close()
+    report(step="run", seconds=seconds, planned=planned["planned"],
+           dispatched={k: v for k, v in dispatched.items() if v})  # fmt: skip
+
+
+def prerender(cfg: Path) -> tuple[str, list[tuple[str, bytes]], list[tuple[bytes, dict[str, str]]]]:
+    """(sender, [(to, eml bytes)], [(sms body, headers)]) for every row the run sent."""
+    from pipeline.app import App
+    from pipeline.channels.email import EmailChannel, render_eml
+    from pipeline.channels.sms_common import prepare
+    from pipeline.channels.sms_webhook import sign
+    from pipeline.dispatch import to_message
+    from pipeline.outbox import outbox
+
+    app = App.load(str(cfg), NOW)
+    channel = EmailChannel(app.config.settings.email)
+    sms_settings = app.config.settings.sms
+    from pipeline.channels.sms_webhook import LIMITS
+
+    emails: list[tuple[str, bytes]] = []
+    sms: list[tuple[bytes, dict[str, str]]] = []
+    with app.engine.connect() as conn:
+        rows = conn.execute(outbox.select().where(outbox.c.state == "sent").order_by(outbox.c.id)).mappings()
+        for row in rows:
+            message = to_message(dict(row))
+            if row["channel"] == "email":
+                emails.append((message.recipient, render_eml(message, channel.sender)))
+            else:
+                request = prepare(message, sms_settings, LIMITS)
+                body = json.dumps({"id": request.key, "phone": request.phone, "template": request.template,
+                                   "params": request.params, "text": message.text}, ensure_ascii=False).encode()  # fmt: skip
+                sms.append((body, {"Content-Type": "application/json; charset=utf-8",
+                                   "X-Signature": sign(SECRET, body)}))  # fmt: skip
+    app.close()
+    return channel.sender.addr_spec, emails, sms
+
+
+def worker_baseline(cfg: Path, smtp_port: int, sms_url: str) -> None:
+    import http.client
+    import smtplib
+    from urllib.parse import urlsplit
+
+    render_seconds, (sender, emails, sms) = timed(lambda: prerender(cfg))
+    url = urlsplit(sms_url)
+
+    def send_all() -> float:
+        smtp_seconds, _ = timed(lambda: _smtp_loop(smtplib, smtp_port, sender, emails))
+        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+        for body, headers in sms:
+            conn.request("POST", url.path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"webhook answered {response.status}")
+        conn.close()
+        return smtp_seconds
+
+    seconds, smtp_seconds = timed(send_all)
+    report(step="baseline", seconds=seconds, smtp_seconds=smtp_seconds, emails=len(emails),
+           sms=len(sms), render_seconds=render_seconds)  # fmt: skip
+
+
+def _smtp_loop(smtplib: Any, port: int, sender: str, emails: list[tuple[str, bytes]]) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as conn:
+        for to, data in emails:
+            conn.sendmail(sender, [to], data)
+
+
+# --------------------------------------------------------------------------- driver (parent)
+
+
+def bench_db(db: str, url: str, work: Path, rows: int, profile: Path | None) -> dict[str, Any]:
+    env = {**os.environ, "CREDIT_REPAIR_DATABASE_URL": url}
+    with Servers() as servers:
+        cfg = write_config(work / "cfg", servers.smtp_port, servers.sms_url)
+        prep = run_child([SCRIPT, "--worker", "prepare", "--cfg", str(cfg), "--work", str(work),
+                          "--rows", str(rows)], env).report  # fmt: skip
+        note(f"{db}: set-up (not timed) {prep['seconds']}")
+        args = [SCRIPT, "--worker", "run", "--cfg", str(cfg)]
+        if profile is not None:
+            args += ["--profile-file", str(profile)]
+        run = run_child(args, env)
+    with Servers() as base_servers:
+        base_cfg = write_config(work / "cfg", base_servers.smtp_port, base_servers.sms_url)
+        base = run_child([SCRIPT, "--worker", "baseline", "--cfg", str(base_cfg), "--smtp-port",
+                          str(base_servers.smtp_port), "--sms-url", base_servers.sms_url], env)  # fmt: skip
+    r, b = run.report, base.report
+    sent = r["dispatched"].get("sent", 0)
+    messages = b["emails"] + b["sms"]
+    rate = sent / r["seconds"]
+    base_rate = messages / b["seconds"]
+    return emit(
+        "notices_end_to_end", sent, r["seconds"], b["seconds"], run.peak_rss_mb, db,
+        messages_per_s=round(rate, 1),
+        baseline_messages_per_s=round(base_rate, 1),
+        rate_share=round(rate / base_rate, 3),
+        target_rate_share=TARGET,
+        ok=rate / base_rate >= TARGET and sent == rows,
+        planned=r["planned"], dispatched=r["dispatched"],
+        emails=b["emails"], sms=b["sms"],
+        baseline_smtp_only_seconds=round(b["smtp_seconds"], 3),
+        baseline_peak_rss_mb=round(base.peak_rss_mb, 1),
+        servers=servers.counts, baseline_servers=base_servers.counts,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rows", type=int, default=10_000, help="notices (one per penalty)")
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile the measured run into bench/out/notices_<db>.prof")  # fmt: skip
+    parser.add_argument("--check", action="store_true", help="exit 1 when the target is missed")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["prepare", "run", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--cfg", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--smtp-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sms-url", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve()
+        return 0
+    if args.worker == "prepare":
+        worker_prepare(args.cfg, args.work, args.rows)
+    elif args.worker == "run":
+        worker_run(args.cfg, args.profile_file)
+    elif args.worker == "baseline":
+        worker_baseline(args.cfg, args.smtp_port, args.sms_url)
+    else:
+        return _drive(args)
+    return 0
+
+
+def _drive(args: argparse.Namespace) -> int:
+    note(f"{args.rows} notices ({100 - 100 // SMS_EVERY} % e-mail with DOCX, {100 // SMS_EVERY} % SMS); "
+         f"timed: plan_today + dispatch_now vs a bare smtplib + http.client loop over the same bytes")  # fmt: skip
+    lines: list[dict[str, Any]] = []
+    if args.profile:
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+    dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    for db in dbs:
+        work = Path(tempfile.mkdtemp(prefix=f"bench-notices-{db}-"))
+        profile = OUT_DIR / f"notices_{db}.prof" if args.profile else None
+        try:
+            if db == "sqlite":
+                lines.append(bench_db(db, sqlite_url(work / "bench.db"), work, args.rows, profile))
+            else:
+                with postgres() as server:
+                    lines.append(bench_db(db, server.create_database()[1], work, args.rows, profile))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    missed = [x["db"] for x in lines if not x["ok"]]
+    note("target met" if not missed else f"target missed: {', '.join(missed)}")
+    return 1 if missed and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

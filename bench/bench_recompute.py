@@ -1,0 +1,305 @@
+"""Benchmark the eligibility recompute: a first evaluation and the next day's, against a plain read.
+
+    .venv/bin/python bench/bench_recompute.py --rows 1000000 --db both
+
+Generates a penalty export (GB18030 CSV, `pipeline.samplegen`, every row in the
+district so that all `--rows` records are stored) and loads it with the application's
+own sync (`bench/bench_sync.py` workers: migrations, then `sync_snapshot`), untimed.
+Then, per database (SQLite file, throwaway PostgreSQL 15), each step in a fresh process:
+
+    baseline → first_evaluation → first_lifecycle → daily_recompute → daily_lifecycle
+
+- baseline: a plain streaming read of the columns the recompute reads (facts, stored
+  results, evaluated_on) of every penalty record, in id order, through the bare DB-API
+  driver (sqlite3 cursor; psycopg server-side cursor), no evaluation, no writes;
+- first_evaluation: `pipeline.eligibility.recompute` on the day after the sync: no
+  record has results yet, so every row is evaluated and written;
+- daily_recompute: the same, one day later: every row evaluated, few written;
+- *_lifecycle (unless --no-lifecycle): `pipeline.ledger.apply_lifecycle` right after
+  each recompute, as the `evaluate` job runs it (first run: closes every expired record).
+
+One JSON line per measurement on stdout:
+{"name", "rows", "seconds", "baseline_seconds", "ratio", "peak_rss_mb", "db", ...extras}.
+`seconds` is the wall time of the step inside the child (start-up, imports, config and
+connecting excluded; the same for the baseline); peak RSS is the whole child's.
+Target: first_evaluation and daily_recompute of 1,000,000 records in under 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.common import (  # noqa: E402
+    ENCODING,
+    OUT_DIR,
+    emit,
+    note,
+    postgres,
+    report,
+    run_child,
+    sqlite_url,
+    timed,
+)
+
+TARGET_SECONDS = 60.0
+TARGET_ROWS = 1_000_000
+MAX_RSS_MB = 500.0
+SCRIPT = str(Path(__file__).resolve())
+SYNC_SCRIPT = str(REPO / "bench" / "bench_sync.py")
+TZ = dt.timezone(dt.timedelta(hours=8))
+# the sync runs at bench_sync's first_sync time (2026-11-25 09:00 +08:00)
+NOW = {
+    "first": dt.datetime(2026, 11, 25, 10, 0, tzinfo=TZ),
+    "daily": dt.datetime(2026, 11, 26, 6, 0, tzinfo=TZ),
+}
+STEPS = {"first_evaluation": "first", "daily_recompute": "daily",
+         "first_lifecycle": "first", "daily_lifecycle": "daily"}  # fmt: skip
+BASELINE_DESCRIPTION = (
+    "baseline = a plain streaming SELECT of the same {n} columns of every penalty record "
+    "(WHERE kind = 'penalty' ORDER BY id) through the bare DB-API driver (sqlite3 cursor / "
+    "psycopg server-side cursor, {batch} rows per fetch), rows discarded: no evaluation, "
+    "no writes, on the same database, in its own process"
+)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def generate(path: Path, rows: int, seed: int, reuse: bool) -> Path:
+    """All rows in the district (out_of_scope=0), so the database holds `rows` records."""
+    from pipeline.samplegen import PENALTY_HEADERS, penalties, write_csv
+
+    if reuse and path.exists() and path.stat().st_size > 0:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    write_csv(tmp, PENALTY_HEADERS, penalties(rows, seed, out_of_scope=0.0), ENCODING)
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------- workers (children)
+
+
+def _columns() -> list[str]:
+    from pipeline.eligibility import FACT_COLUMNS, RESULT_FIELDS
+
+    return [*FACT_COLUMNS, *RESULT_FIELDS, "evaluated_on"]
+
+
+def _batch() -> int:
+    import inspect
+
+    from pipeline.eligibility import recompute
+
+    default = inspect.signature(recompute).parameters["batch"].default
+    return int(default)
+
+
+def worker_baseline(url: str) -> None:
+    query = (
+        f"SELECT {', '.join(_columns())} FROM records WHERE kind = 'penalty' ORDER BY id"
+    )
+    batch = _batch()
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+
+        def read() -> int:
+            cur = conn.execute(query)
+            count = 0
+            while rows := cur.fetchmany(batch):
+                count += len(rows)
+            return count
+
+        seconds, count = timed(read)
+        conn.close()
+    else:
+        import psycopg
+
+        pg = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1))
+
+        def read_pg() -> int:
+            count = 0
+            with pg.transaction(), pg.cursor(name="baseline") as cur:
+                cur.itersize = batch
+                cur.execute(query)
+                while rows := cur.fetchmany(batch):
+                    count += len(rows)
+            return count
+
+        seconds, count = timed(read_pg)
+        pg.close()
+    report(step="baseline", seconds=seconds, read=count)
+
+
+def worker_step(url: str, name: str, profile: Path | None) -> None:
+    from pipeline.config import load_config
+    from pipeline.db.engine import make_engine
+    from pipeline.eligibility import Evaluator, recompute
+    from pipeline.ledger import apply_lifecycle
+
+    config = load_config(REPO / "config", env={})
+    engine = make_engine(url)
+    with engine.connect():  # connect (and set pragmas) outside the timing
+        pass
+    now = NOW[STEPS[name]]
+    today = now.date()
+    if name.endswith("_lifecycle"):
+
+        def step() -> Any:
+            return apply_lifecycle(engine, today, now, config.settings.green_channel)
+    else:
+        evaluator = Evaluator.from_config(config)
+
+        def step() -> Any:
+            return recompute(engine, evaluator, today)
+
+    if profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        seconds, result = timed(lambda: profiler.runcall(step))
+        profiler.dump_stats(str(profile))
+    else:
+        seconds, result = timed(step)
+    engine.dispose()
+    report(step=name, seconds=seconds, today=today.isoformat(), **result.as_json())
+
+
+# --------------------------------------------------------------------------- driver (parent)
+
+
+def _child(*args: str) -> tuple[dict[str, Any], float]:
+    result = run_child([SCRIPT, "--worker", *args])
+    return result.report, result.peak_rss_mb
+
+
+def load(url: str, path: Path) -> dict[str, Any]:
+    """Migrations and a first sync of `path`, with bench_sync's own workers (untimed here)."""
+    run_child([SYNC_SCRIPT, "--worker", "migrate", "--url", url])
+    return run_child(
+        [SYNC_SCRIPT, "--worker", "sync", "--url", url, "--file", str(path), "--name", "first_sync"]
+    ).report
+
+
+def bench_db(db: str, url: str, rows: int, lifecycle: bool, profile_dir: Path | None) -> list[dict[str, Any]]:
+    base, base_rss = _child("baseline", "--url", url)
+    note(f"{db}: baseline read {base['read']} records in {base['seconds']:.2f} s")
+    names = ["first_evaluation", "first_lifecycle", "daily_recompute", "daily_lifecycle"]
+    lines = []
+    for name in names:
+        if name.endswith("_lifecycle") and not lifecycle:
+            continue
+        args = ["step", "--url", url, "--name", name]
+        if profile_dir is not None:
+            args += ["--profile-file", str(profile_dir / f"recompute_{name}_{db}.prof")]
+        out, rss = _child(*args)
+        extra: dict[str, Any] = {"baseline_peak_rss_mb": round(base_rss, 1)}
+        if name.endswith("_lifecycle"):
+            extra["result"] = {k: v for k, v in out.items() if k not in ("step", "seconds")}
+        else:
+            evaluated = out["evaluated"]
+            ok = (out["seconds"] * TARGET_ROWS / max(evaluated, 1) < TARGET_SECONDS) and rss < MAX_RSS_MB
+            extra.update(target_seconds_per_million=TARGET_SECONDS, ok=ok,
+                         result={k: v for k, v in out.items() if k not in ("step", "seconds")})  # fmt: skip
+        lines.append(emit(name, rows, out["seconds"], base["seconds"], rss, db, **extra))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rows", type=int, default=TARGET_ROWS)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true",
+                        help="work in bench/out (git-ignored): the generated file and a loaded SQLite "
+                             "template database are kept there and reused")  # fmt: skip
+    parser.add_argument("--no-lifecycle", action="store_true", help="skip the apply_lifecycle measurements")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile each step into bench/out/recompute_<name>_<db>.prof")  # fmt: skip
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    # worker mode: one step in this (fresh) process
+    parser.add_argument("--worker", choices=["baseline", "step"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--name", choices=list(STEPS), help=argparse.SUPPRESS)
+    parser.add_argument("--profile-file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker == "baseline":
+        worker_baseline(args.url)
+        return 0
+    if args.worker == "step":
+        worker_step(args.url, args.name, args.profile_file)
+        return 0
+    return _drive(args)
+
+
+def _sqlite_db(work: Path, path: Path, rows: int, seed: int, keep: bool) -> Path:
+    """A freshly loaded SQLite database; with --keep, copied from a kept loaded template."""
+    db = work / "recompute.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    template = OUT_DIR / f"recompute_{rows}_s{seed}_loaded.db"
+    if keep and template.exists():
+        note(f"sqlite: copying the loaded template {template}")
+        shutil.copyfile(template, db)
+        return db
+    note(f"sqlite: loading {path} (sync, untimed)")
+    loaded = load(sqlite_url(db), path)
+    note(f"sqlite: loaded {loaded.get('added')} records")
+    if keep:
+        shutil.copyfile(db, template)  # the sync child has exited: WAL checkpointed on close
+    return db
+
+
+def _drive(args: argparse.Namespace) -> int:
+    if args.keep:
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+    work = OUT_DIR if args.keep else Path(tempfile.mkdtemp(prefix="bench-recompute-"))
+    profile_dir = OUT_DIR if args.profile else None
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    lifecycle = not args.no_lifecycle
+    lines: list[dict[str, Any]] = []
+    try:
+        path = generate(work / f"penalties_{args.rows}_s{args.seed}_inscope.csv", args.rows,
+                        args.seed, reuse=args.keep)  # fmt: skip
+        note(f"file: {path} ({args.rows} rows, all in the district); loaded by sync, untimed")
+        note(BASELINE_DESCRIPTION.format(n=len(_columns()), batch=_batch()))
+        note(f"target: a recompute of {TARGET_ROWS:,} records in < {TARGET_SECONDS:.0f} s, "
+             f"peak RSS < {MAX_RSS_MB:.0f} MB")  # fmt: skip
+        if args.db in ("sqlite", "both"):
+            db = _sqlite_db(work, path, args.rows, args.seed, args.keep)
+            try:
+                lines += bench_db("sqlite", sqlite_url(db), args.rows, lifecycle, profile_dir)
+            finally:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{db}{suffix}").unlink(missing_ok=True)
+        if args.db in ("postgresql", "both"):
+            with postgres() as server:
+                url = server.create_database()[1]
+                note(f"postgresql: loading {path} (sync, untimed)")
+                loaded = load(url, path)
+                note(f"postgresql: loaded {loaded.get('added')} records")
+                lines += bench_db("postgresql", url, args.rows, lifecycle, profile_dir)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    missed = [f"{x['name']}/{x['db']}" for x in lines if x.get("ok") is False]
+    note("all targets met" if not missed else f"targets missed: {', '.join(missed)}")
+    return 1 if missed and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

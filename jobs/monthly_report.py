@@ -1,0 +1,37 @@
+"""Monthly, by the 20th: the previous month's report, written and sent once.
+
+Options (schedule.yaml ``jobs.monthly_report.options``): ``month: current`` reports the
+current month up to now instead of the previous one; ``overdue_days: N``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.app import App
+from pipeline.commands.reports import make_report
+from pipeline.report_data import month_period, previous_month
+from pipeline.reports import OVERDUE_DAYS
+from pipeline.runner import JobContext, JobSpec
+from pipeline.schedule import JobSchedule
+
+
+def run(app: App, ctx: JobContext) -> dict[str, Any]:
+    today = ctx.now.astimezone(app.config.settings.tz).date()
+    if ctx.options.get("month") == "current":
+        period = month_period(f"{today.year:04d}-{today.month:02d}")
+    else:
+        period = previous_month(today)
+    result = make_report(app, period, overdue_days=int(ctx.options.get("overdue_days", OVERDUE_DAYS)))
+    total = result["total"]
+    return {"period": result["period"], "records": total["records"], "told_rate": total["told_rate"],
+            "aware_rate": total["aware_rate"], "repair_rate": total["repair_rate"],
+            "overdue": total["overdue"], "send": result["send"], "sent": result["sent"],
+            "files": result["files"]}  # fmt: skip
+
+
+SPEC = JobSpec(
+    run,
+    JobSchedule(by_day=20, at="09:00", working_day_before=True),
+    "the previous month's report (workbook + HTML summary), sent to the bureau and departments",
+)
