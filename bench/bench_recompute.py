@@ -9,9 +9,10 @@ Then, per database (SQLite file, throwaway PostgreSQL 15), each step in a fresh 
 
     baseline → first_evaluation → first_lifecycle → daily_recompute → daily_lifecycle
 
-- baseline: a plain streaming read of the columns the recompute reads (facts, stored
-  results, evaluated_on) of every penalty record, in id order, through the bare DB-API
-  driver (sqlite3 cursor; psycopg server-side cursor), no evaluation, no writes;
+- baseline: a plain streaming read of the columns the recompute reads (kind, facts,
+  stored results: `pipeline.eligibility.READ_COLUMNS`) of every record, in id order, in
+  one statement through the bare DB-API driver (sqlite3 cursor; psycopg server-side
+  cursor), rows fetched and discarded: no evaluation, no writes;
 - first_evaluation: `pipeline.eligibility.recompute` on the day after the sync: no
   record has results yet, so every row is evaluated and written;
 - daily_recompute: the same, one day later: every row evaluated, few written;
@@ -65,8 +66,8 @@ NOW = {
 STEPS = {"first_evaluation": "first", "daily_recompute": "daily",
          "first_lifecycle": "first", "daily_lifecycle": "daily"}  # fmt: skip
 BASELINE_DESCRIPTION = (
-    "baseline = a plain streaming SELECT of the same {n} columns of every penalty record "
-    "(WHERE kind = 'penalty' ORDER BY id) through the bare DB-API driver (sqlite3 cursor / "
+    "baseline = a plain streaming SELECT of the {n} columns the recompute reads, of every "
+    "record (ORDER BY id, one statement) through the bare DB-API driver (sqlite3 cursor / "
     "psycopg server-side cursor, {batch} rows per fetch), rows discarded: no evaluation, "
     "no writes, on the same database, in its own process"
 )
@@ -92,9 +93,9 @@ def generate(path: Path, rows: int, seed: int, reuse: bool) -> Path:
 
 
 def _columns() -> list[str]:
-    from pipeline.eligibility import FACT_COLUMNS, RESULT_FIELDS
+    from pipeline.eligibility import READ_COLUMNS
 
-    return [*FACT_COLUMNS, *RESULT_FIELDS, "evaluated_on"]
+    return list(READ_COLUMNS)
 
 
 def _batch() -> int:
@@ -107,9 +108,7 @@ def _batch() -> int:
 
 
 def worker_baseline(url: str) -> None:
-    query = (
-        f"SELECT {', '.join(_columns())} FROM records WHERE kind = 'penalty' ORDER BY id"
-    )
+    query = f"SELECT {', '.join(_columns())} FROM records ORDER BY id"
     batch = _batch()
     if url.startswith("sqlite"):
         import sqlite3
@@ -194,7 +193,9 @@ def load(url: str, path: Path) -> dict[str, Any]:
     ).report
 
 
-def bench_db(db: str, url: str, rows: int, lifecycle: bool, profile_dir: Path | None) -> list[dict[str, Any]]:
+def bench_db(
+    db: str, url: str, rows: int, lifecycle: bool, profile_dir: Path | None
+) -> list[dict[str, Any]]:
     base, base_rss = _child("baseline", "--url", url)
     note(f"{db}: baseline read {base['read']} records in {base['seconds']:.2f} s")
     names = ["first_evaluation", "first_lifecycle", "daily_recompute", "daily_lifecycle"]
@@ -211,7 +212,9 @@ def bench_db(db: str, url: str, rows: int, lifecycle: bool, profile_dir: Path | 
             extra["result"] = {k: v for k, v in out.items() if k not in ("step", "seconds")}
         else:
             evaluated = out["evaluated"]
-            ok = (out["seconds"] * TARGET_ROWS / max(evaluated, 1) < TARGET_SECONDS) and rss < MAX_RSS_MB
+            ok = (
+                out["seconds"] * TARGET_ROWS / max(evaluated, 1) < TARGET_SECONDS
+            ) and rss < MAX_RSS_MB
             extra.update(target_seconds_per_million=TARGET_SECONDS, ok=ok,
                          result={k: v for k, v in out.items() if k not in ("step", "seconds")})  # fmt: skip
         lines.append(emit(name, rows, out["seconds"], base["seconds"], rss, db, **extra))
@@ -226,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true",
                         help="work in bench/out (git-ignored): the generated file and a loaded SQLite "
                              "template database are kept there and reused")  # fmt: skip
-    parser.add_argument("--no-lifecycle", action="store_true", help="skip the apply_lifecycle measurements")
+    parser.add_argument(
+        "--no-lifecycle", action="store_true", help="skip the apply_lifecycle measurements"
+    )
     parser.add_argument("--profile", action="store_true",
                         help="cProfile each step into bench/out/recompute_<name>_<db>.prof")  # fmt: skip
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")

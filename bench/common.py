@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.samplegen import PENALTY_HEADERS, penalties, write_csv
+from pipeline.sync import _SQLITE_CACHE_KIB
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "bench" / "out"
@@ -194,6 +195,8 @@ def _baseline_sqlite(
         # the application's own connection settings (pipeline.db.engine)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        # the same page cache the sync gives itself for its bulk transaction: fair
+        conn.execute(f"PRAGMA cache_size = {_SQLITE_CACHE_KIB['main']}")
         conn.execute(f"CREATE TABLE baseline (id INTEGER PRIMARY KEY, {columns})")
         insert = f"INSERT INTO baseline VALUES (NULL, {', '.join('?' * width)})"
         count = 0

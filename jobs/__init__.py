@@ -6,7 +6,7 @@ planning, before dispatch — so one `run --once` does a whole day's work in ord
 
 from __future__ import annotations
 
-from jobs import dispatch, evaluate, plan_notices, sync
+from jobs import department_reminder, dispatch, escalate, evaluate, plan_notices, sync
 from pipeline.runner import JobSpec
 
 REGISTRY: dict[str, JobSpec] = {
@@ -14,4 +14,6 @@ REGISTRY: dict[str, JobSpec] = {
     "evaluate": evaluate.SPEC,
     "plan_notices": plan_notices.SPEC,
     "dispatch": dispatch.SPEC,
+    "department_reminder": department_reminder.SPEC,
+    "escalate": escalate.SPEC,
 }

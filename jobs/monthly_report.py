@@ -22,7 +22,9 @@ def run(app: App, ctx: JobContext) -> dict[str, Any]:
         period = month_period(f"{today.year:04d}-{today.month:02d}")
     else:
         period = previous_month(today)
-    result = make_report(app, period, overdue_days=int(ctx.options.get("overdue_days", OVERDUE_DAYS)))
+    result = make_report(
+        app, period, overdue_days=int(ctx.options.get("overdue_days", OVERDUE_DAYS))
+    )
     total = result["total"]
     return {"period": result["period"], "records": total["records"], "told_rate": total["told_rate"],
             "aware_rate": total["aware_rate"], "repair_rate": total["repair_rate"],

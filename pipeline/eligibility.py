@@ -10,13 +10,14 @@ status ``error`` with the reason, and the rest go on.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Dialect, Engine, select, type_coerce
+from sqlalchemy.types import NullType
 
 from pipeline.calendar import WorkingCalendar, load_holidays
 from pipeline.config import Config
@@ -109,57 +110,98 @@ class Recompute:
         return dict(self.__dict__)
 
 
-def recompute(engine: Engine, evaluator: Evaluator, today: dt.date, batch: int = 5000,
+def recompute(engine: Engine, evaluator: Evaluator, today: dt.date, batch: int = 20000,
               progress: Callable[[int], None] | None = None) -> Recompute:  # fmt: skip
     """Re-evaluate every penalty record as of `today`; write back what changed."""
     result = Recompute()
+    io = _DriverIO.of(engine.dialect, today)
     with engine.begin() as conn:
         for page in _pages(conn, batch):
-            changes = [_changes(row, evaluator.columns(row, today), today) for row in page]
-            _count(result, page, changes)
-            _write(conn, [c for c in changes if c is not None])
+            changes = []
+            for row in page:
+                if row[0] != "penalty":
+                    continue
+                new = io.stored_form(evaluator._values(evaluator._facts(*row[2:_FACTS_END]), today))
+                old = row[_FACTS_END:]
+                status = old[_STATUS]
+                if new != old:
+                    changes.append((*new, io.today, row[1]))
+                    status = new[_STATUS]
+                result.by_status[status] = result.by_status.get(status, 0) + 1
+                result.errors += status == "error"
+                result.evaluated += 1
+            result.changed += len(changes)
+            io.write(conn, changes)
             if progress:
                 progress(result.evaluated)
     return result
 
 
-def _pages(conn: Connection, batch: int) -> Iterator[list[Any]]:
-    cols = [records.c[n] for n in (*FACT_COLUMNS, *RESULT_FIELDS, "evaluated_on")]
+READ_COLUMNS = ("kind", *FACT_COLUMNS, *RESULT_FIELDS)
+"""What the recompute reads of every record, in this order."""
+_FACTS_END = 1 + len(FACT_COLUMNS)
+_STATUS = RESULT_FIELDS.index("status")
+
+
+def _pages(conn: Connection, batch: int) -> Iterator[Sequence[Any]]:
+    """Every record in id pages (keyset); the caller skips list entries.
+
+    No ``kind`` condition in SQL: SQLite, without statistics, would then scan the
+    (kind, authority, decision_no) index and sort every page instead of walking the
+    primary key. The stored results come as the driver gives them (no type conversion).
+    """
+    cols = [records.c[n] if i < _FACTS_END else type_coerce(records.c[n], NullType())
+            for i, n in enumerate(READ_COLUMNS)]  # fmt: skip
     last = 0
     while True:
-        query = (
-            select(*cols)
-            .where(records.c.kind == "penalty", records.c.id > last)
-            .order_by(records.c.id)
-            .limit(batch)
-        )
-        page = list(conn.execute(query).mappings())
+        query = select(*cols).where(records.c.id > last).order_by(records.c.id).limit(batch)
+        page = conn.execute(query).all()
         if not page:
             return
         yield page
-        last = page[-1]["id"]
+        last = page[-1][1]
 
 
-def _changes(row: Any, new: dict[str, Any], today: dt.date) -> dict[str, Any] | None:
-    if all(row[k] == new[k] for k in RESULT_FIELDS):
-        return None
-    return {**{f"v_{k}": v for k, v in new.items()}, "v_id": row["id"], "v_evaluated_on": today}
+@dataclass(frozen=True)
+class _DriverIO:
+    """Result values in the driver's stored form, and the batched UPDATE of changed rows.
 
+    New results are converted with SQLAlchemy's own bind processors for the column types
+    (SQLite: dates as ISO text, booleans as 0/1; PostgreSQL: none), so comparing them
+    with the stored values as read is the same test as comparing the Python values, and
+    the changed rows go to the driver's executemany without per-row SQLAlchemy work.
+    """
 
-def _count(result: Recompute, page: list[Any], changes: list[dict[str, Any] | None]) -> None:
-    for row, change in zip(page, changes, strict=True):
-        status = change["v_status"] if change else row["status"]
-        result.by_status[status] = result.by_status.get(status, 0) + 1
-        result.errors += status == "error"
-    result.evaluated += len(page)
-    result.changed += sum(c is not None for c in changes)
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+    today: Any
+    update: str
 
+    @classmethod
+    def of(cls, dialect: Dialect, today: dt.date) -> _DriverIO:
+        def processor(name: str) -> Callable[[Any], Any] | None:
+            return records.c[name].type.dialect_impl(dialect).bind_processor(dialect)
 
-def _write(conn: Connection, params: list[dict[str, Any]]) -> None:
-    if not params:
-        return
-    values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in (*RESULT_FIELDS, "evaluated_on")}
-    conn.execute(update(records).where(records.c.id == bindparam("v_id")).values(**values), params)
+        procs = tuple(
+            (i, p) for i, n in enumerate(RESULT_FIELDS) if (p := processor(n)) is not None
+        )
+        on = processor("evaluated_on")
+        quote = dialect.identifier_preparer.quote
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        sets = ", ".join(f"{quote(n)} = {mark}" for n in (*RESULT_FIELDS, "evaluated_on"))
+        update_sql = f"UPDATE {quote(records.name)} SET {sets} WHERE {quote('id')} = {mark}"
+        return cls(procs, on(today) if on else today, update_sql)
+
+    def stored_form(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not self.processors:
+            return values
+        out = list(values)
+        for i, process in self.processors:
+            out[i] = process(out[i])
+        return tuple(out)
+
+    def write(self, conn: Connection, params: list[tuple[Any, ...]]) -> None:
+        if params:
+            conn.exec_driver_sql(self.update, params)
 
 
 def stored(

@@ -115,7 +115,9 @@ def _common_tail(department_header: str, authority_header: str) -> tuple[Column,
         Column("contact", "企业负责人及电话", 22),
         Column("remarks", "备注", 30, editable=True),
         Column("authority", authority_header, 30, hidden=True, aliases=("处罚机关", "认定部门")),
-        Column("record_id", "记录编号（系统，勿改）", 10, kind="id", hidden=True, prefix="记录编号"),
+        Column(
+            "record_id", "记录编号（系统，勿改）", 10, kind="id", hidden=True, prefix="记录编号"
+        ),
     )
 
 
@@ -177,7 +179,12 @@ class Issue:
         return (", ".join(where) + ": " if where else "") + self.message
 
     def as_json(self) -> dict[str, Any]:
-        return {"sheet": self.sheet, "row": self.row, "column": self.column, "message": self.message}
+        return {
+            "sheet": self.sheet,
+            "row": self.row,
+            "column": self.column,
+            "message": self.message,
+        }
 
 
 @dataclass
@@ -353,7 +360,9 @@ def _read_meta(ws: Any, result: LedgerFile) -> Meta | None:
             pairs[str(row[0]).strip()] = row[1] if len(row) > 1 else None
     token = parse_text(pairs.get("token"))
     if not token or pairs.get("format") != FORMAT:
-        result.errors.append(Issue("the meta sheet lacks the export token or format; export again", ws.title))
+        result.errors.append(
+            Issue("the meta sheet lacks the export token or format; export again", ws.title)
+        )
         return None
     exported = parse_text(pairs.get("exported_at"))
     try:
@@ -412,7 +421,9 @@ def _header(values: tuple[Any, ...], layout: SheetLayout, row_no: int,
     if "decision_no" not in found or len(found) < 3:
         return None
     for header in duplicates:
-        result.errors.append(Issue("the column appears twice in the header", layout.name, row_no, header))
+        result.errors.append(
+            Issue("the column appears twice in the header", layout.name, row_no, header)
+        )
     return found
 
 
@@ -427,7 +438,9 @@ def _check_header(columns: dict[str, int], layout: SheetLayout, row_no: int,
             ok = False
     for ref, first, last in merges:
         if first <= row_no <= last:
-            result.errors.append(Issue(f"merged cells {ref} in the header row; unmerge them", layout.name, row_no))
+            result.errors.append(
+                Issue(f"merged cells {ref} in the header row; unmerge them", layout.name, row_no)
+            )
             ok = False
     return ok
 
@@ -449,7 +462,9 @@ def _row(values: tuple[Any, ...], columns: dict[str, int], layout: SheetLayout, 
                   parse_text(cell("authority")))  # fmt: skip
     for ref, first, last in merges:
         if first <= row_no <= last:
-            row.error(f"merged cells {ref}: a merged cell keeps its value in its first cell only; unmerge and fill each row")
+            row.error(
+                f"merged cells {ref}: a merged cell keeps its value in its first cell only; unmerge and fill each row"
+            )
     if raw_id is not None and record_id is None:
         row.error(f"{raw_id!r} is not a record number", layout.column("record_id").header)
     if not row.decision_no and record_id is None:

@@ -90,7 +90,9 @@ def _contacts(conn: Connection, codes: set[str]) -> dict[str, str]:
     ordered = sorted(codes)
     for start in range(0, len(ordered), 500):
         chunk = ordered[start : start + 500]
-        query = select(c.uscc, c.contact_name, c.phone).where(c.uscc.in_(chunk), c.valid_to.is_(None))
+        query = select(c.uscc, c.contact_name, c.phone).where(
+            c.uscc.in_(chunk), c.valid_to.is_(None)
+        )
         for row in conn.execute(query):
             found[row.uscc] = " ".join(x for x in (row.contact_name, row.phone) if x)
     return found
@@ -139,7 +141,9 @@ def _sheet(book: Workbook, layout: SheetLayout, rows: list[dict[str, Any]],
         ws.append([_value(c, row, seq, layout, people, names) for c in layout.columns])
     end = FIRST_DATA_ROW + max(len(rows), 1) - 1
     for index, column in enumerate(layout.columns, start=1):
-        for (cell,) in ws.iter_rows(min_row=FIRST_DATA_ROW, max_row=end, min_col=index, max_col=index):
+        for (cell,) in ws.iter_rows(
+            min_row=FIRST_DATA_ROW, max_row=end, min_col=index, max_col=index
+        ):
             if column.kind == "date":
                 cell.number_format = DATE_FORMAT
             if column.editable:
@@ -154,7 +158,9 @@ def _sheet(book: Workbook, layout: SheetLayout, rows: list[dict[str, Any]],
 
 
 def _letter(layout: SheetLayout, name: str) -> str:
-    return str(get_column_letter(next(i for i, c in enumerate(layout.columns, 1) if c.field == name)))
+    return str(
+        get_column_letter(next(i for i, c in enumerate(layout.columns, 1) if c.field == name))
+    )
 
 
 def _validations(ws: Any, layout: SheetLayout, end: int) -> None:

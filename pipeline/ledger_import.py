@@ -128,7 +128,11 @@ class ImportReport:
         if self.skipped_rows:
             out.append("skipped (errors): " + ", ".join(self.skipped_rows))
         n = self.counts()
-        verb = "applied" if self.applied else ("would apply" if not self.errors else "nothing applied;")
+        verb = (
+            "applied"
+            if self.applied
+            else ("would apply" if not self.errors else "nothing applied;")
+        )
         out.append(f"{self.file}: {n['rows']} rows read, {verb} {n['changes']} changes in {n['changed_rows']} rows, "
                    f"{n['conflicts']} conflicts, {n['errors']} errors" + (" (dry run)" if self.dry_run else ""))  # fmt: skip
         return out
@@ -190,7 +194,9 @@ def import_ledger(engine: Engine, path: Path, now: dt.datetime, department: str 
         who = (actor or f"import:{path.name}")[:100]
         for plan in plans:
             if plan.values and not plan.row.errors:
-                apply_update(conn, plan.record, _update(plan.values), now, "import", who, follow_up_days)
+                apply_update(
+                    conn, plan.record, _update(plan.values), now, "import", who, follow_up_days
+                )
         report.applied = True
         _record_report(conn, report, path, now)
     return report
@@ -225,7 +231,9 @@ def _records(conn: Connection, rows: list[FileRow]) -> tuple[dict[int, dict[str,
     by_id: dict[int, dict[str, Any]] = {}
     by_no: dict[str, list[dict[str, Any]]] = {}
     for start in range(0, len(ids), CHUNK):
-        for rec in conn.execute(select(records).where(r.id.in_(ids[start : start + CHUNK]))).mappings():
+        for rec in conn.execute(
+            select(records).where(r.id.in_(ids[start : start + CHUNK]))
+        ).mappings():
             by_id[rec["id"]] = dict(rec)
     for start in range(0, len(numbers), CHUNK):
         query = select(records).where(r.decision_no.in_(numbers[start : start + CHUNK]))
@@ -241,7 +249,9 @@ def _match(row: FileRow, by_id: dict[int, dict[str, Any]],
     if row.record_id is not None:
         rec = by_id.get(row.record_id)
         if rec is None or rec["kind"] != row.layout.kind:
-            row.error(f"no {row.layout.kind} entry with record number {row.record_id} in the ledger", key)
+            row.error(
+                f"no {row.layout.kind} entry with record number {row.record_id} in the ledger", key
+            )
             return None
         if row.decision_no and row.decision_no != rec["decision_no"]:
             row.error(f"record {row.record_id} is decision {rec['decision_no']}, not {row.decision_no} "
@@ -314,7 +324,9 @@ def _reconcile(plan: _Plan, history: dict[tuple[int, str], tuple[str | None, dt.
             when = past[1] if past else history[(rec["id"], "closed_on")][1]
             reason = (f"closed ({rec['close_reason']}) by the pipeline after the export" if closed_since
                       else "changed in the ledger after the export")  # fmt: skip
-            report.conflicts.append(Conflict(*base, exported, new, current, when.isoformat(), reason))
+            report.conflicts.append(
+                Conflict(*base, exported, new, current, when.isoformat(), reason)
+            )
             continue
         if name == "planned_on" and value is None:
             report.warnings.append(Issue("a planned date cannot be cleared by an import; left as is",

@@ -10,7 +10,8 @@ from pipeline.config import Config, Strict, validate_section
 from pipeline.errors import ConfigError
 
 ChannelName = Literal["email", "sms", "manual"]
-KINDS = ("repair_notice", "eligibility_reminder", "follow_up", "list_notice", "department_digest")
+KINDS = ("repair_notice", "eligibility_reminder", "follow_up", "list_notice", "department_digest",
+         "department_reminder", "escalation", "monthly_report")  # fmt: skip
 
 
 class Route(Strict):
@@ -63,7 +64,23 @@ def _default_kinds() -> dict[str, KindSettings]:
         "follow_up": KindSettings(channels=["sms", "email"]),
         "list_notice": KindSettings(),
         "department_digest": KindSettings(channels=["email"]),
+        "department_reminder": KindSettings(channels=["email"]),
+        "escalation": KindSettings(channels=["email"]),
+        "monthly_report": KindSettings(channels=["email"]),
     }
+
+
+Reason = Literal["not_reported", "stuck", "past_planned", "undelivered"]
+REASONS: tuple[Reason, ...] = ("not_reported", "stuck", "past_planned", "undelivered")
+
+
+class EscalationSettings(Strict):
+    """The ladder run by the 20th: department contact → department head → bureau."""
+
+    stuck_after_days: int = Field(30, ge=1)
+    """A repairable case whose company is willing but has not applied this long is stuck."""
+    reasons: list[Reason] = Field(default_factory=lambda: list(REASONS))
+    max_level: int = Field(3, ge=1, le=3)
 
 
 class NoticesConfig(Strict):
@@ -86,6 +103,7 @@ class NoticesConfig(Strict):
     )
     kinds: dict[str, KindSettings] = Field(default_factory=_default_kinds)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
 
     @field_validator("kinds")
     @classmethod

@@ -79,9 +79,9 @@ def notice_context(config: Config, notices: NoticesConfig, row: Any, today: dt.d
 
 def sms_params(context: dict[str, Any]) -> dict[str, str]:
     """Short named values for provider templates (Tencent allows 12 characters each)."""
-    if "record" not in context:  # a department digest
-        return {"new": str(len(context["new_cases"])), "due": str(len(context["due_cases"])),
-                "phone": str(context["department"]["contact_phone"] or "")}  # fmt: skip
+    if "record" not in context:  # a digest to a department: how many cases it lists
+        count = sum(len(context.get(k) or []) for k in ("new_cases", "due_cases", "cases", "items"))
+        return {"count": str(count), "phone": str(context["department"]["contact_phone"] or "")}
     rec = context["record"]
     date = rec.get("repairable_from") or rec.get("max_end")
     return {"name": str(rec["entity_name"]), "no": str(rec["decision_no"]),

@@ -68,7 +68,9 @@ def context(kpis: dict[str, Any], trend: list[dict[str, Any]], *, title: str, as
             issuer: str, sign_name: str, notes: list[str], xlsx_name: str,
             department: str | None = None, greeting: str = "各位同事") -> dict[str, Any]:  # fmt: skip
     """The template context; `department` highlights that department's row."""
-    departments = [{**d, "mine": d["code"] == department, "bars": bars(d)} for d in kpis["departments"]]
+    departments = [
+        {**d, "mine": d["code"] == department, "bars": bars(d)} for d in kpis["departments"]
+    ]
     return {"title": title, "as_of_text": as_of_text, "issuer": issuer, "sign_name": sign_name,
             "total": kpis["total"], "departments": departments, "trend": trend, "notes": notes,
             "xlsx_name": xlsx_name, "greeting": greeting, "empty": kpis["total"]["records"] == 0}  # fmt: skip

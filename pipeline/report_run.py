@@ -87,7 +87,11 @@ def build_report(engine: Engine, config: Config, req: ReportRequest) -> dict[str
         stored = _stored(conn, [m.key for m in trend_months(req.period)])
         months = [m for m in trend_months(req.period) if m.key != req.period.key]
         plan = _trend_plan(months, stored, req.now, tz)
-        todo = [(m, when, Kpis(m.start, m.end, when.day, req.overdue_days)) for m, when in plan if when is not None]
+        todo = [
+            (m, when, Kpis(m.start, m.end, when.day, req.overdue_days))
+            for m, when in plan
+            if when is not None
+        ]
         instants = [main, *(when for _, when, _ in todo)]
         since = min(w.instant for w in instants)
         for row, later in scan(conn, side, max(w.day for w in instants), since):
@@ -101,7 +105,9 @@ def build_report(engine: Engine, config: Config, req: ReportRequest) -> dict[str
                 past = state_at(row, later, when)
                 if past is not None:
                     k.add(past)
-        result = kpis.result(departments, delivery_problems(conn, main), department_reports(conn, req.period, main))
+        result = kpis.result(
+            departments, delivery_problems(conn, main), department_reports(conn, req.period, main)
+        )
         computed = {m.key: k.result(departments, delivery_problems(conn, w)) for m, w, k in todo}
     trend = [_point(m.key, computed[m.key], "recomputed") if when else _point(m.key, stored[m.key], "stored")
              for m, when in plan]  # fmt: skip
@@ -125,7 +131,9 @@ def build_report(engine: Engine, config: Config, req: ReportRequest) -> dict[str
             "rows": {"annex3": book.n3, "annex4": book.n4, "changes": book.n_changes}}  # fmt: skip
 
 
-def _ctx(base: dict[str, Any], department: str | None = None, greeting: str = "各位同事") -> dict[str, Any]:
+def _ctx(
+    base: dict[str, Any], department: str | None = None, greeting: str = "各位同事"
+) -> dict[str, Any]:
     return context(base["kpis"], base["trend"], title=base["title"], as_of_text=base["as_of_text"],
                    issuer=base["issuer"], sign_name=base["sign_name"], notes=base["notes"],
                    xlsx_name=base["xlsx_name"], department=department, greeting=greeting)  # fmt: skip
@@ -154,7 +162,9 @@ def _trend_plan(months: list[Period], stored: dict[str, dict[str, Any]], now: dt
 
 def _point(key: str, kpis: dict[str, Any], source: str) -> dict[str, Any]:
     total = kpis.get("total") or {}
-    closed = sum(int(total.get(k) or 0) for k in ("closed_repaired", "closed_expired", "closed_removed"))
+    closed = sum(
+        int(total.get(k) or 0) for k in ("closed_repaired", "closed_expired", "closed_removed")
+    )
     return {"period": key, "told_rate": total.get("told_rate"), "aware_rate": total.get("aware_rate"),
             "repair_rate": total.get("repair_rate"), "records": int(total.get("records") or 0),
             "added": int(total.get("added") or 0), "closed": closed, "overdue": int(total.get("overdue") or 0),
@@ -200,14 +210,22 @@ def _record_and_send(conn: Connection, config: Config, req: ReportRequest, files
     row = conn.execute(select(c.id, c.sent_at).where(c.period == req.period.key)).first()
     stamped = {**files, "written_at": req.now.isoformat()}
     if row is None:
-        conn.execute(insert(report_runs).values(period=req.period.key, created_at=req.now, files=stamped, kpis=kpis))
+        conn.execute(
+            insert(report_runs).values(
+                period=req.period.key, created_at=req.now, files=stamped, kpis=kpis
+            )
+        )
     else:
         conn.execute(update(report_runs).where(c.id == row.id).values(files=stamped, kpis=kpis))
     if not req.send:
         return 0, "not_requested"
     if row is not None and row.sent_at is not None and not req.resend:
         return 0, "already_sent"
-    occurrence = req.period.key if row is None or row.sent_at is None else f"{req.period.key}/r{req.now:%Y%m%d%H%M%S}"
+    occurrence = (
+        req.period.key
+        if row is None or row.sent_at is None
+        else f"{req.period.key}/r{req.now:%Y%m%d%H%M%S}"
+    )
     bureau = config.departments.bureau.code
     planned = []
     for code, email, name in recipients(config):

@@ -48,7 +48,16 @@ PENALTY_HEAD = ("序号", "企业名称", "统一社会信用代码", "行政处
 LIST_HEAD = ("序号", "企业名称", "统一社会信用代码", "处罚/判决决定书文号", "可修复时间",
              "企业修复意愿（是/否）", "计划完成修复时间", "工作进展", "修复效果（执行金额等）", "责任处室",
              "责任人及电话", "企业负责人及电话", "备注", "名单名称", "绿色通道")  # fmt: skip
-CHANGE_HEAD = ("序号", "调整类型", "台账", "责任部门", "企业名称", "统一社会信用代码", "文号", "日期")
+CHANGE_HEAD = (
+    "序号",
+    "调整类型",
+    "台账",
+    "责任部门",
+    "企业名称",
+    "统一社会信用代码",
+    "文号",
+    "日期",
+)
 
 
 class ReportWorkbook:
@@ -63,7 +72,9 @@ class ReportWorkbook:
         self.annex1 = self._sheet("附件1", [8, 40, 20, 20])
         self.annex2 = self._sheet("附件2", [8, 40, 22, 16, 36])
         self.annex3 = self._sheet("附件3", [8, 34, 22, 28, 14, 10, 14, 12, 30, 18, 18, 24, 8, 14])
-        self.annex4 = self._sheet("附件4", [8, 34, 22, 28, 12, 10, 14, 14, 18, 30, 18, 18, 24, 26, 8])
+        self.annex4 = self._sheet(
+            "附件4", [8, 34, 22, 28, 12, 10, 14, 14, 18, 30, 18, 18, 24, 26, 8]
+        )
         self.changes = self._sheet("动态调整", [8, 20, 10, 30, 34, 22, 28, 12])
         self._head(self.annex3, "市场主体行政处罚信用修复工作台账（附件3）", PENALTY_HEAD)
         self._head(self.annex4, "严重失信市场主体信用修复工作台账（附件4）", LIST_HEAD)
@@ -107,7 +118,9 @@ class ReportWorkbook:
         if s["kind"] == "penalty":
             self.n3 += 1
             self.penalties_by_dept[s["department_code"]] += 1
-            when = s["repairable_from"] or ("不可提前修复" if s["status"] == "non_repairable" else "")
+            when = s["repairable_from"] or (
+                "不可提前修复" if s["status"] == "non_repairable" else ""
+            )
             row = [self.n3, s["entity_name"], s["uscc"], s["decision_no"], when, WILLINGNESS.get(s["willingness"], ""),
                    s["planned_on"], progress, self.dept(s["department_code"]), s["responsible"], s["legal_rep"],
                    s["remarks"], green, STATUS.get(s["status"], s["status"])]  # fmt: skip
@@ -130,7 +143,9 @@ class ReportWorkbook:
                              self.dept(s["department_code"]), s["entity_name"], s["uscc"], s["decision_no"], day])  # fmt: skip
 
     # ------------------------------------------------------------------ summary sheets
-    def finish(self, kpis: dict[str, Any], trend: list[dict[str, Any]], notes: list[str], path: Path) -> None:
+    def finish(
+        self, kpis: dict[str, Any], trend: list[dict[str, Any]], notes: list[str], path: Path
+    ) -> None:
         self._summary(kpis, notes)
         self._trend(trend)
         self._annex1()
@@ -158,7 +173,11 @@ class ReportWorkbook:
 
     def _summary(self, kpis: dict[str, Any], notes: list[str]) -> None:
         ws = self.summary
-        self._head(ws, f"信用修复工作{self.title}报告 — 指标汇总", ["部门", *(KPI_NAMES[k] for k in SUMMARY_KPIS)])
+        self._head(
+            ws,
+            f"信用修复工作{self.title}报告 — 指标汇总",
+            ["部门", *(KPI_NAMES[k] for k in SUMMARY_KPIS)],
+        )
         departments = kpis["departments"]
         for d in departments:
             ws.append([d["name"], *self._kpi_cells(ws, d)])
@@ -174,14 +193,19 @@ class ReportWorkbook:
             chart.y_axis.scaling.min, chart.y_axis.scaling.max = 0, 1
             for k in RATES:
                 col = SUMMARY_KPIS.index(k) + 2
-                chart.add_data(Reference(ws, min_col=col, min_row=3, max_row=3 + len(departments)), titles_from_data=True)
+                chart.add_data(
+                    Reference(ws, min_col=col, min_row=3, max_row=3 + len(departments)),
+                    titles_from_data=True,
+                )
             chart.set_categories(Reference(ws, min_col=1, min_row=4, max_row=3 + len(departments)))
             chart.height, chart.width = 4 + 0.8 * len(departments), 18
             ws.add_chart(chart, f"B{len(departments) + 7 + len(notes)}")
 
     def _trend(self, trend: list[dict[str, Any]]) -> None:
         ws = self.trend
-        self._head(ws, "月度趋势（逐月对比）", ["月份", *(KPI_NAMES.get(k, "销账") for k in TREND_KPIS)])
+        self._head(
+            ws, "月度趋势（逐月对比）", ["月份", *(KPI_NAMES.get(k, "销账") for k in TREND_KPIS)]
+        )
         for point in trend:
             cells: list[Any] = [point["period"]]
             for k in TREND_KPIS:
@@ -195,7 +219,9 @@ class ReportWorkbook:
         line.title, line.y_axis.title = "告知率、知晓率、修复率（逐月）", "比率"
         line.y_axis.number_format = PERCENT
         line.y_axis.scaling.min, line.y_axis.scaling.max = 0, 1
-        line.add_data(Reference(ws, min_col=2, max_col=4, min_row=3, max_row=3 + n), titles_from_data=True)
+        line.add_data(
+            Reference(ws, min_col=2, max_col=4, min_row=3, max_row=3 + n), titles_from_data=True
+        )
         line.set_categories(Reference(ws, min_col=1, min_row=4, max_row=3 + n))
         line.width = 20
         ws.add_chart(line, f"A{n + 6}")
@@ -203,26 +229,51 @@ class ReportWorkbook:
         bars.title = "新增、销账、逾期（逐月）"
         for k in ("added", "closed", "overdue"):
             col = TREND_KPIS.index(k) + 2
-            bars.add_data(Reference(ws, min_col=col, min_row=3, max_row=3 + n), titles_from_data=True)
+            bars.add_data(
+                Reference(ws, min_col=col, min_row=3, max_row=3 + n), titles_from_data=True
+            )
         bars.set_categories(Reference(ws, min_col=1, min_row=4, max_row=3 + n))
         bars.width = 20
         ws.add_chart(bars, f"A{n + 22}")
 
     def _annex1(self) -> None:
         ws = self.annex1
-        self._head(ws, "全区市场主体行政处罚统计表（附件1）", ["序号", "区直/驻区部门", "行政处罚信息（条数）", "备注"])
+        self._head(
+            ws,
+            "全区市场主体行政处罚统计表（附件1）",
+            ["序号", "区直/驻区部门", "行政处罚信息（条数）", "备注"],
+        )
         codes = [c for c in self.departments if self.penalties_by_dept.get(c)]
         codes += sorted(c for c in self.penalties_by_dept if c not in self.departments)
         for i, code in enumerate(codes, 1):
             ws.append([i, self.dept(code), self.penalties_by_dept[code], None])
-        ws.append([None, self._cell(ws, "合计", BOLD), self._cell(ws, sum(self.penalties_by_dept.values()), BOLD)])
+        ws.append(
+            [
+                None,
+                self._cell(ws, "合计", BOLD),
+                self._cell(ws, sum(self.penalties_by_dept.values()), BOLD),
+            ]
+        )
 
     def _annex2(self) -> None:
         ws = self.annex2
-        self._head(ws, "全区行业（系统）严重失信主体名单统计表（附件2）", ["序号", "名称", "统一社会信用代码", "失信信息（条数）", "主管部门"])
-        for i, ((name, uscc, code), n) in enumerate(sorted(self.list_by_entity.items(), key=lambda x: (x[0][2], x[0][0])), 1):
+        self._head(
+            ws,
+            "全区行业（系统）严重失信主体名单统计表（附件2）",
+            ["序号", "名称", "统一社会信用代码", "失信信息（条数）", "主管部门"],
+        )
+        for i, ((name, uscc, code), n) in enumerate(
+            sorted(self.list_by_entity.items(), key=lambda x: (x[0][2], x[0][0])), 1
+        ):
             ws.append([i, name, uscc or None, n, self.dept(code)])
-        ws.append([None, self._cell(ws, "合计", BOLD), None, self._cell(ws, sum(self.list_by_entity.values()), BOLD)])
+        ws.append(
+            [
+                None,
+                self._cell(ws, "合计", BOLD),
+                None,
+                self._cell(ws, sum(self.list_by_entity.values()), BOLD),
+            ]
+        )
 
 
 def _col(index: int) -> str:

@@ -126,12 +126,20 @@ def _encoded_words(value: str, first: int) -> list[str]:
     for char in value:
         n = len(char.encode("utf-8"))
         if chunk and size + n > room:
-            words.append("=?utf-8?b?" + binascii.b2a_base64("".join(chunk).encode("utf-8"), newline=False).decode("ascii") + "?=")
+            words.append(
+                "=?utf-8?b?"
+                + binascii.b2a_base64("".join(chunk).encode("utf-8"), newline=False).decode("ascii")
+                + "?="
+            )
             chunk, size, room = [], 0, (MAX_LINE - 1 - 12) // 4 * 3
         chunk.append(char)
         size += n
     if chunk or not words:
-        words.append("=?utf-8?b?" + binascii.b2a_base64("".join(chunk).encode("utf-8"), newline=False).decode("ascii") + "?=")
+        words.append(
+            "=?utf-8?b?"
+            + binascii.b2a_base64("".join(chunk).encode("utf-8"), newline=False).decode("ascii")
+            + "?="
+        )
     return words
 
 
@@ -233,7 +241,9 @@ def _text_part(text: str) -> tuple[str, str]:
 
 
 def _text_headers(subtype: str, cte: str) -> str:
-    return f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}Content-Transfer-Encoding: {cte}{CRLF}'
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}Content-Transfer-Encoding: {cte}{CRLF}'
+    )
 
 
 def _boundary(bodies: list[str]) -> str:
@@ -292,7 +302,9 @@ def _attachment_part(attachment: Attachment) -> str:
         maintype, subtype = "application", "octet-stream"
     if not (_TOKEN.fullmatch(maintype) and _TOKEN.fullmatch(subtype)):
         raise ValueError(f"not a MIME type: {attachment.mime_type!r}")
-    disposition = _param("Content-Disposition", "attachment", "filename", one_line(attachment.filename))
+    disposition = _param(
+        "Content-Disposition", "attachment", "filename", one_line(attachment.filename)
+    )
     return (f"Content-Type: {maintype.lower()}/{subtype.lower()}{CRLF}Content-Transfer-Encoding: base64{CRLF}"
             f"{disposition}MIME-Version: 1.0{CRLF}{CRLF}{_base64_lines(attachment.content)}")  # fmt: skip
 

@@ -17,11 +17,15 @@ from pipeline.reports import OVERDUE_DAYS
 def register(commands: Any) -> None:
     p = commands.add_parser("report", help="monthly and period reports (月报告, 阶段报告)")
     sub = p.add_subparsers(dest="report_command", metavar="ACTION", required=True)
-    monthly = sub.add_parser("monthly", help="the monthly report: workbook, HTML summary, sent once")
+    monthly = sub.add_parser(
+        "monthly", help="the monthly report: workbook, HTML summary, sent once"
+    )
     monthly.add_argument("--month", metavar="YYYY-MM", help="default: the previous month")
     _common(monthly)
     monthly.set_defaults(handler=cmd_monthly)
-    period = sub.add_parser("period", help="a report over any span (stage report, year-end summary)")
+    period = sub.add_parser(
+        "period", help="a report over any span (stage report, year-end summary)"
+    )
     period.add_argument("--from", dest="start", type=_date, required=True, metavar="DATE")
     period.add_argument("--to", dest="end", type=_date, required=True, metavar="DATE")
     _common(period)
