@@ -71,6 +71,7 @@ def context(kpis: dict[str, Any], trend: list[dict[str, Any]], *, title: str, as
     departments = [
         {**d, "mine": d["code"] == department, "bars": bars(d)} for d in kpis["departments"]
     ]
+    chart = [{"name": "全区合计", "bars": bars(kpis["total"]), "mine": False}, *departments]
     return {"title": title, "as_of_text": as_of_text, "issuer": issuer, "sign_name": sign_name,
-            "total": kpis["total"], "departments": departments, "trend": trend, "notes": notes,
+            "total": kpis["total"], "departments": departments, "chart": chart, "trend": trend, "notes": notes,
             "xlsx_name": xlsx_name, "greeting": greeting, "empty": kpis["total"]["records"] == 0}  # fmt: skip
