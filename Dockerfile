@@ -54,11 +54,12 @@ COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
 COPY jobs ./jobs
 
+# Wheels of the project and of every dependency (all have binary wheels: no compiler).
 # An empty PIP_CERT would be read as a path: drop it unless given.
 RUN [ -n "$PIP_CERT" ] || unset PIP_CERT; \
-    /opt/build-venv/bin/pip install --upgrade pip setuptools wheel; \
     /opt/build-venv/bin/pip wheel --wheel-dir /wheels . ; \
-    ls /wheels
+    sha256sum /wheels/*.whl > /wheels/SHA256SUMS; \
+    cat /wheels/SHA256SUMS
 
 # ---------------------------------------------------------------------------- runtime
 FROM ${BASE_IMAGE}
@@ -86,12 +87,16 @@ RUN pkgs=""; \
     mkdir -p /app/config /data/outbox /data/reports; \
     chown -R app:app /data
 
-# Install the wheels (no index: exactly what the builder resolved) into a fresh venv.
-# A bind mount of the builder's /wheels, so no layer of this image keeps them.
-RUN --mount=type=bind,from=builder,source=/wheels,target=/tmp/wheels \
+# Install the wheels (no index: exactly what the builder resolved) into a fresh venv,
+# through a bind mount of the builder's /wheels so no layer of this image keeps them.
+# The checksum list is copied first: its layer changes whenever the wheels do, so a
+# builder that does not key its cache on a mount's content (buildah 1.28) still reinstalls.
+COPY --from=builder /wheels/SHA256SUMS /opt/venv-wheels.sha256
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    sha256sum -c --quiet /opt/venv-wheels.sha256; \
     python3 -m venv /opt/venv; \
     /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-index \
-        --find-links /tmp/wheels credit-repair; \
+        --find-links /wheels credit-repair; \
     /opt/venv/bin/credit-repair --help >/dev/null
 
 # The entrypoint (kept here so the image is one file to read); single quotes on purpose.

@@ -162,6 +162,9 @@ def _pages(conn: Connection, batch: int) -> Iterator[Sequence[Any]]:
         last = page[-1][1]
 
 
+_MEMO_LIMIT = 100_000
+
+
 @dataclass(frozen=True)
 class _DriverIO:
     """Result values in the driver's stored form, and the batched UPDATE of changed rows.
@@ -170,9 +173,11 @@ class _DriverIO:
     (SQLite: dates as ISO text, booleans as 0/1; PostgreSQL: none), so comparing them
     with the stored values as read is the same test as comparing the Python values, and
     the changed rows go to the driver's executemany without per-row SQLAlchemy work.
+    The conversions are memoised per value: a few thousand distinct dates across a
+    million records, and SQLAlchemy's SQLite date formatting costs microseconds a call.
     """
 
-    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+    processors: tuple[tuple[int, Callable[[Any], Any], dict[Any, Any]], ...]
     today: Any
     update: str
 
@@ -182,7 +187,7 @@ class _DriverIO:
             return records.c[name].type.dialect_impl(dialect).bind_processor(dialect)
 
         procs = tuple(
-            (i, p) for i, n in enumerate(RESULT_FIELDS) if (p := processor(n)) is not None
+            (i, p, {}) for i, n in enumerate(RESULT_FIELDS) if (p := processor(n)) is not None
         )
         on = processor("evaluated_on")
         quote = dialect.identifier_preparer.quote
@@ -195,8 +200,14 @@ class _DriverIO:
         if not self.processors:
             return values
         out = list(values)
-        for i, process in self.processors:
-            out[i] = process(out[i])
+        for i, process, memo in self.processors:
+            value = out[i]
+            try:
+                out[i] = memo[value]
+            except KeyError:
+                if len(memo) >= _MEMO_LIMIT:
+                    memo.clear()
+                out[i] = memo[value] = process(value)
         return tuple(out)
 
     def write(self, conn: Connection, params: list[tuple[Any, ...]]) -> None:

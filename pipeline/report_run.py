@@ -88,7 +88,7 @@ def build_report(engine: Engine, config: Config, req: ReportRequest) -> dict[str
         months = [m for m in trend_months(req.period) if m.key != req.period.key]
         plan = _trend_plan(months, stored, req.now, tz)
         todo = [
-            (m, when, Kpis(m.start, m.end, when.day, req.overdue_days))
+            (m, when, Kpis(m.start, m.end, when.day, req.overdue_days, by_department=False))
             for m, when in plan
             if when is not None
         ]

@@ -114,21 +114,21 @@ class ReportWorkbook:
         """One open ledger entry (附件3 for penalties, 附件4 for list entries)."""
         names = progress_names(s["kind"])
         progress = f"{s['progress']} {names.get(s['progress'], '')}" if s["progress"] else "未告知"
-        green = "是" if s["green_channel"] else ""
+        green = "是" if s["green_channel"] else None
         if s["kind"] == "penalty":
             self.n3 += 1
             self.penalties_by_dept[s["department_code"]] += 1
             when = s["repairable_from"] or (
-                "不可提前修复" if s["status"] == "non_repairable" else ""
+                "不可提前修复" if s["status"] == "non_repairable" else None
             )
-            row = [self.n3, s["entity_name"], s["uscc"], s["decision_no"], when, WILLINGNESS.get(s["willingness"], ""),
+            row = [self.n3, s["entity_name"], s["uscc"], s["decision_no"], when, WILLINGNESS.get(s["willingness"]) or None,
                    s["planned_on"], progress, self.dept(s["department_code"]), s["responsible"], s["legal_rep"],
                    s["remarks"], green, STATUS.get(s["status"], s["status"])]  # fmt: skip
             self.annex3.append(self._green(self.annex3, row) if green else row)
         else:
             self.n4 += 1
             self.list_by_entity[(s["entity_name"], s["uscc"] or "", s["department_code"])] += 1
-            row = [self.n4, s["entity_name"], s["uscc"], s["decision_no"], "", WILLINGNESS.get(s["willingness"], ""),
+            row = [self.n4, s["entity_name"], s["uscc"], s["decision_no"], None, WILLINGNESS.get(s["willingness"]) or None,
                    s["planned_on"], progress, s["repair_effect"], self.dept(s["department_code"]), s["responsible"],
                    s["legal_rep"], s["remarks"], s["list_name"], green]  # fmt: skip
             self.annex4.append(self._green(self.annex4, row) if green else row)

@@ -139,6 +139,8 @@ class Kpis:
     end: dt.date
     day: dt.date
     overdue_days: int = OVERDUE_DAYS
+    by_department: bool = True
+    """False: the district total only (what a trend point needs), at half the cost."""
     groups: dict[str, Group] = field(default_factory=dict)
     total: Group = field(default_factory=Group)
 
@@ -146,26 +148,35 @@ class Kpis:
         """Count one record as of the report's instant; False when it is out of scope."""
         if not is_in_scope(state, self.start):
             return False
-        code = state["department_code"] or ""
-        group = self.groups.get(code)
-        if group is None:
-            group = self.groups[code] = Group()
+        names = ["records", "penalties" if state["kind"] == "penalty" else "list_entries"]
+        if state["closed_on"] is None:
+            names.append("open")
+        if is_willing_eligible(state):
+            names.append("willing_eligible")
+        if is_repaired(state):
+            names.append("repaired")
+        if is_overdue(state, self.day, self.overdue_days):
+            names.append("overdue")
+        if state["green_channel"]:
+            names.append("green_channel")
+        names += change_of(state, self.start, self.end)
         entity = state["uscc"] or f"record:{state['id']}"
-        flags = {
-            "records": True, "penalties": state["kind"] == "penalty", "list_entries": state["kind"] == "list",
-            "open": state["closed_on"] is None, "willing_eligible": is_willing_eligible(state),
-            "repaired": is_repaired(state), "overdue": is_overdue(state, self.day, self.overdue_days),
-            "green_channel": bool(state["green_channel"]),
-        }  # fmt: skip
-        for name in change_of(state, self.start, self.end):
-            flags[name] = True
-        for g in (group, self.total):
-            for name, on in flags.items():
-                g.counts[name] += on
+        told, aware = is_told(state), state["receipt_confirmed_at"] is not None
+        targets = [self.total]
+        if self.by_department:
+            code = state["department_code"] or ""
+            group = self.groups.get(code)
+            if group is None:
+                group = self.groups[code] = Group()
+            targets.append(group)
+        for g in targets:
+            counts = g.counts
+            for name in names:
+                counts[name] += 1
             g.entities.add(entity)
-            if is_told(state):
+            if told:
                 g.told.add(entity)
-            if state["receipt_confirmed_at"] is not None:
+            if aware:
                 g.aware.add(entity)
         return True
 

@@ -294,8 +294,8 @@ class _Sync:
         if self.conn.dialect.name != "sqlite":
             return lambda: None
         execute = self.conn.exec_driver_sql
-        main = execute("PRAGMA main.cache_size").scalar()
-        temp = execute("PRAGMA temp.cache_size").scalar()
+        main = execute("PRAGMA main.cache_size").scalar_one()
+        temp = execute("PRAGMA temp.cache_size").scalar_one()
         execute(f"PRAGMA main.cache_size = {_SQLITE_CACHE_KIB['main']}")
         execute(f"PRAGMA temp.cache_size = {_SQLITE_CACHE_KIB['temp']}")
 

@@ -289,8 +289,8 @@ step_end
 step_start "run: default CMD (scheduler), healthy, stop → exit 0"
 # No systemd here for podman's health timer: keep the image's HEALTHCHECK, run it by hand.
 podman run -d --name "$CONTAINER" --network none --health-interval disable \
-    -v "$DATA2:/data" "$IMAGE" >/dev/null \
-    || die "cannot start the scheduler container"
+    -v "$DATA2:/data" "$IMAGE" >/dev/null 2>"$OUT/podman-run.err" \
+    || { cat "$OUT/podman-run.err" >&2; die "cannot start the scheduler container"; }
 healthy=0
 for _ in $(seq 1 60); do
     [ "$(podman inspect --format '{{.State.Running}}' "$CONTAINER")" = true ] \
@@ -303,7 +303,8 @@ for _ in $(seq 1 60); do
     sleep 1
 done
 [ "$healthy" = 1 ] || { podman logs "$CONTAINER" 2>&1 | tail -n 30 >&2; die "the scheduler never became healthy"; }
-podman stop -t 40 "$CONTAINER" >/dev/null || die "podman stop failed"
+podman stop -t 40 "$CONTAINER" >/dev/null 2>>"$OUT/podman-run.err" \
+    || { cat "$OUT/podman-run.err" >&2; die "podman stop failed"; }
 rc=$(podman inspect --format '{{.State.ExitCode}}' "$CONTAINER")
 if [ "$rc" != 0 ]; then
     podman logs "$CONTAINER" 2>&1 | tail -n 30 >&2

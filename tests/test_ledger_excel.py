@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import shutil
 import subprocess
 import tracemalloc
@@ -257,6 +258,33 @@ def test_round_trip_saved_by_libreoffice(ledger: CliRunner, tmp_path: Path, db_u
     saved = tmp_path / "lo" / "edited.xlsx"
     assert saved.exists() and saved.read_bytes() != edited.read_bytes()
     _assert_good_applied(ledger, db_url, _import(ledger, saved, "--department", "SWJ"))
+
+
+def _lo_python() -> str | None:
+    """A Python with LibreOffice's UNO bridge (Debian: python3-uno), or None."""
+    for python in ("/usr/bin/python3", shutil.which("python3")):
+        if python and subprocess.run([python, "-c", "import uno"], capture_output=True).returncode == 0:
+            return python
+    return None
+
+
+def test_round_trip_edited_in_libreoffice(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+    soffice, python = shutil.which("soffice") or shutil.which("libreoffice"), _lo_python()
+    if soffice is None or python is None:
+        pytest.skip("LibreOffice (soffice) with the Python UNO bridge (python3-uno) is not installed")
+    _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
+    typed = {sheet: {no: {k: v.date().isoformat() if isinstance(v, dt.datetime) else str(v) for k, v in cells.items()}
+                     for no, cells in rows.items()} for sheet, rows in GOOD.items()}  # fmt: skip
+    (tmp_path / "edits.json").write_text(json.dumps(typed, ensure_ascii=False), encoding="utf-8")
+    script = Path(__file__).with_name("lo_edit.py")
+    subprocess.run([python, str(script), soffice, str(tmp_path / "lo-profile"), str(tmp_path / "swj.xlsx"),
+                    str(tmp_path / "lo.xlsx"), str(tmp_path / "edits.json")],
+                   check=True, capture_output=True, timeout=240)  # fmt: skip
+    book = openpyxl.load_workbook(tmp_path / "lo.xlsx")
+    ws = book[P]
+    assert isinstance(ws.cell(_row_of(ws, "宝税罚〔2026〕1号"), _col(ws, "计划完成修复时间")).value, dt.datetime)
+    assert book["meta"].sheet_state == "hidden" and ws.protection.sheet  # (a headless save drops the frozen pane)
+    _assert_good_applied(ledger, db_url, _import(ledger, tmp_path / "lo.xlsx", "--department", "SWJ"))
 
 
 def test_a_whole_ledger_export_round_trips_but_is_no_monthly_report(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:

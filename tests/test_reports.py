@@ -193,12 +193,12 @@ def test_the_workbook_holds_the_annexes_ledgers_changes_and_native_charts(ledger
     path = Path(kpis["files"]["xlsx"])
     wb = openpyxl.load_workbook(path)
     assert wb.sheetnames == ["汇总", "趋势", "附件1", "附件2", "附件3", "附件4", "动态调整"]
-    annex1 = [[c for c in row] for row in wb["附件1"].iter_rows(min_row=4, values_only=True)]
+    annex1 = [list(row) for row in wb["附件1"].iter_rows(min_row=4, values_only=True)]
     assert annex1 == [[1, "国家税务总局双鸭山市宝山区税务局", 4, None], [2, "宝山区应急管理局", 1, None], [None, "合计", 5, None]]
     annex2 = list(wb["附件2"].iter_rows(min_row=4, values_only=True))
     assert annex2[0][1:] == ("双鸭山市测试10有限公司", uscc(10), 1, "宝山区应急管理局") and annex2[-1][3] == 1
     annex3 = list(wb["附件3"].iter_rows(min_row=4, values_only=True))
-    assert [r[3] for r in annex3][0] == "宝税罚〔2026〕7号"  # green channel first
+    assert annex3[0][3] == "宝税罚〔2026〕7号"  # green channel first
     p2 = next(r for r in annex3 if r[3] == "宝税罚〔2026〕2号")
     assert (p2[5], p2[7]) == ("是", "1 已告知")  # progress 4 of November rolled back
     changes = {(r[1], r[6]) for r in wb["动态调整"].iter_rows(min_row=4, values_only=True)}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.app import App, print_json
+from pipeline.commands.ledger_excel import register_ledger_actions
 from pipeline.eligibility import Evaluator, evaluate_file, recompute, stored
 from pipeline.errors import UsageError
 from pipeline.ledger import (
@@ -68,6 +69,7 @@ def register(commands: Any) -> None:
     st.add_argument("--actor", default="cli", help="who makes the change (for the audit trail)")
     st.add_argument("--json", action="store_true")
     st.set_defaults(handler=cmd_ledger_set)
+    register_ledger_actions(sub)
 
 
 def _date(text: str) -> dt.date:
