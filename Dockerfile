@@ -82,7 +82,8 @@ RUN pkgs=""; \
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $pkgs; \
         rm -rf /var/lib/apt/lists/*; \
     fi; \
-    useradd --system --user-group --uid 10001 --home-dir /data --no-create-home \
+    groupadd --gid 10001 app; \
+    useradd --no-log-init --uid 10001 --gid app --home-dir /data --no-create-home \
         --shell /usr/sbin/nologin app; \
     mkdir -p /app/config /data/outbox /data/reports; \
     chown -R app:app /data

@@ -134,6 +134,7 @@ def recompute(engine: Engine, evaluator: Evaluator, today: dt.date, batch: int =
             io.write(conn, changes)
             if progress:
                 progress(result.evaluated)
+        io.finish(conn)
     return result
 
 
@@ -165,36 +166,58 @@ def _pages(conn: Connection, batch: int) -> Iterator[Sequence[Any]]:
 _MEMO_LIMIT = 100_000
 
 
+def _driver(conn: Connection) -> Any:
+    """The DB-API connection under `conn` (psycopg: for COPY)."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw
+
+
+_WRITTEN = (*RESULT_FIELDS, "evaluated_on", "id")
+"""A changed row as written: the new results, the evaluation date, the record id."""
+_CHANGES = "eligibility_changes"
+
+
 @dataclass(frozen=True)
 class _DriverIO:
-    """Result values in the driver's stored form, and the batched UPDATE of changed rows.
+    """Result values in the driver's stored form, and the set-based write of changed rows.
 
     New results are converted with SQLAlchemy's own bind processors for the column types
     (SQLite: dates as ISO text, booleans as 0/1; PostgreSQL: none), so comparing them
     with the stored values as read is the same test as comparing the Python values, and
-    the changed rows go to the driver's executemany without per-row SQLAlchemy work.
-    The conversions are memoised per value: a few thousand distinct dates across a
-    million records, and SQLAlchemy's SQLite date formatting costs microseconds a call.
+    the changed rows go to the driver without per-row SQLAlchemy work. The conversions
+    are memoised per value: a few thousand distinct dates across a million records, and
+    SQLAlchemy's SQLite date formatting costs microseconds a call.
+
+    Writes: SQLite, one executemany UPDATE per page (in the one transaction); PostgreSQL
+    (psycopg), each page COPYed into a temporary table and one UPDATE … FROM it at the
+    end — a million single-row UPDATEs cost the server several times more.
     """
 
     processors: tuple[tuple[int, Callable[[Any], Any], dict[Any, Any]], ...]
     today: Any
     update: str
+    copy: bool
 
     @classmethod
     def of(cls, dialect: Dialect, today: dt.date) -> _DriverIO:
         def processor(name: str) -> Callable[[Any], Any] | None:
             return records.c[name].type.dialect_impl(dialect).bind_processor(dialect)
 
-        procs = tuple(
+        procs: tuple[tuple[int, Callable[[Any], Any], dict[Any, Any]], ...] = tuple(
             (i, p, {}) for i, n in enumerate(RESULT_FIELDS) if (p := processor(n)) is not None
         )
         on = processor("evaluated_on")
-        quote = dialect.identifier_preparer.quote
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        sets = ", ".join(f"{quote(n)} = {mark}" for n in (*RESULT_FIELDS, "evaluated_on"))
-        update_sql = f"UPDATE {quote(records.name)} SET {sets} WHERE {quote('id')} = {mark}"
-        return cls(procs, on(today) if on else today, update_sql)
+        copy = dialect.name == "postgresql" and dialect.driver == "psycopg"
+        q = dialect.identifier_preparer.quote
+        if copy:
+            sets = ", ".join(f"{q(n)} = c.{q(n)}" for n in _WRITTEN[:-1])
+            sql = f"UPDATE {q(records.name)} SET {sets} FROM {_CHANGES} c WHERE {q(records.name)}.id = c.id"
+        else:
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            sets = ", ".join(f"{q(n)} = {mark}" for n in _WRITTEN[:-1])
+            sql = f"UPDATE {q(records.name)} SET {sets} WHERE {q('id')} = {mark}"
+        return cls(procs, on(today) if on else today, sql, copy)
 
     def stored_form(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         if not self.processors:
@@ -211,8 +234,33 @@ class _DriverIO:
         return tuple(out)
 
     def write(self, conn: Connection, params: list[tuple[Any, ...]]) -> None:
-        if params:
+        """Write (SQLite) or stage (PostgreSQL) one page of changed rows, each as _WRITTEN."""
+        if not params:
+            return
+        if not self.copy:
             conn.exec_driver_sql(self.update, params)
+            return
+        columns = ", ".join(_WRITTEN)
+        with _driver(conn).cursor() as cur:
+            cur.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {_CHANGES} ON COMMIT DROP AS "
+                f"SELECT {columns} FROM {records.name} WITH NO DATA"
+            )
+            with cur.copy(f"COPY {_CHANGES} ({columns}) FROM STDIN") as copy:
+                for row in params:
+                    copy.write_row(row)
+
+    def finish(self, conn: Connection) -> None:
+        """PostgreSQL: apply the staged rows in one UPDATE (the table goes at commit)."""
+        if not self.copy:
+            return
+        with _driver(conn).cursor() as cur:
+            cur.execute(f"SELECT to_regclass('pg_temp.{_CHANGES}') IS NOT NULL")
+            staged = cur.fetchone()
+            if staged and staged[0]:
+                cur.execute(f"ANALYZE {_CHANGES}")  # the planner's row count: join or index
+                cur.execute(self.update)
+                cur.execute(f"DROP TABLE {_CHANGES}")
 
 
 def stored(

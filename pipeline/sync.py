@@ -4,6 +4,15 @@
 
     rows --validate--> staging (temp table) --link to records--> counts --guard--> apply
 
+A row is validated only when it may have changed: each raw row's fingerprint
+(`RawDigest`: its cells as read, under the headers, field_map, departments,
+jurisdiction and validating code) is looked up among those of the current records
+(`records.raw_hash`); a row found there is the record it was loaded into, unchanged,
+and only its key goes to a second temp table (`sync_keys`). New, changed, vanished and
+previously rejected rows, and records with a warning (so `warnings` stays the same
+from one identical sync to the next), are validated in full as before. A change of
+configuration or code changes every fingerprint, so the next sync validates all.
+
 One database transaction per sync: either the whole snapshot is applied or nothing
 is. The diff is set-based (a handful of statements whatever the size); only changed
 records are touched row by row, to keep their old values in the history. Re-running
@@ -15,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -55,7 +64,7 @@ from pipeline.db.models import (
 )
 from pipeline.errors import InputError
 from pipeline.routing import Router
-from pipeline.rows import Issue, Kind, RowOutcome, RowValidator
+from pipeline.rows import Issue, Kind, RawDigest, RowValidator, raw_fingerprint
 from pipeline.sources.base import Snapshot
 from pipeline.sources.fields import build_mapping
 
@@ -65,6 +74,8 @@ records = table_of(Record)
 changes = table_of(RecordChange)
 quarantine = table_of(QuarantinedRow)
 Progress = Callable[[int], None]
+_NEW_VALUES = (*SNAPSHOT_FIELDS, "content_hash", "raw_hash")
+"""What an update writes from the staged row."""
 
 
 @dataclass
@@ -125,6 +136,20 @@ def _staging_table() -> Table:
         Column("decision_no", String(200)),
         *cols,
         Column("content_hash", String(32)),
+        Column("raw_hash", String(32)),
+        Column("record_id", Integer),
+        prefixes=["TEMPORARY"],
+    )
+
+
+def _keys_table() -> Table:
+    """Rows known unchanged (their raw fingerprint is their record's): key and record."""
+    return Table(
+        "sync_keys",
+        MetaData(),
+        Column("row_no", Integer, primary_key=True),
+        Column("authority", String(200)),
+        Column("decision_no", String(200)),
         Column("record_id", Integer),
         prefixes=["TEMPORARY"],
     )
@@ -155,11 +180,19 @@ def sync_snapshot(
         )
     router = Router(config.departments, config.settings.jurisdiction)
     validator = RowValidator(request.kind, mapping, router)
+    digest = RawDigest(
+        raw_fingerprint(
+            request.kind,
+            mapping,
+            config.departments.model_dump_json(),
+            config.settings.jurisdiction.model_dump_json(),
+        )
+    )
     sync_id = _open_run(engine, request)
     result = SyncResult(sync_id=sync_id)
     try:
         with engine.begin() as conn:
-            _Sync(conn, config, request, result, progress).run(validator)
+            _Sync(conn, config, request, result, progress).run(validator, digest)
     except BaseException as exc:
         _fail_run(engine, sync_id, request.now, exc)
         raise
@@ -198,11 +231,10 @@ class _StagingWriter:
     bind processors convert dates, decimals and JSON), without its per-row overhead.
     """
 
-    def __init__(self, conn: Connection, staging: Table) -> None:
+    def __init__(self, conn: Connection, staging: Table, names: Sequence[str]) -> None:
         self.conn = conn
         self.staging = staging
-        columns = [c for c in staging.columns if c.name != "record_id"]  # linked later
-        names = [c.name for c in columns]
+        columns = [staging.c[n] for n in names]
         self.row = itemgetter(*names)
         dialect = conn.dialect
         self.processors = [
@@ -210,6 +242,7 @@ class _StagingWriter:
             for i, c in enumerate(columns)
             if (p := c.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         ]
+        self.columns = columns
         quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
         table = dialect.identifier_preparer.format_table(staging)
         self.mode = "orm"
@@ -224,7 +257,16 @@ class _StagingWriter:
         if self.mode == "orm":
             self.conn.execute(self.staging.insert(), batch)
             return
-        rows = self._rows(batch)
+        self.write_rows(self._rows(batch))
+
+    def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows as tuples in column order, already as the driver takes them."""
+        if self.mode == "orm":
+            names = [c.name for c in self.columns]
+            self.conn.execute(
+                self.staging.insert(), [dict(zip(names, r, strict=True)) for r in rows]
+            )
+            return
         cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             if self.mode == "copy":
@@ -267,16 +309,24 @@ class _Sync:
         self.batch_size = config.settings.sync.batch_size
         self.max_share = config.settings.sync.max_vanish_share
         self.staging = _staging_table()
-        self.writer = _StagingWriter(conn, self.staging)
+        self.keys = _keys_table()
+        self.writer = _StagingWriter(
+            conn, self.staging, [c.name for c in self.staging.c if c.name != "record_id"]
+        )  # record_id: linked later
+        self.key_writer = _StagingWriter(conn, self.keys, [c.name for c in self.keys.c])
         self.today = request.now.date()
+        self._validated = 0
+        """Rows staged in full (in `staging`); the others are in `keys`."""
+        self._known = 0
 
     # ------------------------------------------------------------------ stage
-    def run(self, validator: RowValidator) -> None:
+    def run(self, validator: RowValidator, digest: RawDigest) -> None:
         restore = self._bulk_settings()
-        self.staging.drop(self.conn, checkfirst=True)
-        self.staging.create(self.conn)
+        for table in (self.staging, self.keys):
+            table.drop(self.conn, checkfirst=True)
+            table.create(self.conn)
         try:
-            self._stage(validator)
+            self._stage(validator, digest, self._unchanged_digests())
             self._link()
             self._count()
             self._guard()
@@ -284,6 +334,7 @@ class _Sync:
                 self._apply()
             self._close_run()
         finally:
+            self.keys.drop(self.conn)
             self.staging.drop(self.conn)
             restore()
 
@@ -305,38 +356,84 @@ class _Sync:
 
         return restore
 
-    def _stage(self, validator: RowValidator) -> None:
+    def _unchanged_digests(self) -> dict[bytes, int]:
+        """Raw fingerprint → id of the current records a row with it leaves unchanged.
+
+        Not vanished (a row reappearing is a change) and without a USCC warning (the
+        warning is reported again at each sync: such rows are validated again).
+        """
+        r = records.c
+        query = select(r.raw_hash, r.id).where(
+            r.kind == self.request.kind,
+            r.vanished_on.is_(None),
+            r.uscc_warning.is_(None),
+            r.raw_hash.is_not(None),
+        )
+        known: dict[bytes, int] = {}
+        fromhex = bytes.fromhex
+        for raw_hash, record_id in self.conn.execute(query.execution_options(yield_per=50_000)):
+            try:  # noqa: SIM105 - a million times: try is free, suppress() is not
+                known[fromhex(raw_hash)] = record_id
+            except ValueError:  # not a fingerprint of ours: validate that record's row
+                pass
+        return known
+
+    def _stage(self, validator: RowValidator, digest: RawDigest, known: dict[bytes, int]) -> None:
+        """Validate and stage every row, except rows `known` unchanged: only their keys."""
         seen: set[int] = set()
         duplicates: list[tuple[int, str, str]] = []
         batch: list[dict[str, Any]] = []
+        keys: list[tuple[int, str, str, int]] = []
         issues: list[Issue] = []
-        for outcome in self._outcomes(validator):
+        key_of, find, result, progress = validator.key, known.get, self.result, self.progress
+        for raw in self.request.snapshot:
+            result.rows_read += 1
+            if progress and result.rows_read % 10_000 == 0:
+                progress(result.rows_read)
+            fingerprint = b""
+            if raw.problem is None:
+                fingerprint = digest(raw.values)
+                record_id = find(fingerprint)
+                if record_id is not None:
+                    authority, decision_no = key_of(raw.values)
+                    # not None: the same cells validated before (the same fingerprint)
+                    assert authority is not None and decision_no is not None
+                    key = hash((authority, decision_no))
+                    if key in seen:
+                        duplicates.append((raw.row_no, authority, decision_no))
+                        continue
+                    seen.add(key)
+                    keys.append((raw.row_no, authority, decision_no, record_id))
+                    if len(keys) >= self.batch_size:
+                        self._known += len(keys)
+                        self.key_writer.write_rows(keys)
+                        keys.clear()
+                    continue
+            outcome = validator.validate(raw)
             issues.extend(outcome.issues)
-            if outcome.values is None:
-                self.result.out_of_scope += outcome.out_of_scope
+            values = outcome.values
+            if values is None:
+                result.out_of_scope += outcome.out_of_scope
                 continue
-            key = hash((outcome.values["authority"], outcome.values["decision_no"]))
+            key = hash((values["authority"], values["decision_no"]))
             if key in seen:
-                duplicates.append(
-                    (outcome.row_no, outcome.values["authority"], outcome.values["decision_no"])
-                )
+                duplicates.append((outcome.row_no, values["authority"], values["decision_no"]))
                 continue
             seen.add(key)
-            batch.append(outcome.values)
+            values["raw_hash"] = fingerprint.hex()  # a valid row has no problem: set
+            batch.append(values)
             if len(batch) >= self.batch_size:
                 self._flush(batch, issues)
+        known.clear()  # memory, for the steps below
+        if keys:
+            self._known += len(keys)
+            self.key_writer.write_rows(keys)
         self._flush(batch, issues)
         self._flush([], self._duplicate_issues(duplicates))
 
-    def _outcomes(self, validator: RowValidator) -> Iterator[RowOutcome]:
-        for raw in self.request.snapshot:
-            self.result.rows_read += 1
-            if self.progress and self.result.rows_read % 10_000 == 0:
-                self.progress(self.result.rows_read)
-            yield validator.validate(raw)
-
     def _flush(self, batch: list[dict[str, Any]], issues: list[Issue]) -> None:
         if batch:
+            self._validated += len(batch)
             self.writer.write(batch)
             batch.clear()
         if issues:
@@ -363,12 +460,25 @@ class _Sync:
         self.result.warnings += sum(i.level == "warning" for i in issues)
 
     def _duplicate_issues(self, duplicates: list[tuple[int, str, str]]) -> list[Issue]:
-        s = self.staging.c
+        if len(duplicates) > 8:  # else a scan per duplicate is cheaper than an index
+            for table in (self.staging, self.keys):
+                self.conn.exec_driver_sql(
+                    f"CREATE INDEX ix_{table.name}_key ON {table.name} (authority, decision_no)"
+                )
+        s, k = self.staging.c, self.keys.c
         out = []
         for row_no, authority, decision_no in duplicates:
             first = self.conn.execute(
-                select(s.row_no).where(s.authority == authority, s.decision_no == decision_no)
+                select(func.min(s.row_no)).where(
+                    s.authority == authority, s.decision_no == decision_no
+                )
             ).scalar()
+            if first is None:
+                first = self.conn.execute(
+                    select(func.min(k.row_no)).where(
+                        k.authority == authority, k.decision_no == decision_no
+                    )
+                ).scalar()
             out.append(
                 Issue(
                     row_no,
@@ -397,11 +507,22 @@ class _Sync:
             match = select(r.id).where(key).scalar_subquery()
             self.conn.execute(update(self.staging).values(record_id=match))
         self.conn.exec_driver_sql("CREATE INDEX ix_sync_staging_record ON sync_staging (record_id)")
+        self.conn.exec_driver_sql("CREATE INDEX ix_sync_keys_record ON sync_keys (record_id)")
 
     def _changed(self) -> Any:
         s, r = self.staging.c, records.c
         return and_(
             r.id == s.record_id, or_(r.content_hash != s.content_hash, r.vanished_on.is_not(None))
+        )
+
+    def _stale(self) -> Any:
+        """Linked and unchanged, but the record's raw fingerprint is another (or none)."""
+        s, r = self.staging.c, records.c
+        return and_(
+            r.id == s.record_id,
+            r.content_hash == s.content_hash,
+            r.vanished_on.is_(None),
+            or_(r.raw_hash.is_(None), r.raw_hash != s.raw_hash),
         )
 
     def _current(self) -> Any:
@@ -411,13 +532,17 @@ class _Sync:
         )
 
     def _vanishing(self) -> Any:
-        s = self.staging.c
-        return and_(self._current(), not_(exists().where(s.record_id == records.c.id)))
+        s, k, r = self.staging.c, self.keys.c, records.c
+        return and_(
+            self._current(),
+            not_(exists().where(k.record_id == r.id)),
+            not_(exists().where(s.record_id == r.id)),
+        )
 
     def _count(self) -> None:
         s = self.staging.c
         count = self._scalar
-        staged = count(select(func.count()).select_from(self.staging))
+        staged = self._validated + self._known
         self.result.added = count(select(func.count()).where(s.record_id.is_(None)))
         self.result.updated = count(
             select(func.count()).select_from(self.staging.join(records, self._changed()))
@@ -460,10 +585,26 @@ class _Sync:
         self._mark_vanished()
         self._apply_updates()
         self._insert_added()
+        self._refresh_raw_hashes()
+
+    def _refresh_raw_hashes(self) -> None:
+        """Unchanged records validated in full (first sync after a configuration change,
+        after an upgrade, a cell that changed but normalises the same): store their new
+        raw fingerprint so that the next sync skips them."""
+        if self._validated - self.result.added - self.result.updated == 0:
+            return
+        s, r = self.staging.c, records.c
+        if _update_from(self.conn):
+            self.conn.execute(update(records).values(raw_hash=s.raw_hash).where(self._stale()))
+        else:
+            new = select(s.raw_hash).where(s.record_id == r.id).scalar_subquery()
+            self.conn.execute(
+                update(records).values(raw_hash=new).where(exists().where(self._stale()))
+            )
 
     def _insert_added(self) -> None:
         s, sid = self.staging.c, self.result.sync_id
-        names = ["authority", "decision_no", *SNAPSHOT_FIELDS, "content_hash"]
+        names = ["authority", "decision_no", *SNAPSHOT_FIELDS, "content_hash", "raw_hash"]
         consts = {
             "kind": self.request.kind,
             "source": self.request.source,
@@ -499,7 +640,7 @@ class _Sync:
 
     def _changed_page(self, after: int) -> list[dict[str, dict[str, Any]]]:
         s, r = self.staging.c, records.c
-        new_cols = [s[n] for n in ("row_no", "record_id", *SNAPSHOT_FIELDS, "content_hash")]
+        new_cols = [s[n] for n in ("row_no", "record_id", *_NEW_VALUES)]
         old_cols = [r[n].label(f"old_{n}") for n in (*SNAPSHOT_FIELDS, "vanished_on")]
         query = (
             select(*new_cols, *old_cols)
@@ -510,7 +651,7 @@ class _Sync:
         )
         pages = []
         for row in self.conn.execute(query).mappings():
-            new = {k: row[k] for k in ("row_no", "record_id", *SNAPSHOT_FIELDS, "content_hash")}
+            new = {k: row[k] for k in ("row_no", "record_id", *_NEW_VALUES)}
             old = {k: row[f"old_{k}"] for k in (*SNAPSHOT_FIELDS, "vanished_on")}
             pages.append({"new": new, "old": old})
         return pages
@@ -533,13 +674,11 @@ class _Sync:
             )
             params.append(
                 {
-                    **{f"v_{k}": new[k] for k in (*SNAPSHOT_FIELDS, "content_hash")},
+                    **{f"v_{k}": new[k] for k in _NEW_VALUES},
                     "v_id": new["record_id"],
                 }
             )
-        values: dict[str, Any] = {
-            k: bindparam(f"v_{k}") for k in (*SNAPSHOT_FIELDS, "content_hash")
-        }
+        values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in _NEW_VALUES}
         stmt = (
             update(records)
             .where(records.c.id == bindparam("v_id"))

@@ -291,10 +291,25 @@ step_start "run: default CMD (scheduler), healthy, stop → exit 0"
 podman run -d --name "$CONTAINER" --network none --health-interval disable \
     -v "$DATA2:/data" "$IMAGE" >/dev/null 2>"$OUT/podman-run.err" \
     || { cat "$OUT/podman-run.err" >&2; die "cannot start the scheduler container"; }
-healthy=0
-for _ in $(seq 1 60); do
+running() {
     [ "$(podman inspect --format '{{.State.Running}}' "$CONTAINER")" = true ] \
         || { podman logs "$CONTAINER" 2>&1 | tail -n 30 >&2; die "the scheduler exited by itself"; }
+}
+# First the entrypoint's `init`: every command migrates an empty database on first use,
+# so a health check racing the init on a new SQLite file could make the init fail.
+migrated=0
+for _ in $(seq 1 60); do
+    running
+    if podman logs "$CONTAINER" 2>&1 | grep -q 'database schema at revision'; then
+        migrated=1
+        break
+    fi
+    sleep 1
+done
+[ "$migrated" = 1 ] || { podman logs "$CONTAINER" 2>&1 | tail -n 30 >&2; die "the entrypoint's init did not finish"; }
+healthy=0
+for _ in $(seq 1 60); do
+    running
     # The image's own HEALTHCHECK command.
     if podman healthcheck run "$CONTAINER" >/dev/null 2>&1; then
         healthy=1

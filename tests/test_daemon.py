@@ -18,9 +18,15 @@ from tests.test_dispatch import Setup, _config, _load, _states
 from tests.test_dispatch_processes import UNLIMITED, SlowRecorder
 from tests.test_email_channel import smtp_server
 
-ONLY_DISPATCH = {"CREDIT_REPAIR_RUNNER__TICK_SECONDS": "5", "CREDIT_REPAIR_JOBS__SYNC__ENABLED": "false",
-                 "CREDIT_REPAIR_JOBS__EVALUATE__ENABLED": "false", "CREDIT_REPAIR_JOBS__PLAN_NOTICES__ENABLED": "false",
-                 "CREDIT_REPAIR_JOBS__DISPATCH__CRON": "* * * * *"}  # fmt: skip
+def _only_dispatch() -> dict[str, str]:
+    """Every job off but dispatch, which runs every minute (ticks every 5 s)."""
+    from jobs import REGISTRY
+
+    env = {f"CREDIT_REPAIR_JOBS__{name.upper()}__ENABLED": "false" for name in REGISTRY if name != "dispatch"}
+    return {**env, "CREDIT_REPAIR_RUNNER__TICK_SECONDS": "5", "CREDIT_REPAIR_JOBS__DISPATCH__CRON": "* * * * *"}
+
+
+ONLY_DISPATCH = _only_dispatch()
 
 
 def _runner(

@@ -304,3 +304,21 @@ def test_the_workbook_opens_in_libreoffice_and_converts_to_pdf(ledger: CliRunner
     pdf = pdf_dir / "credit-repair-report-2026-10.pdf"
     assert done.returncode == 0 and pdf.exists(), done.stderr
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5000
+
+
+def test_the_monthly_report_job_reports_the_previous_month_once(cli: CliRunner, config_dir: Path, tmp_path: Path) -> None:
+    from jobs.monthly_report import SPEC
+    from pipeline.app import App
+    from pipeline.runner import JobContext
+
+    assert (SPEC.default.by_day, SPEC.default.at, SPEC.default.working_day_before) == (20, "09:00", True)
+    app = App.load(str(config_dir), "2026-12-18T09:00")
+    try:
+        ctx = JobContext("monthly_report", "r1", None, app.clock.now(), {})
+        first = SPEC.func(app, ctx)
+        assert (first["period"], first["send"], first["sent"], first["records"]) == ("2026-11", "sent", 8, 0)
+        assert SPEC.func(app, ctx)["send"] == "already_sent"
+        current = SPEC.func(app, JobContext("monthly_report", "r2", None, app.clock.now(), {"month": "current"}))
+        assert current["period"] == "2026-12"
+    finally:
+        app.close()

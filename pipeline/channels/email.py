@@ -201,16 +201,15 @@ def _param(header: str, value: str, key: str, param: str) -> str:
     single = f" {key}*=utf-8''{encoded}"
     if len(single) <= MAX_LINE:
         return f"{header}: {value};{CRLF}{single}{CRLF}"
-    lines, rest, n = [], "utf-8''" + encoded, 0
-    while rest:
-        prefix = f" {key}*{n}*="
-        room = MAX_LINE - len(prefix) - 1  # the ";" after all but the last
-        cut = min(room, len(rest))
-        if cut < len(rest):
-            while rest[cut - 1] == "%" or (cut > 1 and rest[cut - 2] == "%"):
-                cut -= 1  # never split a %XX
-        lines.append(prefix + rest[:cut])
-        rest, n = rest[cut:], n + 1
+    lines: list[str] = []
+    line = f" {key}*0*=utf-8''"
+    for char in param:  # split between characters, as the standard library does
+        piece = quote(char, safe="", encoding="utf-8")
+        if len(line) + len(piece) + 1 > MAX_LINE and not line.endswith("="):
+            lines.append(line)
+            line = f" {key}*{len(lines)}*="
+        line += piece
+    lines.append(line)
     return f"{header}: {value};{CRLF}" + f";{CRLF}".join(lines) + CRLF
 
 

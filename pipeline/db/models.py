@@ -104,6 +104,10 @@ class Record(Base):
     list_reason: Mapped[str | None] = mapped_column(Text)
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # unknown extra columns
     content_hash: Mapped[str] = mapped_column(String(32))
+    # digest of the raw row as read plus everything that shapes its reading (headers,
+    # field_map, departments, jurisdiction, validation code): equal means the row need
+    # not be validated again (pipeline.sync); NULL means unknown
+    raw_hash: Mapped[str | None] = mapped_column(String(32))
     department_code: Mapped[str] = mapped_column(String(32))
     route_note: Mapped[str | None] = mapped_column(String(300))  # unmatched / ambiguous routing
     source: Mapped[str] = mapped_column(String(100))
