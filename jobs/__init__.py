@@ -6,14 +6,23 @@ planning, before dispatch — so one `run --once` does a whole day's work in ord
 
 from __future__ import annotations
 
-from jobs import department_reminder, dispatch, escalate, evaluate, plan_notices, sync
+from jobs import (
+    department_reminder,
+    dispatch,
+    escalate,
+    evaluate,
+    monthly_report,
+    plan_notices,
+    sync,
+)
 from pipeline.runner import JobSpec
 
 REGISTRY: dict[str, JobSpec] = {
     "sync": sync.SPEC,
     "evaluate": evaluate.SPEC,
     "plan_notices": plan_notices.SPEC,
-    "dispatch": dispatch.SPEC,
     "department_reminder": department_reminder.SPEC,
     "escalate": escalate.SPEC,
+    "monthly_report": monthly_report.SPEC,
+    "dispatch": dispatch.SPEC,  # last: what the jobs above queued goes out in the same tick
 }

@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 
 from pipeline import __version__, logs
 from pipeline.app import App
-from pipeline.commands import data, ledger, monthly, notices, ops
+from pipeline.commands import data, ledger, monthly, notices, ops, reports
 from pipeline.errors import CreditRepairError
 
 Handler = Callable[[App, argparse.Namespace], int]
-REGISTRARS = (data.register, ledger.register, notices.register, monthly.register, ops.register)
+REGISTRARS = (data.register, ledger.register, notices.register, monthly.register, reports.register, ops.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

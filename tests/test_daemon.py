@@ -18,6 +18,7 @@ from tests.test_dispatch import Setup, _config, _load, _states
 from tests.test_dispatch_processes import UNLIMITED, SlowRecorder
 from tests.test_email_channel import smtp_server
 
+
 def _only_dispatch() -> dict[str, str]:
     """Every job off but dispatch, which runs every minute (ticks every 5 s)."""
     from jobs import REGISTRY
