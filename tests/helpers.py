@@ -6,9 +6,12 @@ import contextlib
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+import pytest
 
 from pipeline.cli import main
 from pipeline.samplegen import PENALTY_HEADERS, entity_uscc, org_code
@@ -78,4 +81,11 @@ class CliRunner:
         return Result(code, out.getvalue(), err.getvalue())
 
 
-__all__ = ["CliRunner", "entity_uscc", "penalty", "uscc", "write_rows"]
+__all__ = ["CliRunner", "entity_uscc", "missing_tool", "penalty", "uscc", "write_rows"]
+
+
+def missing_tool(reason: str) -> NoReturn:
+    """Skip a test that needs an outside tool — but fail in CI, where .ci/run installs it."""
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes") or os.environ.get("CREDIT_REPAIR_REQUIRE_TOOLS") == "1":
+        pytest.fail(f"required in CI: {reason}", pytrace=False)
+    pytest.skip(reason)

@@ -42,6 +42,7 @@ from tests.helpers import (
     TAX,
     CliRunner,
     Result,
+    missing_tool,
     penalty,
     uscc,
     write_rows,
@@ -94,7 +95,16 @@ def ledger(lcli: CliRunner, tmp_path: Path) -> CliRunner:
     entries = [{"名单名称": "重大税收违法失信主体名单", "企业名称": f"双鸭山市测试{n}有限公司", "统一社会信用代码": uscc(n),
                 "认定部门": TAX, "认定文书号": f"宝税认〔2026〕{n}号", "列入日期": "2026-03-01", "列入原因": "虚开发票"}
                for n in (21, 22)]  # fmt: skip
-    _ok(lcli("sync", "--file", str(write_rows(tmp_path / "l.csv", entries)), "--kind", "severe-list", now=NOW))
+    _ok(
+        lcli(
+            "sync",
+            "--file",
+            str(write_rows(tmp_path / "l.csv", entries)),
+            "--kind",
+            "severe-list",
+            now=NOW,
+        )
+    )
     _ok(lcli("eligibility", now=NOW))
     contacts = [{"统一社会信用代码": uscc(1), "联系人": "王经理", "联系电话": "13900000001"}]
     _ok(lcli("contacts", "import", str(write_rows(tmp_path / "c.csv", contacts)), now=NOW))
@@ -179,7 +189,9 @@ GOOD: dict[str, Edit] = {
 # --------------------------------------------------------------------------- export
 
 
-def test_export_writes_the_annex_layout_locked_with_dropdowns_and_dates(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_export_writes_the_annex_layout_locked_with_dropdowns_and_dates(
+    ledger: CliRunner, tmp_path: Path, db_url: str
+) -> None:
     out = _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
     assert (out["department"], out["penalties"], out["list_entries"]) == ("SWJ", 5, 2)
     book = openpyxl.load_workbook(tmp_path / "swj.xlsx")
@@ -222,11 +234,17 @@ def _assert_good_applied(cli: CliRunner, db_url: str, result: Result) -> None:
     one = entries["宝税罚〔2026〕1号"]
     assert (one["willingness"], one["progress"], one["planned_on"]) == ("yes", 2, "2026-12-31")
     assert (one["responsible"], one["remarks"]) == ("张三 13800000099", "已电话告知")
-    assert (entries["宝税罚〔2026〕2号"]["progress"], entries["宝税罚〔2026〕2号"]["willingness"]) == (1, "no")
+    assert (
+        entries["宝税罚〔2026〕2号"]["progress"],
+        entries["宝税罚〔2026〕2号"]["willingness"],
+    ) == (1, "no")
     listed = entries["宝税认〔2026〕21号"]
     assert (listed["progress"], listed["repair_effect"]) == (2, "已缴清罚款 2 万元")
     events = _import_events(db_url)
-    assert {(e.field, e.old_value, e.new_value) for e in events} >= {("progress", "0", "2"), ("willingness", "unknown", "yes")}
+    assert {(e.field, e.old_value, e.new_value) for e in events} >= {
+        ("progress", "0", "2"),
+        ("willingness", "unknown", "yes"),
+    }
     assert all(e.actor.startswith("import:") for e in events)
     reports = _reports(db_url)
     assert [(r.department_code, r.month) for r in reports] == [("SWJ", "2026-12")]
@@ -240,13 +258,17 @@ def test_round_trip_edited_with_openpyxl(ledger: CliRunner, tmp_path: Path, db_u
     _assert_good_applied(ledger, db_url, result)
     assert "宝税罚〔2026〕1号" in result.err and "→" in result.err  # the human diff
     again = _import(ledger, edited, now="2026-12-04")  # idempotent: nothing left to change
-    assert again.code == 0 and again.json()["counts"]["changes"] == 0 and again.json()["conflicts"] == []
+    assert (
+        again.code == 0
+        and again.json()["counts"]["changes"] == 0
+        and again.json()["conflicts"] == []
+    )
 
 
 def test_round_trip_saved_by_libreoffice(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     if soffice is None:
-        pytest.skip("LibreOffice (soffice) is not installed")
+        missing_tool("LibreOffice (soffice) is not installed: apt-get install libreoffice-calc")
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
     edited = edit(tmp_path / "swj.xlsx", tmp_path / "edited.xlsx", GOOD)
     (tmp_path / "lo").mkdir()
@@ -263,7 +285,10 @@ def test_round_trip_saved_by_libreoffice(ledger: CliRunner, tmp_path: Path, db_u
 def _lo_python() -> str | None:
     """A Python with LibreOffice's UNO bridge (Debian: python3-uno), or None."""
     for python in ("/usr/bin/python3", shutil.which("python3")):
-        if python and subprocess.run([python, "-c", "import uno"], capture_output=True).returncode == 0:
+        if (
+            python
+            and subprocess.run([python, "-c", "import uno"], capture_output=True).returncode == 0
+        ):
             return python
     return None
 
@@ -271,7 +296,9 @@ def _lo_python() -> str | None:
 def test_round_trip_edited_in_libreoffice(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
     soffice, python = shutil.which("soffice") or shutil.which("libreoffice"), _lo_python()
     if soffice is None or python is None:
-        pytest.skip("LibreOffice (soffice) with the Python UNO bridge (python3-uno) is not installed")
+        missing_tool(
+            "LibreOffice (soffice) with the Python UNO bridge is not installed: apt-get install libreoffice-calc python3-uno"
+        )
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
     typed = {sheet: {no: {k: v.date().isoformat() if isinstance(v, dt.datetime) else str(v) for k, v in cells.items()}
                      for no, cells in rows.items()} for sheet, rows in GOOD.items()}  # fmt: skip
@@ -282,14 +309,24 @@ def test_round_trip_edited_in_libreoffice(ledger: CliRunner, tmp_path: Path, db_
                    check=True, capture_output=True, timeout=240)  # fmt: skip
     book = openpyxl.load_workbook(tmp_path / "lo.xlsx")
     ws = book[P]
-    assert isinstance(ws.cell(_row_of(ws, "宝税罚〔2026〕1号"), _col(ws, "计划完成修复时间")).value, dt.datetime)
-    assert book["meta"].sheet_state == "hidden" and ws.protection.sheet  # (a headless save drops the frozen pane)
-    _assert_good_applied(ledger, db_url, _import(ledger, tmp_path / "lo.xlsx", "--department", "SWJ"))
+    assert isinstance(
+        ws.cell(_row_of(ws, "宝税罚〔2026〕1号"), _col(ws, "计划完成修复时间")).value, dt.datetime
+    )
+    assert (
+        book["meta"].sheet_state == "hidden" and ws.protection.sheet
+    )  # (a headless save drops the frozen pane)
+    _assert_good_applied(
+        ledger, db_url, _import(ledger, tmp_path / "lo.xlsx", "--department", "SWJ")
+    )
 
 
-def test_a_whole_ledger_export_round_trips_but_is_no_monthly_report(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_a_whole_ledger_export_round_trips_but_is_no_monthly_report(
+    ledger: CliRunner, tmp_path: Path, db_url: str
+) -> None:
     _export(ledger, tmp_path / "all.xlsx")
-    edited = edit(tmp_path / "all.xlsx", tmp_path / "e.xlsx", {P: {"宝应急罚〔2026〕6号": {"备注": "已上门"}}})
+    edited = edit(
+        tmp_path / "all.xlsx", tmp_path / "e.xlsx", {P: {"宝应急罚〔2026〕6号": {"备注": "已上门"}}}
+    )
     result = _ok(_import(ledger, edited))
     assert _show(ledger)["宝应急罚〔2026〕6号"]["remarks"] == "已上门"
     assert _reports(db_url) == [] and "monthly report" in result.err
@@ -298,31 +335,50 @@ def test_a_whole_ledger_export_round_trips_but_is_no_monthly_report(ledger: CliR
 # --------------------------------------------------------------------------- dry run, report, conflicts
 
 
-def test_dry_run_shows_the_diff_and_changes_nothing(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_dry_run_shows_the_diff_and_changes_nothing(
+    ledger: CliRunner, tmp_path: Path, db_url: str
+) -> None:
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
     edited = edit(tmp_path / "swj.xlsx", tmp_path / "edited.xlsx", GOOD)
     result = _import(ledger, edited, "--dry-run")
     assert result.code == 0, result.err
     body = result.json()
     assert body["dry_run"] and not body["applied"] and body["counts"]["changes"] == 10
-    assert {"field": "progress", "old": "0", "new": "2"}.items() <= body["changes"][0].items() or any(
-        c["field"] == "progress" and c["new"] == "2" for c in body["changes"]
-    )
+    assert {"field": "progress", "old": "0", "new": "2"}.items() <= body["changes"][
+        0
+    ].items() or any(c["field"] == "progress" and c["new"] == "2" for c in body["changes"])
     assert _import_events(db_url) == [] and _reports(db_url) == []
     assert _show(ledger)["宝税罚〔2026〕1号"]["progress"] == 0
 
 
-def test_an_applied_import_counts_as_the_monthly_report_even_without_changes(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_an_applied_import_counts_as_the_monthly_report_even_without_changes(
+    ledger: CliRunner, tmp_path: Path, db_url: str
+) -> None:
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
     _ok(_import(ledger, tmp_path / "swj.xlsx", now="2026-12-15T10:00"))
     reports = _reports(db_url)
-    assert [(r.department_code, r.month, r.counts["changes"]) for r in reports] == [("SWJ", "2026-12", 0)]
+    assert [(r.department_code, r.month, r.counts["changes"]) for r in reports] == [
+        ("SWJ", "2026-12", 0)
+    ]
     assert reports[0].file.endswith("swj.xlsx")
 
 
-def test_fields_the_pipeline_changed_after_the_export_are_conflicts_not_overwritten(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_fields_the_pipeline_changed_after_the_export_are_conflicts_not_overwritten(
+    ledger: CliRunner, tmp_path: Path, db_url: str
+) -> None:
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
-    _ok(ledger("ledger", "set", "宝税罚〔2026〕1号", "--progress", "1", "--remarks", "局里备注", now=LATER))
+    _ok(
+        ledger(
+            "ledger",
+            "set",
+            "宝税罚〔2026〕1号",
+            "--progress",
+            "1",
+            "--remarks",
+            "局里备注",
+            now=LATER,
+        )
+    )
     _ok(ledger("ledger", "set", "宝税罚〔2026〕3号", "--responsible", "李四", now=LATER))
     edited = edit(tmp_path / "swj.xlsx", tmp_path / "edited.xlsx", {P: {
         "宝税罚〔2026〕1号": {"工作进展": "2处罚整改", "备注": "部门备注", "企业修复意愿": "是"},
@@ -339,13 +395,18 @@ def test_fields_the_pipeline_changed_after_the_export_are_conflicts_not_overwrit
     entries = _show(ledger)
     one, three = entries["宝税罚〔2026〕1号"], entries["宝税罚〔2026〕3号"]
     assert (one["progress"], one["remarks"], one["willingness"]) == (1, "局里备注", "yes")
-    assert (three["responsible"], three["remarks"]) == ("李四", "未改负责人")  # untouched cell: pipeline value kept
+    assert (three["responsible"], three["remarks"]) == (
+        "李四",
+        "未改负责人",
+    )  # untouched cell: pipeline value kept
 
 
 # --------------------------------------------------------------------------- bad input
 
 
-def test_an_impossible_transition_rejects_the_file_unless_apply_valid(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_an_impossible_transition_rejects_the_file_unless_apply_valid(
+    ledger: CliRunner, tmp_path: Path, db_url: str
+) -> None:
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
     edits = {P: {**GOOD[P], "宝税罚〔2026〕5号": {"企业修复意愿": "是", "工作进展": "3已申请"}}}
     edited = edit(tmp_path / "swj.xlsx", tmp_path / "edited.xlsx", edits)
@@ -360,21 +421,32 @@ def test_an_impossible_transition_rejects_the_file_unless_apply_valid(ledger: Cl
     assert partial.code == 0, partial.err
     assert partial.json()["skipped_rows"] == [f"{P} row 7"] and partial.json()["applied"]
     entries = _show(ledger)
-    assert entries["宝税罚〔2026〕1号"]["progress"] == 2 and entries["宝税罚〔2026〕5号"]["progress"] == 0
+    assert (
+        entries["宝税罚〔2026〕1号"]["progress"] == 2
+        and entries["宝税罚〔2026〕5号"]["progress"] == 0
+    )
 
 
 def test_progress_cannot_go_back_through_a_file(ledger: CliRunner, tmp_path: Path) -> None:
     _ok(ledger("ledger", "set", "宝税罚〔2026〕1号", "--progress", "2", now=NOW))
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ", now=LATER)
-    edited = edit(tmp_path / "swj.xlsx", tmp_path / "e.xlsx", {P: {"宝税罚〔2026〕1号": {"工作进展": "1已告知"}}})
+    edited = edit(
+        tmp_path / "swj.xlsx",
+        tmp_path / "e.xlsx",
+        {P: {"宝税罚〔2026〕1号": {"工作进展": "1已告知"}}},
+    )
     result = _import(ledger, edited)
     assert result.code == 2 and "cannot go back" in result.err
 
 
-def test_moved_columns_are_read_by_their_headers(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_moved_columns_are_read_by_their_headers(
+    ledger: CliRunner, tmp_path: Path, db_url: str
+) -> None:
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
 
-    def move(book: Any) -> None:  # swap 企业修复意愿 (F) and 备注 (L), and 工作进展 (H) with 企业名称 (B)
+    def move(
+        book: Any,
+    ) -> None:  # swap 企业修复意愿 (F) and 备注 (L), and 工作进展 (H) with 企业名称 (B)
         for ws in (book[P], book[L]):
             for a, b in ((_col(ws, "企业修复意愿"), _col(ws, "备注")), (_col(ws, "工作进展"), 2)):
                 for r in range(2, ws.max_row + 1):
@@ -385,7 +457,9 @@ def test_moved_columns_are_read_by_their_headers(ledger: CliRunner, tmp_path: Pa
     _assert_good_applied(ledger, db_url, _import(ledger, moved, "--department", "SWJ"))
 
 
-def test_a_deleted_column_is_named_and_nothing_changes(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_a_deleted_column_is_named_and_nothing_changes(
+    ledger: CliRunner, tmp_path: Path, db_url: str
+) -> None:
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
 
     def delete(book: Any) -> None:
@@ -398,7 +472,9 @@ def test_a_deleted_column_is_named_and_nothing_changes(ledger: CliRunner, tmp_pa
     assert _import_events(db_url) == []
 
 
-def test_extra_sheets_are_ignored_with_a_warning(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_extra_sheets_are_ignored_with_a_warning(
+    ledger: CliRunner, tmp_path: Path, db_url: str
+) -> None:
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
 
     def add(book: Any) -> None:
@@ -411,7 +487,9 @@ def test_extra_sheets_are_ignored_with_a_warning(ledger: CliRunner, tmp_path: Pa
     assert "extra sheet ignored" in result.err
 
 
-def test_merged_cells_over_data_rows_are_errors_naming_the_range(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_merged_cells_over_data_rows_are_errors_naming_the_range(
+    ledger: CliRunner, tmp_path: Path, db_url: str
+) -> None:
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
 
     def merge(book: Any) -> None:
@@ -433,31 +511,51 @@ def test_dates_typed_as_text_are_read_and_bad_ones_named(ledger: CliRunner, tmp_
                  "宝税罚〔2026〕3号": {"计划完成修复时间": "20270201"}}}  # fmt: skip
     _ok(_import(ledger, edit(tmp_path / "swj.xlsx", tmp_path / "t.xlsx", texts)))
     entries = _show(ledger)
-    assert [entries[f"宝税罚〔2026〕{n}号"]["planned_on"] for n in (1, 2, 3)] == ["2026-12-31", "2027-01-15", "2027-02-01"]
+    assert [entries[f"宝税罚〔2026〕{n}号"]["planned_on"] for n in (1, 2, 3)] == [
+        "2026-12-31",
+        "2027-01-15",
+        "2027-02-01",
+    ]
     _export(ledger, tmp_path / "swj2.xlsx", "--department", "SWJ", now=IMPORT)
-    bad = edit(tmp_path / "swj2.xlsx", tmp_path / "b.xlsx", {P: {"宝税罚〔2026〕4号": {"计划完成修复时间": "下月底"}}})
+    bad = edit(
+        tmp_path / "swj2.xlsx",
+        tmp_path / "b.xlsx",
+        {P: {"宝税罚〔2026〕4号": {"计划完成修复时间": "下月底"}}},
+    )
     result = _import(ledger, bad, now="2026-12-05")
     assert result.code == 2
     assert f"sheet {P}, row 6, column 计划完成修复时间: '下月底' is not a date" in result.err
 
 
 @pytest.mark.parametrize("yes,no", [("Y", "N"), (1, 0), ("yes", "no"), ("是的", "否")])
-def test_yes_no_written_in_other_ways_is_understood(ledger: CliRunner, tmp_path: Path, yes: object, no: object) -> None:
+def test_yes_no_written_in_other_ways_is_understood(
+    ledger: CliRunner, tmp_path: Path, yes: object, no: object
+) -> None:
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
-    cells = {P: {"宝税罚〔2026〕1号": {"企业修复意愿": yes}, "宝税罚〔2026〕2号": {"企业修复意愿": no}}}
+    cells = {
+        P: {"宝税罚〔2026〕1号": {"企业修复意愿": yes}, "宝税罚〔2026〕2号": {"企业修复意愿": no}}
+    }
     _ok(_import(ledger, edit(tmp_path / "swj.xlsx", tmp_path / "y.xlsx", cells)))
     entries = _show(ledger)
-    assert (entries["宝税罚〔2026〕1号"]["willingness"], entries["宝税罚〔2026〕2号"]["willingness"]) == ("yes", "no")
+    assert (
+        entries["宝税罚〔2026〕1号"]["willingness"],
+        entries["宝税罚〔2026〕2号"]["willingness"],
+    ) == ("yes", "no")
 
 
 def test_a_yes_no_cell_that_is_neither_is_an_error(ledger: CliRunner, tmp_path: Path) -> None:
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
     cells = {P: {"宝税罚〔2026〕1号": {"企业修复意愿": "考虑中"}}}
     result = _import(ledger, edit(tmp_path / "swj.xlsx", tmp_path / "y.xlsx", cells))
-    assert result.code == 2 and f"row 3, column {PEN_HEADERS[5]}: '考虑中' is not 是 or 否" in result.err
+    assert (
+        result.code == 2
+        and f"row 3, column {PEN_HEADERS[5]}: '考虑中' is not 是 or 否" in result.err
+    )
 
 
-def test_a_departments_file_imported_as_another_is_refused(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_a_departments_file_imported_as_another_is_refused(
+    ledger: CliRunner, tmp_path: Path, db_url: str
+) -> None:
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
     edited = edit(tmp_path / "swj.xlsx", tmp_path / "e.xlsx", GOOD)
     result = _import(ledger, edited, "--department", "YJJ", "--apply-valid")
@@ -465,25 +563,43 @@ def test_a_departments_file_imported_as_another_is_refused(ledger: CliRunner, tm
     assert _import_events(db_url) == [] and _reports(db_url) == []
 
 
-def test_a_row_of_another_department_pasted_in_is_refused(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_a_row_of_another_department_pasted_in_is_refused(
+    ledger: CliRunner, tmp_path: Path, db_url: str
+) -> None:
     _export(ledger, tmp_path / "yjj.xlsx", "--department", "YJJ")
     foreign_id = openpyxl.load_workbook(tmp_path / "yjj.xlsx")[P]["N3"].value
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
-    cells = {P: {"宝税罚〔2026〕4号": {"行政处罚决定书文号": "宝应急罚〔2026〕6号", "记录编号": foreign_id, "备注": "x"}}}
+    cells = {
+        P: {
+            "宝税罚〔2026〕4号": {
+                "行政处罚决定书文号": "宝应急罚〔2026〕6号",
+                "记录编号": foreign_id,
+                "备注": "x",
+            }
+        }
+    }
     result = _import(ledger, edit(tmp_path / "swj.xlsx", tmp_path / "e.xlsx", cells))
     assert result.code == 2 and "belongs to department YJJ" in result.err
     assert _import_events(db_url) == []
 
 
-def test_a_file_over_50_mb_is_refused_before_it_is_opened(ledger: CliRunner, tmp_path: Path) -> None:
+def test_a_file_over_50_mb_is_refused_before_it_is_opened(
+    ledger: CliRunner, tmp_path: Path
+) -> None:
     big = tmp_path / "big.xlsx"
     with big.open("wb") as out:
         out.truncate(50 * 1024 * 1024 + 1)  # sparse: costs no disk
     result = _import(ledger, big)
-    assert result.code == 2 and "over the 50 MB limit" in result.err and "nothing changed" in result.err
+    assert (
+        result.code == 2
+        and "over the 50 MB limit" in result.err
+        and "nothing changed" in result.err
+    )
 
 
-def test_a_sheet_with_a_million_rows_is_refused_with_memory_bounded(ledger: CliRunner, tmp_path: Path) -> None:
+def test_a_sheet_with_a_million_rows_is_refused_with_memory_bounded(
+    ledger: CliRunner, tmp_path: Path
+) -> None:
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
 
     def grow(book: Any) -> None:
@@ -494,14 +610,18 @@ def test_a_sheet_with_a_million_rows_is_refused_with_memory_bounded(ledger: CliR
     assert result.code == 2 and "1,000,000 rows, over the limit of 200,000 rows" in result.err
     tracemalloc.start()
     with pytest.raises(InputError, match="over the limit of 3 rows"):
-        read_workbook(tmp_path / "swj.xlsx", max_rows=3)  # the streaming count, when the dimension lies
+        read_workbook(
+            tmp_path / "swj.xlsx", max_rows=3
+        )  # the streaming count, when the dimension lies
     with pytest.raises(InputError, match="1,000,000 rows"):
         read_workbook(huge)
     assert tracemalloc.get_traced_memory()[1] < 20 * 1024 * 1024
     tracemalloc.stop()
 
 
-def test_a_file_not_exported_by_the_pipeline_is_refused(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_a_file_not_exported_by_the_pipeline_is_refused(
+    ledger: CliRunner, tmp_path: Path, db_url: str
+) -> None:
     book = openpyxl.Workbook()
     book.active.append(PEN_HEADERS)
     book.save(tmp_path / "own.xlsx")
@@ -518,7 +638,10 @@ def test_a_file_not_exported_by_the_pipeline_is_refused(ledger: CliRunner, tmp_p
 def test_cell_parsers() -> None:
     assert [parse_yes_no(v) for v in ("是", "Y", "yes", 1, True, "否", "n", 0, None, " ")] == \
         ["yes"] * 5 + ["no"] * 3 + ["unknown"] * 2  # fmt: skip
-    assert [parse_progress(v, PENALTY_PROGRESS) for v in (2, 2.0, "2", "2处罚整改", "2 处罚整改", "处罚整改", None)] == [2] * 6 + [0]
+    assert [
+        parse_progress(v, PENALTY_PROGRESS)
+        for v in (2, 2.0, "2", "2处罚整改", "2 处罚整改", "处罚整改", None)
+    ] == [2] * 6 + [0]
     assert parse_progress("5已移出", LIST_PROGRESS) == 5
     for bad in ("5", "2已完成", 2.5, "abc"):
         with pytest.raises(ValueError, match="not a progress code"):

@@ -51,7 +51,15 @@ from pipeline.db.engine import make_engine
 from pipeline.db.models import OutboxMessage, Record, table_of
 from pipeline.ledger import change
 from pipeline.outbox import Planned, enqueue
-from tests.helpers import EMERGENCY, EMERGENCY_USCC, CliRunner, penalty, uscc, write_rows
+from tests.helpers import (
+    EMERGENCY,
+    EMERGENCY_USCC,
+    CliRunner,
+    missing_tool,
+    penalty,
+    uscc,
+    write_rows,
+)
 
 TZ = ZoneInfo("Asia/Shanghai")
 RUN = "2026-11-20T09:00"
@@ -294,8 +302,9 @@ def test_the_default_month_is_the_previous_one(cli: CliRunner, tmp_path: Path) -
     assert kpis["period"] == "2026-11"
 
 
-@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed: apt-get install libreoffice-calc")
 def test_the_workbook_opens_in_libreoffice_and_converts_to_pdf(ledger: CliRunner, tmp_path: Path) -> None:
+    if shutil.which("soffice") is None:
+        missing_tool("LibreOffice (soffice) is not installed: apt-get install libreoffice-calc")
     kpis = ledger("report", "monthly", "--month", "2026-10", "--out", str(tmp_path / "out"), "--json", now=RUN).json()
     pdf_dir = tmp_path / "pdf"
     profile = tmp_path / "lo-profile"
