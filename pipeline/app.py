@@ -37,10 +37,15 @@ class App:
     @property
     def engine(self) -> Engine:
         """The database, migrated to the current schema on first use."""
+        engine = self.unmigrated_engine()
+        if current_revision(engine) != head_revision(engine):
+            upgrade(engine)
+        return engine
+
+    def unmigrated_engine(self) -> Engine:
+        """The database as it is (for `health`, which must only look, never change it)."""
         if self._engine is None:
             self._engine = make_engine(self.config.settings.database.url)
-            if current_revision(self._engine) != head_revision(self._engine):
-                upgrade(self._engine)
         return self._engine
 
     def path(self, configured: str) -> Path:

@@ -18,7 +18,14 @@ from pipeline.commands import data, ledger, monthly, notices, ops, reports
 from pipeline.errors import CreditRepairError
 
 Handler = Callable[[App, argparse.Namespace], int]
-REGISTRARS = (data.register, ledger.register, notices.register, monthly.register, reports.register, ops.register)
+REGISTRARS = (
+    data.register,
+    ledger.register,
+    notices.register,
+    monthly.register,
+    reports.register,
+    ops.register,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

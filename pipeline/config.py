@@ -240,7 +240,7 @@ class Settings(Strict):
     sms: SmsSettings = Field(default_factory=SmsSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
-    contacts_file: str | None = None
+    contacts_path: str | None = None
     """A contacts file (CSV/XLSX) the daily sync job imports; with sample data: sample/contacts.csv."""
     sample_data: str | None = "sample"
     """Folder of bundled sample data used by the `sync` job when no source is configured."""
@@ -387,9 +387,8 @@ def _read_secret(filename: str, file: str, path: tuple[str, ...]) -> str:
     try:
         return Path(filename).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigError(
-            f"{file}: {'.'.join(path)}: cannot read secret file {filename}: {exc.strerror}"
-        ) from None
+        where = f"{file}: {'.'.join(path)}" if path else file
+        raise ConfigError(f"{where}: cannot read secret file {filename}: {exc.strerror}") from None
 
 
 def _apply_env_overrides(raw: dict[str, dict[str, Any]], env: Mapping[str, str]) -> dict[str, str]:
@@ -399,11 +398,17 @@ def _apply_env_overrides(raw: dict[str, dict[str, Any]], env: Mapping[str, str])
         if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_DIR:
             continue
         rest = name[len(ENV_PREFIX) :]
-        keys = ["database", "url"] if rest == "DATABASE_URL" else rest.lower().split("__")
+        short = {"DATABASE_URL": ["database", "url"], "DATABASE_URL_FILE": ["database", "url_file"]}
+        keys = short.get(rest) or rest.lower().split("__")
         file = _file_of(keys[0])
         if file is None or not all(keys):
             continue  # not a config override (e.g. CREDIT_REPAIR_TEST_PG_URL)
-        _set_nested(raw[file], keys, _scalar(value), name)
+        if keys[-1].endswith("_file"):  # CREDIT_REPAIR_EMAIL__PASSWORD_FILE: a secret from a file
+            keys[-1] = keys[-1].removesuffix("_file")
+            parsed: Any = _read_secret(value, f"environment {name}", ())
+        else:
+            parsed = _scalar(value)
+        _set_nested(raw[file], keys, parsed, name)
         origins[".".join(keys)] = name
     return origins
 

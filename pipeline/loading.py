@@ -59,8 +59,8 @@ def default_targets(config: Config) -> list[Target]:
 
 def contacts_file(config: Config) -> Path | None:
     """The contacts file the sync job imports: configured, else the sample's when on sample data."""
-    if config.settings.contacts_file:
-        return Path(config.settings.contacts_file)
+    if config.settings.contacts_path:
+        return Path(config.settings.contacts_path)
     if config.settings.sources or not config.settings.sample_data:
         return None
     sample = _sample_folder(config, config.settings.sample_data) / "contacts.csv"

@@ -108,3 +108,13 @@ def test_check_config_reports_calendar_coverage(cli: CliRunner) -> None:
     body = result.json()
     assert body["ok"] is True
     assert any("2026-12-31" in w and "2027" in w for w in body["warnings"])
+
+
+def test_a_secret_file_can_be_named_by_an_environment_variable(cfg: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("from-a-file\n", encoding="utf-8")
+    env = {"CREDIT_REPAIR_EMAIL__PASSWORD_FILE": str(secret), "CREDIT_REPAIR_DATABASE_URL_FILE": str(secret)}
+    settings = load_config(cfg, env=env).settings
+    assert (settings.email.password, settings.database.url) == ("from-a-file", "from-a-file")
+    with pytest.raises(ConfigError, match="environment CREDIT_REPAIR_EMAIL__PASSWORD_FILE: cannot read secret file"):
+        load_config(cfg, env={"CREDIT_REPAIR_EMAIL__PASSWORD_FILE": str(tmp_path / "missing")})

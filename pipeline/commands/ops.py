@@ -13,6 +13,7 @@ from jobs import REGISTRY
 from pipeline.app import App, print_json
 from pipeline.clock import SystemClock
 from pipeline.daemon import Daemon
+from pipeline.db.migrate import current_revision, head_revision
 from pipeline.errors import RefusedError, UsageError
 from pipeline.lease import HeldLease, try_acquire
 from pipeline.runner import RUNNER_LEASE, JobOutcome, Runner, beat, heartbeat_at, holder_id
@@ -110,9 +111,16 @@ def cmd_jobs_list(app: App, args: argparse.Namespace) -> int:
 
 def cmd_health(app: App, args: argparse.Namespace) -> int:
     runner = Runner(app, REGISTRY)
-    with app.engine.connect() as conn:
+    engine = app.unmigrated_engine()
+    with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
-    last = heartbeat_at(app.engine)
+    if current_revision(engine) != head_revision(engine):
+        print(
+            "unhealthy: the database schema is not initialised or not current (credit-repair init)",
+            file=sys.stderr,
+        )
+        return 1
+    last = heartbeat_at(engine)
     stale = dt.timedelta(seconds=runner.schedule.runner.heartbeat_stale_seconds)
     now = _real_clock(app).now()
     if last is None or now - last > stale:
