@@ -21,10 +21,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, String, and_, cast, insert, literal, or_, select, update
 
 from pipeline.config import GreenChannelSettings
 from pipeline.db.models import LedgerEvent, Record, table_of
+from pipeline.db.types import UTCDateTime
 from pipeline.errors import LedgerError
 
 records = table_of(Record)
@@ -127,14 +128,25 @@ def _close_vanished(conn: Connection, today: dt.date, now: dt.datetime, result: 
 
 
 def _close_expired(conn: Connection, today: dt.date, now: dt.datetime, result: Lifecycle) -> None:
+    """Close (销账) every open penalty past its removal date: set-based, audited like `change`.
+
+    On the first evaluation of a large ledger this closes hundreds of thousands of rows;
+    two INSERT ... SELECT for the audit and one UPDATE do it in seconds, not minutes.
+    """
     r = records.c
-    query = select(records).where(_open(and_(r.kind == "penalty", r.removal_on <= today)))
-    for row in conn.execute(query).mappings():
-        values = {"closed_on": row["removal_on"], "close_reason": "expired"}
-        change(
-            conn, row, values, now, "eligibility", SYSTEM, "maximum disclosure period ended (销账)"
-        )
-        result.expired += 1
+    due = _open(and_(r.kind == "penalty", r.removal_on <= today))
+    note = "maximum disclosure period ended (销账)"
+    for name, value in (
+        ("closed_on", cast(r.removal_on, String)),
+        ("close_reason", literal("expired")),
+    ):
+        audit_rows = select(r.id, literal(name), literal(None, String), value, literal(now, UTCDateTime()),
+                            literal("eligibility"), literal(SYSTEM), literal(note)).where(due)  # fmt: skip
+        conn.execute(insert(events).from_select(
+            ["record_id", "field", "old_value", "new_value", "at", "source", "actor", "note"], audit_rows))  # fmt: skip
+    closed = conn.execute(update(records).where(due).values(closed_on=r.removal_on, close_reason="expired",
+                                                            ledger_updated_at=now))  # fmt: skip
+    result.expired += closed.rowcount
 
 
 def _reopen_reappeared(conn: Connection, now: dt.datetime, result: Lifecycle) -> None:

@@ -8,7 +8,7 @@ A row is validated only when it may have changed: each raw row's fingerprint
 (`RawDigest`: its cells as read, under the headers, field_map, departments,
 jurisdiction and validating code) is looked up among those of the current records
 (`records.raw_hash`); a row found there is the record it was loaded into, unchanged,
-and only its key goes to a second temp table (`sync_keys`). New, changed, vanished and
+and only that record's id goes to a second temp table (`sync_keys`). New, changed, vanished and
 previously rejected rows, and records with a warning (so `warnings` stays the same
 from one identical sync to the next), are validated in full as before. A change of
 configuration or code changes every fingerprint, so the next sync validates all.
@@ -143,14 +143,16 @@ def _staging_table() -> Table:
 
 
 def _keys_table() -> Table:
-    """Rows known unchanged (their raw fingerprint is their record's): key and record."""
+    """Rows known unchanged (their raw fingerprint is their record's): the record, by id.
+
+    Keyed by record (one row per record: see `_Sync._stage`), which comes in about
+    ascending order (records are added in row order), so the key costs little to build.
+    """
     return Table(
         "sync_keys",
         MetaData(),
-        Column("row_no", Integer, primary_key=True),
-        Column("authority", String(200)),
-        Column("decision_no", String(200)),
-        Column("record_id", Integer),
+        Column("record_id", Integer, primary_key=True, autoincrement=False),
+        Column("row_no", Integer, nullable=False),
         prefixes=["TEMPORARY"],
     )
 
@@ -318,6 +320,8 @@ class _Sync:
         self._validated = 0
         """Rows staged in full (in `staging`); the others are in `keys`."""
         self._known = 0
+        self._duplicates: list[tuple[int, str, str]] = []
+        """(row, authority, decision_no) of validated rows repeating a validated row's key."""
 
     # ------------------------------------------------------------------ stage
     def run(self, validator: RowValidator, digest: RawDigest) -> None:
@@ -328,6 +332,7 @@ class _Sync:
         try:
             self._stage(validator, digest, self._unchanged_digests())
             self._link()
+            self._resolve_duplicates()
             self._count()
             self._guard()
             if not self.result.refused:
@@ -379,13 +384,18 @@ class _Sync:
         return known
 
     def _stage(self, validator: RowValidator, digest: RawDigest, known: dict[bytes, int]) -> None:
-        """Validate and stage every row, except rows `known` unchanged: only their keys."""
+        """Validate and stage every row, except rows `known` unchanged: only their record.
+
+        A known row is not even keyed: its record is its key. Two rows with one key are
+        found here when both were validated (`seen`), or by `_resolve_duplicates` when
+        one is known (as they then share the record). A second row with the cells of a
+        known one no longer finds them (`pop`): it is validated, as a duplicate.
+        """
         seen: set[int] = set()
-        duplicates: list[tuple[int, str, str]] = []
         batch: list[dict[str, Any]] = []
-        keys: list[tuple[int, str, str, int]] = []
+        keys: list[tuple[int, int]] = []
         issues: list[Issue] = []
-        key_of, find, result, progress = validator.key, known.get, self.result, self.progress
+        find, result, progress = known.pop, self.result, self.progress
         for raw in self.request.snapshot:
             result.rows_read += 1
             if progress and result.rows_read % 10_000 == 0:
@@ -393,21 +403,11 @@ class _Sync:
             fingerprint = b""
             if raw.problem is None:
                 fingerprint = digest(raw.values)
-                record_id = find(fingerprint)
+                record_id = find(fingerprint, None)
                 if record_id is not None:
-                    authority, decision_no = key_of(raw.values)
-                    # not None: the same cells validated before (the same fingerprint)
-                    assert authority is not None and decision_no is not None
-                    key = hash((authority, decision_no))
-                    if key in seen:
-                        duplicates.append((raw.row_no, authority, decision_no))
-                        continue
-                    seen.add(key)
-                    keys.append((raw.row_no, authority, decision_no, record_id))
+                    keys.append((record_id, raw.row_no))
                     if len(keys) >= self.batch_size:
-                        self._known += len(keys)
-                        self.key_writer.write_rows(keys)
-                        keys.clear()
+                        self._write_keys(keys)
                     continue
             outcome = validator.validate(raw)
             issues.extend(outcome.issues)
@@ -417,7 +417,9 @@ class _Sync:
                 continue
             key = hash((values["authority"], values["decision_no"]))
             if key in seen:
-                duplicates.append((outcome.row_no, values["authority"], values["decision_no"]))
+                self._duplicates.append(
+                    (outcome.row_no, values["authority"], values["decision_no"])
+                )
                 continue
             seen.add(key)
             values["raw_hash"] = fingerprint.hex()  # a valid row has no problem: set
@@ -425,11 +427,14 @@ class _Sync:
             if len(batch) >= self.batch_size:
                 self._flush(batch, issues)
         known.clear()  # memory, for the steps below
+        self._write_keys(keys)
+        self._flush(batch, issues)
+
+    def _write_keys(self, keys: list[tuple[int, int]]) -> None:
         if keys:
             self._known += len(keys)
             self.key_writer.write_rows(keys)
-        self._flush(batch, issues)
-        self._flush([], self._duplicate_issues(duplicates))
+            keys.clear()
 
     def _flush(self, batch: list[dict[str, Any]], issues: list[Issue]) -> None:
         if batch:
@@ -459,34 +464,57 @@ class _Sync:
         self.result.quarantined += len({i.row for i in issues if i.level == "error"})
         self.result.warnings += sum(i.level == "warning" for i in issues)
 
-    def _duplicate_issues(self, duplicates: list[tuple[int, str, str]]) -> list[Issue]:
+    def _resolve_duplicates(self) -> None:
+        """Quarantine every row but the first of each key (after `_link`).
+
+        Validated rows repeating a validated row's key were set aside by `_stage`; a
+        validated row and a known row with one key share a record: the later one goes.
+        """
+        s, k, r = self.staging.c, self.keys.c, records.c
+        pairs = self.conn.execute(
+            select(s.row_no, k.row_no, s.authority, s.decision_no, s.record_id).join_from(
+                self.staging, self.keys, k.record_id == s.record_id
+            )
+        ).all()
+        duplicates = self._duplicates + [
+            (max(full, known), authority, decision_no)
+            for full, known, authority, decision_no, _ in pairs
+        ]
+        if not duplicates:
+            return
         if len(duplicates) > 8:  # else a scan per duplicate is cheaper than an index
-            for table in (self.staging, self.keys):
-                self.conn.exec_driver_sql(
-                    f"CREATE INDEX ix_{table.name}_key ON {table.name} (authority, decision_no)"
-                )
-        s, k = self.staging.c, self.keys.c
-        out = []
-        for row_no, authority, decision_no in duplicates:
-            first = self.conn.execute(
+            self.conn.exec_driver_sql(
+                "CREATE INDEX ix_sync_staging_key ON sync_staging (authority, decision_no)"
+            )
+        issues = []
+        for row_no, authority, decision_no in sorted(duplicates):
+            firsts = [
                 select(func.min(s.row_no)).where(
                     s.authority == authority, s.decision_no == decision_no
-                )
-            ).scalar()
-            if first is None:
-                first = self.conn.execute(
-                    select(func.min(k.row_no)).where(
-                        k.authority == authority, k.decision_no == decision_no
-                    )
-                ).scalar()
-            out.append(
+                ),
+                select(func.min(k.row_no)).where(
+                    k.record_id == r.id,
+                    r.kind == self.request.kind,
+                    r.authority == authority,
+                    r.decision_no == decision_no,
+                ),
+            ]
+            first = min(n for n in (self.conn.execute(q).scalar() for q in firsts) if n is not None)
+            issues.append(
                 Issue(
                     row_no,
                     "decision_no",
                     f"duplicate of row {first} ({authority} {decision_no}); the first occurrence wins",
                 )
             )
-        return out
+        for full, known, _, _, record_id in pairs:  # after the messages: they need the firsts
+            if full > known:
+                self.conn.execute(self.staging.delete().where(s.row_no == full))
+                self._validated -= 1
+            else:
+                self.conn.execute(self.keys.delete().where(k.record_id == record_id))
+                self._known -= 1
+        self._flush([], issues)
 
     # ------------------------------------------------------------------- diff
     def _link(self) -> None:
@@ -507,7 +535,6 @@ class _Sync:
             match = select(r.id).where(key).scalar_subquery()
             self.conn.execute(update(self.staging).values(record_id=match))
         self.conn.exec_driver_sql("CREATE INDEX ix_sync_staging_record ON sync_staging (record_id)")
-        self.conn.exec_driver_sql("CREATE INDEX ix_sync_keys_record ON sync_keys (record_id)")
 
     def _changed(self) -> Any:
         s, r = self.staging.c, records.c

@@ -91,8 +91,8 @@ def test_an_unchanged_resync_skips_validation_and_reports_what_a_full_one_does(
     assert len(counted.take()) == 10
     fast = _sync(engine, config, path, days=2)
     # only the rows without a clean unchanged record: warning, quarantined, out of scope,
-    # and the duplicate with another value (the one with the same cells is skipped too)
-    assert counted.take() == [7, 8, 9, 10]
+    # and the duplicates (the second row with the cells of a known one, too)
+    assert counted.take() == [7, 8, 9, 10, 11]
     assert fast == full
     assert (fast["unchanged"], fast["added"], fast["updated"], fast["vanished"]) == (6, 0, 0, 0)
     assert (fast["warnings"], fast["quarantined"], fast["out_of_scope"]) == (1, 3, 1)
@@ -240,3 +240,28 @@ def test_the_raw_digest_tells_cells_and_types_apart() -> None:
     assert digest(["1", "b"]) != digest([1, "b"])
     assert digest([None, "b"]) != digest(["None", "b"]) != digest(["", "b"])
     assert digest(["a", ""]) != digest(["a"])
+
+
+def test_duplicates_between_validated_and_skipped_rows_keep_the_first(
+    engine: Engine, config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sync(engine, config, write_rows(tmp_path / "a.csv", [penalty(1), penalty(2)]))
+    rows = [
+        penalty(1, CF_NR_FK="0.5"),  # row 2: changed, first of its key: wins
+        penalty(2),  # row 3: unchanged (skipped), first of its key
+        penalty(1),  # row 4: the old cells of row 2's record: a duplicate of row 2
+        penalty(2, CF_NR_FK="0.7"),  # row 5: a duplicate of the skipped row 3
+        penalty(2, CF_NR_FK="0.9"),  # row 6: and of row 3 too, not of row 5
+    ]
+    counted = _Counted(monkeypatch)
+    body = _sync(engine, config, write_rows(tmp_path / "b.csv", rows), days=1)
+    assert counted.take() == [2, 5, 6]
+    assert (body["updated"], body["unchanged"], body["added"], body["quarantined"]) == (1, 1, 0, 3)
+    firsts = [(q["row"], q["reason"].split(" (")[0]) for q in body["quarantine"]]
+    assert firsts == [
+        (4, "duplicate of row 2"),
+        (5, "duplicate of row 3"),
+        (6, "duplicate of row 3"),
+    ]
+    fines = [str(r.fine_amount).rstrip("0") for r in _records(engine)]
+    assert fines == ["0.5", "0.2"]
