@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import threading
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 TOLD_KINDS = ("repair_notice", "list_notice")
 REMINDER_KINDS = ("eligibility_reminder", "follow_up")
 CHANNEL_DOWN_FOR = dt.timedelta(hours=1)
+FLUSH_EVERY = 20
+FLUSH_SECONDS = 0.5
 
 
 @dataclass
@@ -117,6 +120,10 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.result = DispatchResult()
         self.down: set[str] = set()
+        self.batch_records: dict[int, dict[str, Any]] = {}
+        self.sms_today: dict[str, int] = {}
+        self.outcomes: list[tuple[dict[str, Any], str, dt.datetime, Any, dict[str, Any]]] = []
+        self.buffered_since = 0.0
 
     # ------------------------------------------------------------------ loop
     def run(self, limit: int | None = None) -> DispatchResult:
@@ -137,6 +144,7 @@ class Dispatcher:
                 if not rows:
                     break
                 self.result.claimed += len(rows)
+                self._prefetch(rows)
                 for row in rows:
                     if self.stop.is_set() or row["channel"] in self.down:
                         self._give_back(
@@ -151,12 +159,13 @@ class Dispatcher:
                         stack.enter_context(self.transports[row["channel"]])
                         opened.add(row["channel"])
                     self.handle(row)
+                    self._flush_if_due()
+                self._flush()
         return self.result
 
     def handle(self, row: dict[str, Any]) -> None:
         now = self.now()
-        with self.engine.connect() as conn:
-            record = self._record(conn, row)
+        record = self.batch_records.get(row["record_id"]) if row["record_id"] is not None else None
         reason = self._cancel_reason(row, record)
         if reason:
             self._finish(row, "cancelled", now, error=reason)
@@ -169,13 +178,28 @@ class Dispatcher:
         self._send(row, record)
 
     # ------------------------------------------------------------------ checks
-    def _record(self, conn: Connection, row: dict[str, Any]) -> dict[str, Any] | None:
-        if row["record_id"] is None:
-            return None
-        found = (
-            conn.execute(select(records).where(records.c.id == row["record_id"])).mappings().first()
-        )
-        return dict(found) if found else None
+    def _prefetch(self, rows: list[dict[str, Any]]) -> None:
+        """The claimed batch's records and today's SMS counts, each in one query.
+
+        Re-checked per batch (seconds before sending), not per message: one query instead
+        of fifty, and the batch is the unit a dispatcher holds anyway.
+        """
+        ids = [r["record_id"] for r in rows if r["record_id"] is not None]
+        phones = [r["recipient"] for r in rows if r["channel"] == "sms"]
+        with self.engine.connect() as conn:
+            query = select(records).where(records.c.id.in_(ids))
+            self.batch_records = (
+                {row["id"]: dict(row) for row in conn.execute(query).mappings()} if ids else {}
+            )
+            self.sms_today = self._sms_counts(conn, phones) if phones else {}
+
+    def _sms_counts(self, conn: Connection, phones: list[str]) -> dict[str, int]:
+        local = self.now().astimezone(self.limits.tz)
+        midnight = dt.datetime.combine(local.date(), dt.time(0), self.limits.tz)
+        c = outbox.c
+        query = (select(c.recipient, func.count()).where(c.channel == "sms", c.recipient.in_(phones), c.state == "sent",
+                                                         c.sent_at >= midnight).group_by(c.recipient))  # fmt: skip
+        return {phone: int(n) for phone, n in conn.execute(query)}
 
     def _cancel_reason(self, row: dict[str, Any], record: dict[str, Any] | None) -> str | None:
         if record is None:
@@ -193,22 +217,12 @@ class Dispatcher:
             quiet = self.limits.quiet_until(now)
             if quiet is not None:
                 return quiet
-            if self._sent_today(row["recipient"], now) >= self.limits.daily_cap:
+            if self.sms_today.get(row["recipient"], 0) >= self.limits.daily_cap:
                 local = now.astimezone(self.limits.tz)
                 return dt.datetime.combine(
                     local.date() + dt.timedelta(days=1), self.limits.quiet[1], self.limits.tz
                 )
         return self.limits.over_rate(row["channel"], now)
-
-    def _sent_today(self, phone: str, now: dt.datetime) -> int:
-        local = now.astimezone(self.limits.tz)
-        midnight = dt.datetime.combine(local.date(), dt.time(0), self.limits.tz)
-        c = outbox.c
-        with self.engine.connect() as conn:
-            query = select(func.count()).where(
-                c.channel == "sms", c.recipient == phone, c.state == "sent", c.sent_at >= midnight
-            )
-            return int(conn.execute(query).scalar_one())
 
     # ------------------------------------------------------------------ sending
     def _send(self, row: dict[str, Any], record: dict[str, Any] | None) -> None:
@@ -226,31 +240,28 @@ class Dispatcher:
 
     def _sent(self, row: dict[str, Any], record: dict[str, Any] | None, receipt: Receipt) -> None:
         now = self.now()
-        with self.engine.begin() as conn:
-            finish(
-                conn,
-                row,
-                "sent",
-                now,
-                provider_id=receipt.provider_id,
-                detail=receipt.detail or None,
+        told = None
+        if (
+            record is not None
+            and row["kind"] in TOLD_KINDS
+            and row["channel"] != "manual"
+            and record["progress"] == 0
+        ):
+            told = (
+                dict(record),
+                {"progress": 1, "notified_at": now, "notified_channel": row["channel"]},
             )
-            if (
-                record is not None
-                and row["kind"] in TOLD_KINDS
-                and row["channel"] != "manual"
-                and record["progress"] == 0
-            ):
-                values = {"progress": 1, "notified_at": now, "notified_channel": row["channel"]}
-                change(
-                    conn,
-                    record,
-                    values,
-                    now,
-                    "notice",
-                    "credit-repair",
-                    f"notice {row['key']} delivered",
-                )
+            record["progress"] = 1  # a second notice to the record in this run must not re-tell
+        if row["channel"] == "sms":
+            self.sms_today[row["recipient"]] = self.sms_today.get(row["recipient"], 0) + 1
+        self._finish(
+            row,
+            "sent",
+            now,
+            provider_id=receipt.provider_id,
+            detail=receipt.detail or None,
+            told=told,
+        )
         self.result.sent += 1
 
     def _failed(
@@ -301,9 +312,43 @@ class Dispatcher:
                     self.result.fallbacks += enqueue(conn, [planned], now)
                     return
 
-    def _finish(self, row: dict[str, Any], state: str, now: dt.datetime, **kwargs: Any) -> None:
+    def _finish(
+        self, row: dict[str, Any], state: str, now: dt.datetime, told: Any = None, **kwargs: Any
+    ) -> None:
+        """Buffer an outcome; outcomes are written in small groups, one transaction each.
+
+        A dispatcher killed before a group is written leaves those rows in `sending`: they
+        become `unknown` when the lease runs out — never resent, never lost.
+        """
+        if not self.outcomes:
+            self.buffered_since = time.monotonic()
+        self.outcomes.append((row, state, now, told, kwargs))
+
+    def _flush_if_due(self) -> None:
+        if (
+            len(self.outcomes) >= FLUSH_EVERY
+            or time.monotonic() - self.buffered_since >= FLUSH_SECONDS
+        ):
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.outcomes:
+            return
         with self.engine.begin() as conn:
-            finish(conn, row, state, now, **kwargs)
+            for row, state, now, told, kwargs in self.outcomes:
+                finish(conn, row, state, now, **kwargs)
+                if told is not None:
+                    record, values = told
+                    change(
+                        conn,
+                        record,
+                        values,
+                        now,
+                        "notice",
+                        "credit-repair",
+                        f"notice {row['key']} delivered",
+                    )
+        self.outcomes.clear()
 
     def _give_back(self, row: dict[str, Any], when: dt.datetime, note: str) -> None:
         release(self.engine, row["id"], self.worker, when, note, self.now())

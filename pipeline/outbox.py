@@ -100,9 +100,11 @@ def claim(engine: Engine, now: dt.datetime, worker: str, lease: dt.timedelta, li
         ).scalars())  # fmt: skip
         if not ids:
             return []
-        conn.execute(insert(attempts), [{"outbox_id": i, "started_at": now} for i in ids])
+        started = conn.execute(insert(attempts).returning(attempts.c.id, attempts.c.outbox_id, sort_by_parameter_order=True),
+                               [{"outbox_id": i, "started_at": now} for i in ids])  # fmt: skip
+        attempt_of = {outbox_id: attempt_id for attempt_id, outbox_id in started}
         rows = conn.execute(select(outbox).where(c.id.in_(ids)).order_by(c.id)).mappings()
-        return [dict(r) for r in rows]
+        return [{**r, "attempt_id": attempt_of[r["id"]]} for r in rows]
 
 
 def release(
@@ -136,16 +138,20 @@ def finish(conn: Connection, row: dict[str, Any], state: str, now: dt.datetime, 
     changed = conn.execute(
         update(outbox).where(c.id == row["id"], c.state == "sending", c.claimed_by == row["claimed_by"]).values(**values)
     ).rowcount  # fmt: skip
-    _finish_attempt(conn, row["id"], now, state, error, detail)
+    _finish_attempt(conn, row["id"], now, state, error, detail, row.get("attempt_id"))
     return changed == 1
 
 
 def _finish_attempt(conn: Connection, row_id: int, now: dt.datetime, outcome: str, error: str | None,
-                    detail: dict[str, Any] | None = None) -> None:  # fmt: skip
+                    detail: dict[str, Any] | None = None, attempt_id: int | None = None) -> None:  # fmt: skip
     a = attempts.c
-    last = select(func.max(a.id)).where(a.outbox_id == row_id).scalar_subquery()
+    which = (
+        attempt_id
+        if attempt_id is not None
+        else select(func.max(a.id)).where(a.outbox_id == row_id).scalar_subquery()
+    )
     conn.execute(
-        update(attempts).where(and_(a.id == last, a.finished_at.is_(None)))
+        update(attempts).where(and_(a.id == which, a.finished_at.is_(None)))
         .values(finished_at=now, outcome=outcome, error=error, detail=detail)
     )  # fmt: skip
 
