@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.common import emit, note, report, run_child  # noqa: E402
+from bench.common import emit, note, report, run_child, start_smtp_sink  # noqa: E402
 from pipeline.channels.base import Attachment, Message  # noqa: E402
 from pipeline.channels.email import DOCX, EmailChannel, render_eml  # noqa: E402
 from pipeline.config import EmailSettings  # noqa: E402
@@ -65,34 +65,9 @@ def messages(rows: int) -> list[Message]:
 # --------------------------------------------------------------------------- server (child)
 
 
-class Counter:
-    def __init__(self) -> None:
-        self.connections = 0
-        self.messages = 0
-
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
-                          responses: list[str]) -> list[str]:  # fmt: skip
-        self.connections += 1
-        session.host_name = hostname
-        return responses
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages += 1
-        return "250 OK"
-
-
 def serve() -> None:
     """Print the port, serve until stdin closes, then print what was received."""
-    import socket
-
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    counter = Counter()
-    controller = Controller(counter, hostname="127.0.0.1", port=port)
-    controller.start()
+    controller, counter, port = start_smtp_sink()
     report(port=port)
     sys.stdin.read()
     controller.stop()

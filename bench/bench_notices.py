@@ -45,7 +45,17 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.common import OUT_DIR, emit, note, postgres, report, run_child, sqlite_url, timed  # noqa: E402
+from bench.common import (  # noqa: E402
+    OUT_DIR,
+    emit,
+    note,
+    postgres,
+    report,
+    run_child,
+    sqlite_url,
+    start_smtp_sink,
+    timed,
+)
 
 SCRIPT = str(Path(__file__).resolve())
 NOW = "2026-11-27T09:00"  # a Friday, 09:00 Beijing: a working day, outside SMS quiet hours
@@ -59,35 +69,11 @@ UNLIMITED = 10**9
 # --------------------------------------------------------------------------- servers (own process)
 
 
-class SmtpCounter:
-    def __init__(self) -> None:
-        self.connections = 0
-        self.messages = 0
-
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
-                          responses: list[str]) -> list[str]:  # fmt: skip
-        self.connections += 1
-        session.host_name = hostname
-        return responses
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages += 1
-        return "250 OK"
-
-
 def serve() -> None:
     """aiosmtpd + an SMS webhook; print the ports, serve until stdin closes, print the counts."""
-    import socket
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        smtp_port = s.getsockname()[1]
-    counter = SmtpCounter()
-    controller = Controller(counter, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
+    controller, counter, smtp_port = start_smtp_sink()
     sms = {"requests": 0, "connections": 0}
     lock = threading.Lock()
 

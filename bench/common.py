@@ -257,3 +257,36 @@ def emit(
 def note(message: str) -> None:
     """Human-readable progress and context: stderr, so stdout stays JSON lines only."""
     print(message, file=sys.stderr, flush=True)
+
+
+class SmtpCounter:
+    """An aiosmtpd handler that only counts connections (EHLOs) and messages."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.messages = 0
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:  # fmt: skip
+        self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages += 1
+        return "250 OK"
+
+
+def start_smtp_sink() -> tuple[Any, SmtpCounter, int]:
+    """A counting SMTP server on a free loopback port: (controller, counter, port)."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    counter = SmtpCounter()
+    controller = Controller(counter, hostname="127.0.0.1", port=port)
+    controller.start()
+    return controller, counter, port

@@ -7,15 +7,13 @@ quarantines the row, a warning keeps it. Time and I/O stay in `pipeline.sync`.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from pathlib import Path
 from typing import Any, Literal
 
+from pipeline import __version__
 from pipeline.db.models import SNAPSHOT_FIELDS
 from pipeline.normalize import clean_text, parse_amount_wan, parse_date, split_penalty_types
 from pipeline.routing import Router
@@ -224,18 +222,6 @@ class RowValidator:
         self.mapping = mapping
         self.router = router
         self._fast = _FastPlan(mapping)
-        singles = mapping.single_columns
-        self._key_columns = (singles.get("authority"), singles.get("decision_no"))
-        self._authority = _CONVERTERS["authority"]
-        self._decision_no = _CONVERTERS["decision_no"]
-
-    def key(self, cells: Sequence[object]) -> tuple[str | None, str | None]:
-        """(authority, decision_no) of a row, normalised as `validate` does; cheap."""
-        authority, decision_no = self._key_columns
-        return (
-            None if authority is None else self._authority(cells[authority]),
-            None if decision_no is None else self._decision_no(cells[decision_no]),
-        )
 
     def validate(self, raw: RawRow) -> RowOutcome:
         if raw.problem is None:
@@ -346,29 +332,22 @@ def raw_fingerprint(kind: Kind, mapping: HeaderMapping, *config: str) -> str:
     """What, besides a row's cells, decides its validated values: see `RawDigest`.
 
     `config` is the configuration the router reads (departments, jurisdiction). The
-    source of the modules that validate and route is included too, so an upgrade that
-    changes how rows are read makes the next sync validate every row again.
+    package version and RAW_DIGEST_VERSION are included too, so an upgrade (which may
+    change how rows are read) makes the next sync validate every row once again.
     """
-    parts = [RAW_DIGEST_VERSION, kind, repr(mapping.headers), repr(mapping.fields), *config]
-    parts += [_module_source(name) for name in _VALIDATING_MODULES]
+    parts = [
+        RAW_DIGEST_VERSION,
+        __version__,
+        kind,
+        repr(mapping.headers),
+        repr(mapping.fields),
+        *config,
+    ]
     return hashlib.sha256("\x1e".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 RAW_DIGEST_VERSION = "1"
-"""Bump when validation changes in a way the module sources below do not show."""
-_VALIDATING_MODULES = (
-    "pipeline.rows", "pipeline.normalize", "pipeline.uscc", "pipeline.routing",
-    "pipeline.sources.fields",
-)  # fmt: skip
-
-
-def _module_source(name: str) -> str:
-    module = sys.modules.get(name) or importlib.import_module(name)
-    try:
-        data = Path(module.__file__ or "").read_bytes()
-    except OSError:
-        return f"{name}: source unavailable"
-    return hashlib.sha256(data).hexdigest()
+"""Bump with any change to validation, normalisation or routing between releases."""
 
 
 def _jsonable(value: object) -> Any:

@@ -27,6 +27,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
+from string import hexdigits
 from typing import Any
 
 from sqlalchemy import (
@@ -380,11 +381,13 @@ class _Sync:
         )
         known: dict[bytes, int] = {}
         fromhex = bytes.fromhex
-        for raw_hash, record_id in _plain_rows(self.conn, query):
-            try:  # noqa: SIM105 - a million times: try is free, suppress() is not
-                known[fromhex(raw_hash)] = record_id
-            except ValueError:  # not a fingerprint of ours: validate that record's row
-                pass
+        for rows in _plain_batches(self.conn, query):
+            try:
+                known.update({fromhex(raw_hash): record_id for raw_hash, record_id in rows})
+            except ValueError:  # not all fingerprints of ours: validate those records' rows
+                for raw_hash, record_id in rows:
+                    if len(raw_hash) == 32 and all(c in hexdigits for c in raw_hash):
+                        known[fromhex(raw_hash)] = record_id
         return known
 
     def _stage(self, validator: RowValidator, digest: RawDigest, known: dict[bytes, int]) -> None:
@@ -765,15 +768,15 @@ class _Sync:
         )
 
 
-def _plain_rows(conn: Connection, query: Any) -> Iterator[Sequence[Any]]:
-    """The rows of a query of plain columns (text, integers), streamed from the driver's
+def _plain_batches(conn: Connection, query: Any) -> Iterator[Sequence[Sequence[Any]]]:
+    """Batches of the rows of a query of plain columns (text, integers), streamed from the driver's
     own cursor on SQLite and PostgreSQL (psycopg, server-side), with none of the result
     machinery per row: for a million rows."""
     dialect = conn.dialect
     if not (
         dialect.name == "sqlite" or (dialect.name, dialect.driver) == ("postgresql", "psycopg")
     ):
-        yield from conn.execute(query.execution_options(yield_per=50_000))
+        yield from conn.execute(query.execution_options(yield_per=50_000)).partitions()
         return
     compiled = query.compile(dialect=dialect)
     params: Any = compiled.params
@@ -786,7 +789,7 @@ def _plain_rows(conn: Connection, query: Any) -> Iterator[Sequence[Any]]:
     try:
         cursor.execute(str(compiled), params)
         while rows := cursor.fetchmany(50_000):
-            yield from rows
+            yield rows
     finally:
         cursor.close()
 

@@ -218,6 +218,9 @@ def test_records_without_a_fingerprint_are_validated_once_then_skipped(
     counted = _Counted(monkeypatch)
     assert _sync(engine, config, path, days=1)["unchanged"] == 2 and counted.take() == [2, 3]
     assert all(r.raw_hash for r in _records(engine))
+    with engine.begin() as conn:  # not a fingerprint of ours: that row is validated
+        conn.execute(update(table_of(Record)).where(Record.id == 1).values(raw_hash="not hex"))
+    assert _sync(engine, config, path, days=1)["unchanged"] == 2 and counted.take() == [2]
     assert _sync(engine, config, path, days=2)["unchanged"] == 2 and counted.take() == []
 
 
