@@ -36,11 +36,11 @@ from pipeline.channels.base import (
 from pipeline.db.models import Contact, Lease, OutboxMessage, Record, table_of
 from pipeline.docx_notice import render_docx
 from pipeline.lease import try_acquire
-from pipeline.ledger import change
+from pipeline.ledger import record_told
 from pipeline.logs import get_logger
 from pipeline.notice_config import NoticesConfig
 from pipeline.notices import Occurrence, Planner
-from pipeline.outbox import backoff, claim, enqueue, finish, recover_stale, release
+from pipeline.outbox import Outcome, backoff, claim, enqueue, finish_many, recover_stale, release
 
 log = get_logger("dispatch")
 records = table_of(Record)
@@ -122,7 +122,7 @@ class Dispatcher:
         self.down: set[str] = set()
         self.batch_records: dict[int, dict[str, Any]] = {}
         self.sms_today: dict[str, int] = {}
-        self.outcomes: list[tuple[dict[str, Any], str, dt.datetime, Any, dict[str, Any]]] = []
+        self.outcomes: list[tuple[Outcome, Any]] = []
         self.buffered_since = 0.0
 
     # ------------------------------------------------------------------ loop
@@ -322,7 +322,7 @@ class Dispatcher:
         """
         if not self.outcomes:
             self.buffered_since = time.monotonic()
-        self.outcomes.append((row, state, now, told, kwargs))
+        self.outcomes.append((Outcome(row, state, now, **kwargs), told))
 
     def _flush_if_due(self) -> None:
         if (
@@ -335,19 +335,9 @@ class Dispatcher:
         if not self.outcomes:
             return
         with self.engine.begin() as conn:
-            for row, state, now, told, kwargs in self.outcomes:
-                finish(conn, row, state, now, **kwargs)
-                if told is not None:
-                    record, values = told
-                    change(
-                        conn,
-                        record,
-                        values,
-                        now,
-                        "notice",
-                        "credit-repair",
-                        f"notice {row['key']} delivered",
-                    )
+            finish_many(conn, [outcome for outcome, _ in self.outcomes])
+            told = [(t[0], t[1], o.row["key"]) for o, t in self.outcomes if t is not None]
+            record_told(conn, told, "credit-repair")
         self.outcomes.clear()
 
     def _give_back(self, row: dict[str, Any], when: dt.datetime, note: str) -> None:

@@ -21,7 +21,19 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, String, and_, cast, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    and_,
+    bindparam,
+    cast,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from pipeline.config import GreenChannelSettings
 from pipeline.db.models import LedgerEvent, Record, table_of
@@ -69,6 +81,31 @@ def change(conn: Connection, row: Any, values: dict[str, Any], at: dt.datetime, 
         update(records).where(records.c.id == row["id"]).values(**values, ledger_updated_at=at)
     )
     audit(conn, row["id"], diff, at, source, actor, note)
+
+
+def record_told(
+    conn: Connection, told: list[tuple[dict[str, Any], dict[str, Any], str]], actor: str
+) -> None:
+    """`change` for a group of delivered notices (progress 0 → 1): two executemany statements.
+
+    Each item is (the record as it was, the new values, the outbox key). Only records
+    still at progress 0 change, and each changed field gets its audit event, as `change` does.
+    """
+    if not told:
+        return
+    r = records.c
+    conn.execute(
+        update(records).where(r.id == bindparam("b_id"), r.progress == 0).values(
+            progress=bindparam("b_progress"), notified_at=bindparam("b_at"), notified_channel=bindparam("b_channel"),
+            ledger_updated_at=bindparam("b_at")),
+        [{"b_id": rec["id"], "b_progress": v["progress"], "b_at": v["notified_at"], "b_channel": v["notified_channel"]}
+         for rec, v, _ in told],
+    )  # fmt: skip
+    rows = [{"record_id": rec["id"], "field": name, "old_value": _text(rec[name]), "new_value": _text(new),
+             "at": v["notified_at"], "source": "notice", "actor": actor, "note": f"notice {key} delivered"}
+            for rec, v, key in told for name, new in v.items() if rec[name] != new]  # fmt: skip
+    if rows:
+        conn.execute(insert(events), rows)
 
 
 # --------------------------------------------------------------------------- lifecycle

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
 
 from pipeline.db.models import DeliveryAttempt, OutboxMessage, table_of
 from pipeline.notice_config import OutboxSettings
@@ -192,3 +192,46 @@ def counts(engine: Engine) -> dict[str, int]:
             s: n
             for s, n in conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
         }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One send's result, to be written with others in one transaction (`finish_many`)."""
+
+    row: dict[str, Any]
+    state: str
+    now: dt.datetime
+    error: str | None = None
+    provider_id: str | None = None
+    next_at: dt.datetime | None = None
+    detail: dict[str, Any] | None = None
+
+
+def finish_many(conn: Connection, outcomes: list[Outcome]) -> None:
+    """`finish` for a group, as three executemany statements instead of 2×N single ones.
+
+    Only rows this worker still holds in `sending` change, exactly as in `finish`.
+    """
+    if not outcomes:
+        return
+    c, a = outbox.c, attempts.c
+    held = and_(
+        c.id == bindparam("b_id"), c.state == "sending", c.claimed_by == bindparam("b_worker")
+    )
+    sent = [o for o in outcomes if o.state == "sent"]
+    other = [o for o in outcomes if o.state != "sent"]
+    if sent:
+        conn.execute(update(outbox).where(held).values(
+            state="sent", updated_at=bindparam("b_now"), sent_at=bindparam("b_now"), last_error=None,
+            lease_until=None, provider_id=bindparam("b_pid")),
+            [{"b_id": o.row["id"], "b_worker": o.row["claimed_by"], "b_now": o.now, "b_pid": o.provider_id} for o in sent])  # fmt: skip
+    if other:
+        conn.execute(update(outbox).where(held).values(
+            state=bindparam("b_state"), updated_at=bindparam("b_now"), last_error=bindparam("b_error"), lease_until=None,
+            next_attempt_at=func.coalesce(bindparam("b_next", type_=outbox.c.next_attempt_at.type), c.next_attempt_at)),
+            [{"b_id": o.row["id"], "b_worker": o.row["claimed_by"], "b_now": o.now, "b_state": o.state,
+              "b_error": o.error, "b_next": o.next_at} for o in other])  # fmt: skip
+    conn.execute(update(attempts).where(a.id == bindparam("b_aid"), a.finished_at.is_(None)).values(
+        finished_at=bindparam("b_now"), outcome=bindparam("b_state"), error=bindparam("b_error"), detail=bindparam("b_detail")),
+        [{"b_aid": o.row["attempt_id"], "b_now": o.now, "b_state": o.state, "b_error": o.error, "b_detail": o.detail}
+         for o in outcomes])  # fmt: skip
