@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import Engine
 
 from pipeline.config import Config, load_config
@@ -24,6 +25,7 @@ from pipeline.db.engine import make_engine
 from pipeline.db.migrate import upgrade
 from tests.helpers import CliRunner
 from tests.pg import PgServer, PgUnavailable, pg_required, server_from_environment
+from tests.sms_server import SmsServer, running_server
 
 
 @pytest.fixture(scope="session")
@@ -93,8 +95,26 @@ def config(config_dir: Path) -> Config:
 
 
 @pytest.fixture
-def cli(db_url: str, config_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
+def cli(
+    db_url: str, config_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> CliRunner:
     """Run `credit-repair` in-process against the test database; returns (code, out, err)."""
     monkeypatch.setenv("CREDIT_REPAIR_DATABASE_URL", db_url)
     monkeypatch.chdir(tmp_path)
     return CliRunner(config_dir)
+
+
+# --------------------------------------------------------------------------- SMS gateways
+
+
+@pytest.fixture
+def server() -> Iterator[SmsServer]:
+    """A scripted SMS gateway on loopback (tests/sms_server.py); modules may define their own."""
+    with running_server() as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with requests.Session() as s:
+        yield s

@@ -151,3 +151,9 @@ def unanswered_url() -> Iterator[str]:
         for filler in fillers:
             filler.close()
         listener.close()
+
+
+KEY = "rec-1/notice/1/sms/x"
+"""An outbox key as the channels see it."""
+MIDNIGHT = (14 * 60 + 29) * 60 + 55.0
+"""Seconds from NOW (09:30:05 Beijing) to midnight: a daily limit's retry_after."""

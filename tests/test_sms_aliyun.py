@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +14,8 @@ from pipeline.channels.base import ChannelError, Message, OutcomeUnknown, Receip
 from pipeline.channels.sms_aliyun import AliyunSms, acs3_authorization
 from pipeline.config import SmsSettings
 from tests.sms_server import (
+    KEY,
+    MIDNIGHT,
     NOW,
     PHONE,
     Reply,
@@ -22,25 +23,10 @@ from tests.sms_server import (
     SmsServer,
     json_reply,
     refused_url,
-    running_server,
 )
 
 KEY_ID = "LTAI5tTestKeyId"
 KEY_SECRET = "aliyun-test-secret"
-KEY = "rec-1/notice/1/sms/x"
-MIDNIGHT = (14 * 60 + 29) * 60 + 55.0  # from 09:30:05 to 24:00 Beijing
-
-
-@pytest.fixture
-def server() -> Iterator[SmsServer]:
-    with running_server() as server:
-        yield server
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
 
 
 def channel(url: str, session: requests.Session, **overrides: Any) -> AliyunSms:
@@ -101,7 +87,8 @@ def test_it_sends_a_signed_sendsms_and_returns_the_bizid(server: SmsServer,
     assert seen.headers["x-acs-date"] == "2026-03-02T01:30:05Z"
     assert seen.headers["authorization"].startswith(
         f"ACS3-HMAC-SHA256 Credential={KEY_ID},SignedHeaders=host;x-acs-action;"
-        "x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=")
+        "x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature="
+    )
 
 
 @pytest.mark.parametrize(("reply", "wait"), [

@@ -45,7 +45,11 @@ def refusal(**overrides: Any) -> ChannelError:
 def test_prepare_orders_parameters_as_the_template_and_drops_others() -> None:
     request = prepare(message(), SETTINGS, TENCENT)
     assert list(request.params.items()) == [("company", "某某科技"), ("deadline", "3月9日")]
-    assert (request.template_id, request.phone, request.masked_phone) == ("T1", PHONE, "138****5678")
+    assert (request.template_id, request.phone, request.masked_phone) == (
+        "T1",
+        PHONE,
+        "138****5678",
+    )
 
 
 @pytest.mark.parametrize("recipient", ["+8613812345678", "86 138-1234-5678", " 13812345678 "])
@@ -75,7 +79,9 @@ def test_prepare_refuses_a_missing_or_blank_parameter(value: str | None) -> None
 
 
 def test_prepare_names_the_parameter_and_the_limit() -> None:
-    error = refusal(sms_params={"company": "一二三四五六七八九十壹贰", "deadline": "一二三四五六七八九十壹贰叁"})
+    error = refusal(
+        sms_params={"company": "一二三四五六七八九十壹贰", "deadline": "一二三四五六七八九十壹贰叁"}
+    )
     assert str(error) == ("SMS template 'notice': parameter 'deadline' is 13 characters; "
                           "Tencent allows at most 12")  # fmt: skip
     assert error.code == "param-too-long"

@@ -60,8 +60,10 @@ def tencent_sdk(secret_id: str, secret_key: str, host: str, body: str, timestamp
     request = http.RequestInternal(host, "POST", "/", {"Content-Type": content_type,
                                    "Host": host, "X-TC-Timestamp": str(timestamp)}, body)  # fmt: skip
     signature = client.AbstractClient._get_tc3_signature(None, {}, request, day, "sms", secret_key)
-    return (f"TC3-HMAC-SHA256 Credential={secret_id}/{day}/sms/tc3_request, "
-            f"SignedHeaders=content-type;host, Signature={signature}")
+    return (
+        f"TC3-HMAC-SHA256 Credential={secret_id}/{day}/sms/tc3_request, "
+        f"SignedHeaders=content-type;host, Signature={signature}"
+    )
 
 
 def test_acs3_matches_the_known_answer_of_the_aliyun_sdk() -> None:
@@ -109,8 +111,15 @@ def _message() -> Message:
 
 
 def _settings(provider: str, url: str, **values: Any) -> SmsSettings:
-    return SmsSettings(provider=provider, url=url, timeout=2.0, templates={  # type: ignore[arg-type]
-        "notice": {"id": "SMS_465", "params": ["company", "deadline"]}}, **values)
+    return SmsSettings(
+        provider=provider,
+        url=url,
+        timeout=2.0,
+        templates={  # type: ignore[arg-type]
+            "notice": {"id": "SMS_465", "params": ["company", "deadline"]}
+        },
+        **values,
+    )
 
 
 def test_the_sendsms_request_on_the_wire_verifies_with_the_aliyun_sdk(server: SmsServer) -> None:

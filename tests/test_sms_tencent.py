@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +11,8 @@ from pipeline.channels.base import ChannelError, Message, OutcomeUnknown
 from pipeline.channels.sms_tencent import TencentSms, tc3_authorization
 from pipeline.config import SmsSettings
 from tests.sms_server import (
+    KEY,
+    MIDNIGHT,
     NOW,
     PHONE,
     Reply,
@@ -19,26 +20,11 @@ from tests.sms_server import (
     SmsServer,
     json_reply,
     refused_url,
-    running_server,
     unanswered_url,
 )
 
 SECRET_ID = "AKIDTestSecretId"
 SECRET_KEY = "tencent-test-key"
-KEY = "rec-1/notice/1/sms/x"
-MIDNIGHT = (14 * 60 + 29) * 60 + 55.0  # from 09:30:05 to 24:00 Beijing
-
-
-@pytest.fixture
-def server() -> Iterator[SmsServer]:
-    with running_server() as server:
-        yield server
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
 
 
 def channel(url: str, session: requests.Session, **overrides: Any) -> TencentSms:
@@ -67,7 +53,9 @@ def signed(reply: Reply) -> Any:
                                      int(seen.headers["x-tc-timestamp"]),
                                      content_type=seen.headers["content-type"])  # fmt: skip
         if seen.headers.get("authorization") != expected:
-            return error("AuthFailure.SignatureFailure", "The provided credentials could not be validated.")
+            return error(
+                "AuthFailure.SignatureFailure", "The provided credentials could not be validated."
+            )
         return reply
 
     return respond
@@ -100,7 +88,8 @@ def test_it_sends_a_signed_sendsms_and_returns_the_serial_number(
     assert seen.headers["x-tc-timestamp"] == str(int(NOW.timestamp()))
     assert seen.headers["authorization"].startswith(
         f"TC3-HMAC-SHA256 Credential={SECRET_ID}/2026-03-02/sms/tc3_request, "
-        "SignedHeaders=content-type;host, Signature=")
+        "SignedHeaders=content-type;host, Signature="
+    )
 
 
 @pytest.mark.parametrize(("code", "wait"), [

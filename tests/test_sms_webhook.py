@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,23 +20,10 @@ from tests.sms_server import (
     SmsServer,
     json_reply,
     refused_url,
-    running_server,
     unanswered_url,
 )
 
 SECRET = "webhook-s3cret"
-
-
-@pytest.fixture
-def server() -> Iterator[SmsServer]:
-    with running_server() as server:
-        yield server
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
 
 
 def settings(url: str, **overrides: Any) -> SmsSettings:
