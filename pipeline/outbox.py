@@ -120,39 +120,15 @@ def release(
         _finish_attempt(conn, row_id, now, "deferred", note)
 
 
-def finish(conn: Connection, row: dict[str, Any], state: str, now: dt.datetime, *, error: str | None = None,
-           provider_id: str | None = None, next_at: dt.datetime | None = None,
-           detail: dict[str, Any] | None = None) -> bool:  # fmt: skip
-    """Record a send's outcome, only if this worker still holds the row; True if recorded."""
-    c = outbox.c
-    values: dict[str, Any] = {
-        "state": state,
-        "updated_at": now,
-        "last_error": error,
-        "lease_until": None,
-    }
-    if state == "sent":
-        values.update(sent_at=now, provider_id=provider_id)
-    if next_at is not None:
-        values["next_attempt_at"] = next_at
-    changed = conn.execute(
-        update(outbox).where(c.id == row["id"], c.state == "sending", c.claimed_by == row["claimed_by"]).values(**values)
-    ).rowcount  # fmt: skip
-    _finish_attempt(conn, row["id"], now, state, error, detail, row.get("attempt_id"))
-    return changed == 1
-
-
-def _finish_attempt(conn: Connection, row_id: int, now: dt.datetime, outcome: str, error: str | None,
-                    detail: dict[str, Any] | None = None, attempt_id: int | None = None) -> None:  # fmt: skip
+def _finish_attempt(
+    conn: Connection, row_id: int, now: dt.datetime, outcome: str, error: str | None
+) -> None:
+    """Close the row's latest attempt (a release: the row was claimed but not tried)."""
     a = attempts.c
-    which = (
-        attempt_id
-        if attempt_id is not None
-        else select(func.max(a.id)).where(a.outbox_id == row_id).scalar_subquery()
-    )
+    latest = select(func.max(a.id)).where(a.outbox_id == row_id).scalar_subquery()
     conn.execute(
-        update(attempts).where(and_(a.id == which, a.finished_at.is_(None)))
-        .values(finished_at=now, outcome=outcome, error=error, detail=detail)
+        update(attempts).where(and_(a.id == latest, a.finished_at.is_(None)))
+        .values(finished_at=now, outcome=outcome, error=error)
     )  # fmt: skip
 
 
@@ -208,9 +184,10 @@ class Outcome:
 
 
 def finish_many(conn: Connection, outcomes: list[Outcome]) -> None:
-    """`finish` for a group, as three executemany statements instead of 2×N single ones.
+    """Record the outcomes of a group of sends: three executemany statements in all.
 
-    Only rows this worker still holds in `sending` change, exactly as in `finish`.
+    Only rows this worker still holds in `sending` change (a row taken over after its
+    lease expired is left alone); each row's delivery attempt gets its outcome.
     """
     if not outcomes:
         return
