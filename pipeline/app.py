@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -47,9 +46,6 @@ class App:
         if self._engine is None:
             self._engine = make_engine(self.config.settings.database.url)
         return self._engine
-
-    def path(self, configured: str) -> Path:
-        return Path(configured)
 
     def close(self) -> None:
         if self._engine is not None:

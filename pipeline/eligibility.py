@@ -22,7 +22,7 @@ from sqlalchemy.types import NullType
 from pipeline.calendar import WorkingCalendar, load_holidays
 from pipeline.config import Config
 from pipeline.db.models import Record, table_of
-from pipeline.errors import CalendarError
+from pipeline.errors import CalendarError, InputError
 from pipeline.routing import Route, Router
 from pipeline.rows import RowValidator
 from pipeline.rules import Evaluation, RecordFacts, RulesConfig, evaluate, load_rules
@@ -290,8 +290,6 @@ def evaluate_file(
         mapping = build_mapping(snapshot.headers, "penalties")
         missing = mapping.describe_missing()
         if missing:
-            from pipeline.errors import InputError
-
             raise InputError(f"{path}: the header lacks required column(s) {'; '.join(missing)}")
         validator = RowValidator("penalty", mapping, router)
         for raw in snapshot:

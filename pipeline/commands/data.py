@@ -15,7 +15,7 @@ from pipeline.contacts import import_contacts
 from pipeline.db.migrate import current_revision
 from pipeline.db.models import QuarantinedRow, SyncRun
 from pipeline.errors import UsageError
-from pipeline.loading import KINDS, default_targets, file_target, run_target
+from pipeline.loading import KINDS, Target, default_targets, file_target, run_target
 from pipeline.progress import Progress
 
 
@@ -89,9 +89,7 @@ def cmd_sync(app: App, args: argparse.Namespace) -> int:
     return worst
 
 
-def _configured(app: App, name: str) -> Any:
-    from pipeline.loading import Target
-
+def _configured(app: App, name: str) -> Target:
     return Target(app.config.settings.source(name), name)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def cmd_plan(app: App, args: argparse.Namespace) -> int:
 def make_dispatcher(app: App, session: requests.Session) -> Dispatcher:
     settings = app.config.settings
     notices = load_notices(app.config)
-    quiet = tuple(_time(t) for t in settings.sms.quiet_hours)
+    quiet = tuple(dt.time.fromisoformat(t) for t in settings.sms.quiet_hours)
     limits = Limits(settings.tz, (quiet[0], quiet[1]), settings.sms.daily_cap_per_number,
                     {"email": settings.email.rate_per_minute, "sms": settings.sms.rate_per_minute})  # fmt: skip
     transports = build_transports(app.config, session, app.clock.now)
@@ -105,12 +106,6 @@ def make_dispatcher(app: App, session: requests.Session) -> Dispatcher:
         app.clock.now,
         holder_id(),
     )
-
-
-def _time(text: str) -> Any:
-    import datetime as dt
-
-    return dt.time.fromisoformat(text)
 
 
 def dispatch_now(app: App, limit: int | None = None, stop: Any = None) -> dict[str, Any]:

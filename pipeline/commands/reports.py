@@ -50,7 +50,7 @@ def _date(text: str) -> dt.date:
 
 def make_report(app: App, period: Period, out: str | None = None, send: bool = True,
                 resend: bool = False, overdue_days: int = OVERDUE_DAYS) -> dict[str, Any]:  # fmt: skip
-    out_dir = Path(out) if out else app.path(app.config.settings.paths.reports_dir)
+    out_dir = Path(out) if out else Path(app.config.settings.paths.reports_dir)
     request = ReportRequest(period, app.clock.now(), out_dir, send, resend, overdue_days)
     return build_report(app.engine, app.config, request)
 
