@@ -54,10 +54,10 @@ class App:
 
 def validate_all(config: Config) -> None:
     """Every config file, at start: a bad key stops the program before any work is done."""
-    from pipeline.calendar import load_holidays
-    from pipeline.notice_config import load_notices
-    from pipeline.rules import load_rules
-    from pipeline.schedule import ScheduleConfig
+    from pipeline.domain.calendar import load_holidays
+    from pipeline.config.notices import load_notices
+    from pipeline.domain.rules import load_rules
+    from pipeline.scheduler.schedule import ScheduleConfig
 
     load_rules(config)
     load_holidays(config)

@@ -16,13 +16,13 @@ from typing import Any
 import jinja2
 
 from pipeline.app import App
-from pipeline.calendar import WorkingCalendar, load_holidays
+from pipeline.domain.calendar import WorkingCalendar, load_holidays
 from pipeline.commands.notices import make_planner
-from pipeline.docx_notice import render_docx
+from pipeline.notices.docx import render_docx
 from pipeline.errors import CreditRepairError
-from pipeline.notice_context import record_view, sample_row
-from pipeline.notices import Occurrence, digest_message
-from pipeline.rules import load_rules
+from pipeline.notices.context import record_view, sample_row
+from pipeline.notices.planner import Occurrence, digest_message
+from pipeline.domain.rules import load_rules
 
 CALENDAR_HORIZON_DAYS = 60
 

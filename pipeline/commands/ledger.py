@@ -10,9 +10,9 @@ from typing import Any
 
 from pipeline.app import App, print_json
 from pipeline.commands.ledger_excel import register_ledger_actions
-from pipeline.eligibility import Evaluator, evaluate_file, recompute, stored
+from pipeline.ledger.eligibility import Evaluator, evaluate_file, recompute, stored
 from pipeline.errors import UsageError
-from pipeline.ledger import (
+from pipeline.ledger.state import (
     LedgerUpdate,
     apply_lifecycle,
     apply_update,

@@ -14,8 +14,8 @@ from typing import Any
 
 from pipeline.app import App, print_json
 from pipeline.errors import UsageError
-from pipeline.ledger_export import export_ledger
-from pipeline.ledger_import import import_ledger
+from pipeline.ledger.export import export_ledger
+from pipeline.ledger.reconcile import import_ledger
 
 
 def register_ledger_actions(sub: Any) -> None:

@@ -9,12 +9,12 @@ import sys
 from typing import Any
 
 from pipeline.app import App, print_json
-from pipeline.calendar import WorkingCalendar, load_holidays
+from pipeline.domain.calendar import WorkingCalendar, load_holidays
 from pipeline.commands.notices import make_planner
 from pipeline.config import validate_section
 from pipeline.errors import UsageError
-from pipeline.escalation import department_reminders, escalate, month_of
-from pipeline.schedule import JobSchedule, ScheduleConfig, deadline
+from pipeline.monthly.escalation import department_reminders, escalate, month_of
+from pipeline.scheduler.schedule import JobSchedule, ScheduleConfig, deadline
 
 
 def register(commands: Any) -> None:

@@ -12,20 +12,20 @@ import requests
 from sqlalchemy import select
 
 from pipeline.app import App, print_json
-from pipeline.calendar import WorkingCalendar, load_holidays
+from pipeline.domain.calendar import WorkingCalendar, load_holidays
 from pipeline.channels.base import Message
 from pipeline.config import Config
 from pipeline.db.models import Record, table_of
-from pipeline.dispatch import Dispatcher, Limits, to_message
+from pipeline.delivery.dispatcher import Dispatcher, Limits, to_message
 from pipeline.errors import UsageError
-from pipeline.ledger import find_record
-from pipeline.notice_config import KINDS, ChannelName, load_notices
-from pipeline.notice_context import sample_row
-from pipeline.notices import Occurrence, Planner, plan_notices
-from pipeline.outbox import STATES, counts, listing
-from pipeline.runner import holder_id
-from pipeline.templating import Renderer, template_dirs
-from pipeline.transports import build_transports
+from pipeline.ledger.state import find_record
+from pipeline.config.notices import KINDS, ChannelName, load_notices
+from pipeline.notices.context import sample_row
+from pipeline.notices.planner import Occurrence, Planner, plan_notices
+from pipeline.notices.outbox import STATES, counts, listing
+from pipeline.scheduler.runner import holder_id
+from pipeline.notices.templating import Renderer, template_dirs
+from pipeline.delivery.transports import build_transports
 
 
 def register(commands: Any) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.app import App, print_json
-from pipeline.report_data import Period, month_period, previous_month, span_period
-from pipeline.report_run import ReportRequest, build_report
-from pipeline.reports import OVERDUE_DAYS
+from pipeline.monthly.data import Period, month_period, previous_month, span_period
+from pipeline.monthly.run import ReportRequest, build_report
+from pipeline.monthly.kpis import OVERDUE_DAYS
 
 
 def register(commands: Any) -> None:

@@ -4,9 +4,9 @@ One ``records`` table holds both ledgers: administrative penalties (附件3, kin
 ``penalty``) and severe-dishonesty list entries (附件4, kind ``list``). Each row carries
 three groups of columns, each owned by one stage:
 
-- snapshot facts, owned by sync (``pipeline.sync``);
-- eligibility results, owned by the evaluator (``pipeline.eligibility``);
-- ledger state (progress, willingness, plans), owned by ``pipeline.ledger`` and
+- snapshot facts, owned by sync (``pipeline.sync.snapshot``);
+- eligibility results, owned by the evaluator (``pipeline.ledger.eligibility``);
+- ledger state (progress, willingness, plans), owned by ``pipeline.ledger.state`` and
   changed only through audited events (``ledger_events``).
 
 Around it: sync runs and quarantined rows, change history, contacts, the notice
@@ -106,7 +106,7 @@ class Record(Base):
     content_hash: Mapped[str] = mapped_column(String(32))
     # digest of the raw row as read plus everything that shapes its reading (headers,
     # field_map, departments, jurisdiction, validation code): equal means the row need
-    # not be validated again (pipeline.sync); NULL means unknown
+    # not be validated again (pipeline.sync.snapshot); NULL means unknown
     raw_hash: Mapped[str | None] = mapped_column(String(32))
     department_code: Mapped[str] = mapped_column(String(32))
     route_note: Mapped[str | None] = mapped_column(String(300))  # unmatched / ambiguous routing

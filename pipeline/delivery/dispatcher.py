@@ -1,0 +1,386 @@
+"""Send what the outbox holds: claim, re-check, send, record — one message at a time.
+
+For each claimed row the delivery attempt was written when the row was claimed (before
+sending); the outcome is written right after the send, in its own transaction, so a
+killed dispatcher leaves at most the messages in hand in ``sending`` — and those
+become ``unknown`` when their lease runs out, never resent by themselves.
+
+Before sending, the record is looked at again: a case closed, expired or applied for
+since planning cancels its pending notices. SMS respect quiet hours and a per-number
+daily cap; every channel has a per-minute rate. A permanent failure falls back to the
+next channel of the kind; an authentication failure takes the channel out of service
+for an hour instead of failing every message (no retry storm).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, select
+
+from pipeline.channels.base import (
+    Attachment,
+    Channel,
+    ChannelError,
+    Message,
+    OutcomeUnknown,
+    Receipt,
+)
+from pipeline.db.models import Contact, Lease, OutboxMessage, Record, table_of
+from pipeline.notices.docx import render_docx
+from pipeline.scheduler.lease import try_acquire
+from pipeline.ledger.state import record_told
+from pipeline.logs import get_logger
+from pipeline.config.notices import NoticesConfig
+from pipeline.notices.planner import Occurrence, Planner
+from pipeline.notices.outbox import Outcome, backoff, claim, enqueue, finish_many, recover_stale, release
+
+log = get_logger("dispatch")
+records = table_of(Record)
+outbox = table_of(OutboxMessage)
+contacts = table_of(Contact)
+leases = table_of(Lease)
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+TOLD_KINDS = ("repair_notice", "list_notice")
+REMINDER_KINDS = ("eligibility_reminder", "follow_up")
+CHANNEL_DOWN_FOR = dt.timedelta(hours=1)
+FLUSH_EVERY = 20
+FLUSH_SECONDS = 0.5
+
+
+@dataclass
+class DispatchResult:
+    claimed: int = 0
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    unknown: int = 0
+    cancelled: int = 0
+    deferred: int = 0
+    fallbacks: int = 0
+    recovered_unknown: int = 0
+    channels_down: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Limits:
+    """Per-run pacing: SMS quiet hours, a per-number daily cap, per-channel rates."""
+
+    tz: Any
+    quiet: tuple[dt.time, dt.time]
+    daily_cap: int
+    rates: dict[str, int]
+    sent_this_minute: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def quiet_until(self, now: dt.datetime) -> dt.datetime | None:
+        """When SMS may go out again, if `now` is inside the quiet hours."""
+        local = now.astimezone(self.tz)
+        start, end = self.quiet
+        inside = (
+            (local.time() >= start or local.time() < end)
+            if start > end
+            else start <= local.time() < end
+        )
+        if not inside:
+            return None
+        day = local.date() if local.time() < end else local.date() + dt.timedelta(days=1)
+        return dt.datetime.combine(day, end, self.tz)
+
+    def over_rate(self, channel: str, now: dt.datetime) -> dt.datetime | None:
+        minute = now.strftime("%Y%m%d%H%M")
+        used = self.sent_this_minute.get((channel, minute), 0)
+        if used >= self.rates.get(channel, 10**9):
+            return now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+        self.sent_this_minute[(channel, minute)] = used + 1
+        return None
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine, notices: NoticesConfig, planner: Planner, transports: dict[str, Channel],
+                 limits: Limits, now: Callable[[], dt.datetime], worker: str,
+                 stop: threading.Event | None = None, rng: random.Random | None = None) -> None:  # fmt: skip
+        self.engine, self.notices, self.planner, self.transports = (
+            engine,
+            notices,
+            planner,
+            transports,
+        )
+        self.limits, self.now, self.worker = limits, now, worker
+        self.stop = stop or threading.Event()
+        self.rng = rng or random.Random()
+        self.result = DispatchResult()
+        self.down: set[str] = set()
+        self.batch_records: dict[int, dict[str, Any]] = {}
+        self.sms_today: dict[str, int] = {}
+        self.outcomes: list[tuple[Outcome, Any]] = []
+        self.buffered_since = 0.0
+
+    # ------------------------------------------------------------------ loop
+    def run(self, limit: int | None = None) -> DispatchResult:
+        self.result.recovered_unknown = recover_stale(self.engine, self.now())
+        self.down = self._channels_down()
+        settings = self.notices.outbox
+        lease = dt.timedelta(seconds=settings.lease_seconds)
+        with ExitStack() as stack:
+            opened: set[str] = set()
+            while not self.stop.is_set() and (limit is None or self.result.claimed < limit):
+                size = (
+                    settings.batch_size
+                    if limit is None
+                    else min(settings.batch_size, limit - self.result.claimed)
+                )
+                usable = [c for c in self.transports if c not in self.down]
+                rows = claim(self.engine, self.now(), self.worker, lease, size, usable)
+                if not rows:
+                    break
+                self.result.claimed += len(rows)
+                self._prefetch(rows)
+                for row in rows:
+                    if self.stop.is_set() or row["channel"] in self.down:
+                        self._give_back(
+                            row,
+                            self.now(),
+                            "dispatcher stopping"
+                            if self.stop.is_set()
+                            else "channel out of service",
+                        )
+                        continue
+                    if row["channel"] not in opened:  # one connection per channel for the whole run
+                        stack.enter_context(self.transports[row["channel"]])
+                        opened.add(row["channel"])
+                    self.handle(row)
+                    self._flush_if_due()
+                self._flush()
+        return self.result
+
+    def handle(self, row: dict[str, Any]) -> None:
+        now = self.now()
+        record = self.batch_records.get(row["record_id"]) if row["record_id"] is not None else None
+        reason = self._cancel_reason(row, record)
+        if reason:
+            self._finish(row, "cancelled", now, error=reason)
+            self.result.cancelled += 1
+            return
+        later = self._defer_until(row, now)
+        if later is not None:
+            self._give_back(row, later, "deferred: quiet hours, daily cap or rate limit")
+            return
+        self._send(row, record)
+
+    # ------------------------------------------------------------------ checks
+    def _prefetch(self, rows: list[dict[str, Any]]) -> None:
+        """The claimed batch's records and today's SMS counts, each in one query.
+
+        Re-checked per batch (seconds before sending), not per message: one query instead
+        of fifty, and the batch is the unit a dispatcher holds anyway.
+        """
+        ids = [r["record_id"] for r in rows if r["record_id"] is not None]
+        phones = [r["recipient"] for r in rows if r["channel"] == "sms"]
+        with self.engine.connect() as conn:
+            query = select(records).where(records.c.id.in_(ids))
+            self.batch_records = (
+                {row["id"]: dict(row) for row in conn.execute(query).mappings()} if ids else {}
+            )
+            self.sms_today = self._sms_counts(conn, phones) if phones else {}
+
+    def _sms_counts(self, conn: Connection, phones: list[str]) -> dict[str, int]:
+        local = self.now().astimezone(self.limits.tz)
+        midnight = dt.datetime.combine(local.date(), dt.time(0), self.limits.tz)
+        c = outbox.c
+        query = (select(c.recipient, func.count()).where(c.channel == "sms", c.recipient.in_(phones), c.state == "sent",
+                                                         c.sent_at >= midnight).group_by(c.recipient))  # fmt: skip
+        return {phone: int(n) for phone, n in conn.execute(query)}
+
+    def _cancel_reason(self, row: dict[str, Any], record: dict[str, Any] | None) -> str | None:
+        if record is None:
+            return None
+        if record["closed_on"] is not None:
+            return f"the entry was closed ({record['close_reason']}) before sending"
+        if record["kind"] == "penalty" and record["status"] in ("expired", "not_published"):
+            return f"the record is {record['status']}"
+        if row["kind"] in REMINDER_KINDS and record["progress"] >= 3:
+            return "the company has already applied"
+        return None
+
+    def _defer_until(self, row: dict[str, Any], now: dt.datetime) -> dt.datetime | None:
+        if row["channel"] == "sms":
+            quiet = self.limits.quiet_until(now)
+            if quiet is not None:
+                return quiet
+            if self.sms_today.get(row["recipient"], 0) >= self.limits.daily_cap:
+                local = now.astimezone(self.limits.tz)
+                return dt.datetime.combine(
+                    local.date() + dt.timedelta(days=1), self.limits.quiet[1], self.limits.tz
+                )
+        return self.limits.over_rate(row["channel"], now)
+
+    # ------------------------------------------------------------------ sending
+    def _send(self, row: dict[str, Any], record: dict[str, Any] | None) -> None:
+        message = to_message(row)
+        try:
+            receipt = self.transports[row["channel"]].send(message)
+        except OutcomeUnknown as exc:
+            self._finish(row, "unknown", self.now(), error=str(exc))
+            self.result.unknown += 1
+            log.warning("notice.unknown", key=row["key"], error=str(exc))
+        except ChannelError as exc:
+            self._failed(row, record, exc)
+        else:
+            self._sent(row, record, receipt)
+
+    def _sent(self, row: dict[str, Any], record: dict[str, Any] | None, receipt: Receipt) -> None:
+        now = self.now()
+        told = None
+        if (
+            record is not None
+            and row["kind"] in TOLD_KINDS
+            and row["channel"] != "manual"
+            and record["progress"] == 0
+        ):
+            told = (
+                dict(record),
+                {"progress": 1, "notified_at": now, "notified_channel": row["channel"]},
+            )
+            record["progress"] = 1  # a second notice to the record in this run must not re-tell
+        if row["channel"] == "sms":
+            self.sms_today[row["recipient"]] = self.sms_today.get(row["recipient"], 0) + 1
+        self._finish(
+            row,
+            "sent",
+            now,
+            provider_id=receipt.provider_id,
+            detail=receipt.detail or None,
+            told=told,
+        )
+        self.result.sent += 1
+
+    def _failed(
+        self, row: dict[str, Any], record: dict[str, Any] | None, exc: ChannelError
+    ) -> None:
+        now = self.now()
+        if exc.channel_down:
+            self._take_down(row["channel"], now, str(exc))
+            self._give_back(row, now + CHANNEL_DOWN_FOR, f"channel out of service: {exc}")
+            return
+        if not exc.permanent and row["attempts"] < self.notices.outbox.max_attempts:
+            wait = (
+                dt.timedelta(seconds=exc.retry_after)
+                if exc.retry_after
+                else backoff(row["attempts"], self.notices.outbox, self.rng)
+            )
+            self._finish(row, "retry", now, error=str(exc), next_at=now + wait)
+            self.result.retry += 1
+            return
+        self._finish(row, "failed", now, error=str(exc))
+        self.result.failed += 1
+        if record is not None:
+            self._fall_back(row, record, now)
+
+    def _fall_back(self, row: dict[str, Any], record: dict[str, Any], now: dt.datetime) -> None:
+        """Plan the same notice on the next channel of the kind's order."""
+        order = self.notices.kind(row["kind"]).channels
+        rest = order[order.index(row["channel"]) + 1 :] if row["channel"] in order else []
+        with self.engine.begin() as conn:
+            contact = (
+                conn.execute(
+                    select(contacts).where(
+                        contacts.c.uscc == record["uscc"], contacts.c.valid_to.is_(None)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            phase = (
+                row["occurrence"].split(":")[0]
+                if row["occurrence"].startswith(("before", "on"))
+                else "initial"
+            )
+            for channel in rest:
+                planned = self.planner.message(record, Occurrence(row["kind"], row["occurrence"], phase),
+                                               dict(contact) if contact else None, now.date(), channel)  # fmt: skip
+                if planned is not None:
+                    self.result.fallbacks += enqueue(conn, [planned], now)
+                    return
+
+    def _finish(
+        self, row: dict[str, Any], state: str, now: dt.datetime, told: Any = None, **kwargs: Any
+    ) -> None:
+        """Buffer an outcome; outcomes are written in small groups, one transaction each.
+
+        A dispatcher killed before a group is written leaves those rows in `sending`: they
+        become `unknown` when the lease runs out — never resent, never lost.
+        """
+        if not self.outcomes:
+            self.buffered_since = time.monotonic()
+        self.outcomes.append((Outcome(row, state, now, **kwargs), told))
+
+    def _flush_if_due(self) -> None:
+        if (
+            len(self.outcomes) >= FLUSH_EVERY
+            or time.monotonic() - self.buffered_since >= FLUSH_SECONDS
+        ):
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.outcomes:
+            return
+        with self.engine.begin() as conn:
+            finish_many(conn, [outcome for outcome, _ in self.outcomes])
+            told = [(t[0], t[1], o.row["key"]) for o, t in self.outcomes if t is not None]
+            record_told(conn, told, "credit-repair")
+        self.outcomes.clear()
+
+    def _give_back(self, row: dict[str, Any], when: dt.datetime, note: str) -> None:
+        release(self.engine, row["id"], self.worker, when, note, self.now())
+        self.result.deferred += 1
+
+    # ------------------------------------------------------------------ channel health
+    def _take_down(self, channel: str, now: dt.datetime, reason: str) -> None:
+        self.down.add(channel)
+        self.result.channels_down.append(channel)
+        try_acquire(self.engine, f"channel-down:{channel}", reason[:200], CHANNEL_DOWN_FOR, now)
+        log.error(
+            "channel.down",
+            channel=channel,
+            reason=reason,
+            until=(now + CHANNEL_DOWN_FOR).isoformat(),
+        )
+
+    def _channels_down(self) -> set[str]:
+        c = leases.c
+        with self.engine.connect() as conn:
+            names = conn.execute(
+                select(c.name).where(and_(c.name.like("channel-down:%"), c.expires_at > self.now()))
+            ).scalars()
+            return {n.split(":", 1)[1] for n in names}
+
+
+def to_message(row: dict[str, Any]) -> Message:
+    payload = row["payload"]
+    attachments: tuple[Attachment, ...] = ()
+    if payload.get("docx"):
+        d = payload["docx"]
+        data = render_docx(
+            d["entity_name"],
+            d["body"],
+            d["issuer"],
+            d.get("date") or row["created_at"].astimezone().strftime("%Y年%-m月%-d日"),
+        )
+        attachments = (Attachment("行政处罚信用修复告知书.docx", data, DOCX_MIME),)
+    is_sms = row["channel"] == "sms"
+    return Message(
+        key=row["key"], channel=row["channel"], recipient=row["recipient"], recipient_name=row["recipient_name"],
+        subject=payload["subject"], text=payload["sms_text"] if is_sms else payload["text"],
+        html=None if is_sms else payload["html"], sms_template=payload.get("sms_template"),
+        sms_params=payload.get("sms_params") or {}, attachments=() if is_sms else attachments,
+    )  # fmt: skip

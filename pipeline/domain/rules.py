@@ -1,0 +1,721 @@
+"""Disclosure-period rule sets and the eligibility evaluation of one penalty record.
+
+Pure: no database, no clock. `evaluate` takes the record's facts, the evaluation date,
+the validated rules.yaml (`RulesConfig`) and a `WorkingCalendar`, and returns the
+periods, the repair dates and a status with a human-readable reason. It runs once per
+record (a million of them), so everything that depends only on the config is prepared
+once when `RulesConfig` is built (see `_Engine`) and per-value results are cached.
+
+The rules (docs/domain.md §2): NDRC rule sets selected by decision date, each with
+per-severity minimum/maximum periods; the market-regulation rule set (45号令) counting
+from the publication date; status precedence not_published · expired · non_repairable ·
+in_min_period · repairable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+from itertools import pairwise
+from operator import attrgetter
+from typing import Any, Literal
+
+from pydantic import Field, PrivateAttr, model_validator
+
+from pipeline.domain.calendar import WorkingCalendar
+from pipeline.config import Config, Strict, validate_section
+from pipeline.errors import CalendarError
+from pipeline.domain.periods import period_end
+
+Severity = Literal["minor", "general", "serious", "special_serious"]
+Status = Literal["not_published", "expired", "non_repairable", "in_min_period", "repairable"]
+SectorField = Literal["violation_type", "facts", "basis", "authority", "industry"]
+SeverityField = Literal["penalty_types", "penalty_content"]
+
+SEVERITY_RANK: dict[str, int] = {"minor": 0, "general": 1, "serious": 2, "special_serious": 3}
+ONE_DAY = dt.timedelta(days=1)
+
+# Snapshot severity texts (失信严重程度), normalised by `_from_text`.
+_SEVERITY_TEXT: dict[str, Severity] = {
+    "轻微": "minor", "minor": "minor",
+    "一般": "general", "general": "general",
+    "严重": "serious", "serious": "serious",
+    "特定严重": "special_serious", "special serious": "special_serious",
+    "specially serious": "special_serious",
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _general_and_serious() -> list[Severity]:
+    return ["general", "serious"]
+
+
+def _types_and_content() -> list[SeverityField]:
+    return ["penalty_types", "penalty_content"]
+
+
+def _all_sector_fields() -> list[SectorField]:
+    return ["violation_type", "facts", "basis", "authority", "industry"]
+
+
+class Period(Strict):
+    min_months: int | None = Field(ge=0)
+    """Months before early repair is possible; null = never early."""
+    max_months: int = Field(ge=1)
+    """Months until the record comes down by itself."""
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> Period:
+        if self.min_months is not None and self.min_months > self.max_months:
+            raise ValueError(f"min_months {self.min_months} > max_months {self.max_months}")
+        return self
+
+
+class Periods(Strict):
+    minor: Period | None = None
+    general: Period
+    serious: Period
+    special_serious: Period
+
+
+class SectorOverride(Strict):
+    """A sector whose penalties have another minimum (58号令: 特种设备/安全生产/消防 → 1 year)."""
+
+    name: str
+    keywords: list[str] = Field(min_length=1)
+    """Matched as substrings of the fields in `sector_match_fields`."""
+    min_months: int = Field(ge=0)
+    severities: list[Severity] = Field(default_factory=_general_and_serious)
+
+
+class RuleSet(Strict):
+    title: str = ""
+    effective_from: dt.date | None = None
+    """First decision date the rule set applies to (inclusive); null = since always."""
+    effective_to: dt.date | None = None
+    """Last decision date (inclusive); null = still in force."""
+    minor_as: Severity | None = None
+    """Where minor is no separate class: the class minor penalties are treated as."""
+    periods: Periods
+    never_early_types: list[str] = Field(default_factory=list)
+    """Penalty-type keywords that can never stop early (substring of a penalty type)."""
+    sector_overrides: list[SectorOverride] = Field(default_factory=list)
+    special_serious_areas: list[str] = Field(default_factory=list)
+    """Area keywords that make a penalty special serious when it also has one of
+    `special_serious_types` (527: recalled, unverified)."""
+    special_serious_types: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RuleSet:
+        if self.minor_as == "minor":
+            raise ValueError("minor_as cannot be minor")
+        if self.periods.minor is None and self.minor_as is None:
+            raise ValueError("give periods.minor or minor_as")
+        if self.effective_from and self.effective_to and self.effective_from > self.effective_to:
+            raise ValueError("effective_from is after effective_to")
+        return self
+
+    def covers(self, day: dt.date) -> bool:
+        return (self.effective_from is None or self.effective_from <= day) and (
+            self.effective_to is None or day <= self.effective_to
+        )
+
+
+class MarketRegulationRules(Strict):
+    """总局令第45号 (market regulation, gsxt.gov.cn): counts from the publication date."""
+
+    id: str = "samr-2021-45"
+    effective_from: dt.date | None = dt.date(2021, 9, 1)
+    """Earlier decisions follow the NDRC rule set of their date."""
+    authority_keywords: list[str] = Field(default_factory=lambda: ["市场监督管理", "市场监管"])
+    not_published_types: list[str] = Field(default_factory=lambda: ["警告"])
+    """A penalty of only these types is never published."""
+    short_types: list[str] = Field(default_factory=lambda: ["通报批评"])
+    fine_types: list[str] = Field(default_factory=lambda: ["罚款"])
+    low_fine_threshold_wan: Decimal | None = None
+    """A fine ≤ this (万元) is 'low' → short period; null = unknown → never low."""
+    short_months: int = Field(3, ge=1)
+    long_months: int = Field(36, ge=1)
+    never_early_types: list[str] = Field(
+        default_factory=lambda: [
+            "责令停产停业",
+            "限制开展生产经营活动",
+            "限制从业",
+            "降低资质等级",
+            "吊销许可证件",
+            "吊销营业执照",
+        ]
+    )
+    earliest_early_stop_months: int = Field(6, ge=0)
+    """Earliest early stop (unverified; capped at the period itself)."""
+
+
+class SeverityRule(Strict):
+    """One ordered classification rule; the first that matches decides."""
+
+    name: str
+    severity: Severity
+    only_types: list[str] | None = None
+    """Matches when every penalty type is one of these (and there is at least one)."""
+    any_keywords: list[str] | None = None
+    """Matches when a keyword occurs in one of `fields`."""
+    fields: list[SeverityField] = Field(default_factory=_types_and_content)
+
+    @model_validator(mode="after")
+    def _one_test(self) -> SeverityRule:
+        if (self.only_types is None) == (self.any_keywords is None):
+            raise ValueError(f"rule {self.name!r}: give exactly one of only_types, any_keywords")
+        return self
+
+
+def _default_rule_sets() -> dict[str, RuleSet]:
+    return {
+        "ndrc-2019-527": RuleSet(
+            title="发改办财金〔2019〕527号",
+            effective_to=dt.date(2023, 4, 30),
+            minor_as="general",
+            periods=Periods(
+                general=Period(min_months=3, max_months=12),
+                serious=Period(min_months=6, max_months=36),
+                special_serious=Period(min_months=None, max_months=36),
+            ),
+            special_serious_areas=[
+                "食品药品",
+                "生态环境",
+                "工程质量",
+                "安全生产",
+                "消防安全",
+                "强制性产品认证",
+            ],
+            special_serious_types=["责令停产停业", "吊销"],
+        ),
+        "ndrc-2023-58": RuleSet(
+            title="国家发展改革委令第58号",
+            effective_from=dt.date(2023, 5, 1),
+            effective_to=dt.date(2026, 3, 31),
+            minor_as="general",
+            periods=Periods(
+                general=Period(min_months=3, max_months=36),
+                serious=Period(min_months=3, max_months=36),
+                special_serious=Period(min_months=None, max_months=36),
+            ),
+            sector_overrides=[
+                SectorOverride(name="特种设备", keywords=["特种设备"], min_months=12),
+                SectorOverride(name="安全生产", keywords=["安全生产"], min_months=12),
+                SectorOverride(name="消防", keywords=["消防"], min_months=12),
+            ],
+        ),
+        "ndrc-2025-36": RuleSet(
+            title="国家发展改革委令第36号《信用修复管理办法》",
+            effective_from=dt.date(2026, 4, 1),
+            periods=Periods(
+                minor=Period(min_months=0, max_months=3),
+                general=Period(min_months=3, max_months=12),
+                serious=Period(min_months=12, max_months=36),
+                special_serious=Period(min_months=None, max_months=36),
+            ),
+        ),
+    }
+
+
+def _default_severity_rules() -> list[SeverityRule]:
+    return [
+        SeverityRule(name="only-warning", severity="minor", only_types=["警告", "通报批评"]),
+        SeverityRule(
+            name="revocation-or-closure",
+            severity="serious",
+            any_keywords=["吊销", "责令停产停业", "责令关闭", "限制从业", "降低资质等级"],
+        ),
+    ]
+
+
+class RulesConfig(Strict):
+    """rules.yaml. The defaults equal the shipped file."""
+
+    selection_key: Literal["decision_date", "evaluation_date"] = "decision_date"
+    publish_minor: bool = False
+    roll_forward_holidays: bool = False
+    publish_within_working_days: int = Field(7, ge=0)
+    sector_match_fields: list[SectorField] = Field(
+        default_factory=_all_sector_fields,
+        min_length=1,
+    )
+    rule_sets: dict[str, RuleSet] = Field(default_factory=_default_rule_sets)
+    market_regulation: MarketRegulationRules = Field(default_factory=MarketRegulationRules)
+    severity_rules: list[SeverityRule] = Field(default_factory=_default_severity_rules)
+    default_severity: Severity = "general"
+
+    _engine: _Engine = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> RulesConfig:
+        ordered = sorted(self.rule_sets.items(), key=lambda kv: kv[1].effective_from or dt.date.min)
+        for (a_id, a), (b_id, b) in pairwise(ordered):
+            if a.effective_to is None or (b.effective_from and a.effective_to >= b.effective_from):
+                raise ValueError(f"rule_sets: {a_id} and {b_id} overlap")
+        if not self.rule_sets:
+            raise ValueError("rule_sets: at least one rule set is needed")
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        # prepared once: evaluate() must not re-derive config-only facts per record
+        self._engine = _Engine(self)
+
+
+def load_rules(config: Config) -> RulesConfig:
+    """rules.yaml validated (ConfigError names file and key); absent → the defaults."""
+    return validate_section(config, "rules.yaml", RulesConfig)
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordFacts:
+    """What evaluation needs of one penalty record."""
+
+    decision_no: str
+    authority: str
+    entity_name: str
+    uscc: str
+    decision_date: dt.date
+    publication_date: dt.date | None = None
+    penalty_types: tuple[str, ...]
+    penalty_content: str = ""
+    fine_amount_wan: Decimal | None = None
+    severity_given: str | None = None
+    violation_type: str = ""
+    facts: str = ""
+    basis: str = ""
+    industry: str = ""
+    market_regulation: bool = False
+    """The penalising department is market regulation (departments.yaml flag)."""
+    publish_until: dt.date | None = None
+    """CF_GSJZQ as the source gives it: compared for a warning only, never used."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evaluation:
+    severity: Severity
+    severity_source: str
+    rule_set: str
+    period_start: dt.date
+    min_end: dt.date | None
+    max_end: dt.date | None
+    repairable_from: dt.date | None
+    removal_on: dt.date | None
+    publish_by: dt.date | None
+    status: Status
+    reason: str
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The rule-set decision for one record, before any date arithmetic."""
+
+    rule_set: str
+    severity: Severity
+    source: str
+    start: dt.date
+    min_months: int | None = None
+    max_months: int | None = None  # None: not published
+    never_early: str | None = None  # why it can never stop early
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class _Engine:
+    """Config-derived lookups, built once per RulesConfig, plus per-value caches.
+
+    The caches are keyed by values that repeat across a million records (dates,
+    authority names, penalty-type tuples), so they stay small.
+    """
+
+    def __init__(self, rules: RulesConfig) -> None:
+        self.rules = rules
+        self.ndrc = sorted(
+            rules.rule_sets.items(), key=lambda kv: kv[1].effective_from or dt.date.min
+        )
+        self.by_date: dict[dt.date, tuple[str, RuleSet]] = {}
+        self.market_by_authority: dict[str, bool] = {}
+        self.mr_keywords = tuple(rules.market_regulation.authority_keywords)
+        self.severity_rules = [
+            (r, f"rule:{r.name}", _content_pattern(r)) for r in rules.severity_rules
+        ]
+        self.types_cache: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[bool, ...]]] = {}
+        self.periods = {
+            (rs_id, sev): (p.min_months, p.max_months)
+            for rs_id, rs in rules.rule_sets.items()
+            for sev in SEVERITY_RANK
+            if (p := getattr(rs.periods, sev)) is not None
+        }
+        self.overrides = {
+            rs_id: [(o, _keywords_pattern(o.keywords)) for o in rs.sector_overrides]
+            for rs_id, rs in rules.rule_sets.items()
+        }
+        self.sector_fields = attrgetter(*rules.sector_match_fields)
+
+    def rule_set(self, day: dt.date) -> tuple[str, RuleSet]:
+        found = self.by_date.get(day)
+        if found is None:
+            found = next(((i, rs) for i, rs in self.ndrc if rs.covers(day)), None)
+            if found is None:
+                raise ValueError(f"no rule set in rules.yaml covers {day}")
+            self.by_date[day] = found
+        return found
+
+    def is_market(self, facts: RecordFacts) -> bool:
+        if facts.market_regulation:
+            return True
+        known = self.market_by_authority.get(facts.authority)
+        if known is None:
+            known = any(k in facts.authority for k in self.mr_keywords)
+            self.market_by_authority[facts.authority] = known
+        return known
+
+    def types_info(self, raw: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[bool, ...]]:
+        """(cleaned types, does each severity rule match on the types alone)."""
+        info = self.types_cache.get(raw)
+        if info is None:
+            types = tuple(t.strip() for t in raw if t.strip())
+            hits = tuple(_types_match(r, types) for r, _, _ in self.severity_rules)
+            info = self.types_cache[raw] = (types, hits)
+        return info
+
+    def sector_text(self, facts: RecordFacts) -> str:
+        """The fields sector keywords are looked for in, as one text."""
+        values = self.sector_fields(facts)
+        return values if isinstance(values, str) else "\n".join(values)
+
+
+_Override = tuple[SectorOverride, re.Pattern[str]]
+
+
+def _keywords_pattern(keywords: list[str]) -> re.Pattern[str]:
+    """One compiled alternation: the text is scanned once, not once per keyword."""
+    return re.compile("|".join(re.escape(k) for k in keywords))
+
+
+def _content_pattern(rule: SeverityRule) -> re.Pattern[str] | None:
+    if not rule.any_keywords or "penalty_content" not in rule.fields:
+        return None
+    return _keywords_pattern(rule.any_keywords)
+
+
+def _types_match(rule: SeverityRule, types: tuple[str, ...]) -> bool:
+    if rule.only_types is not None:
+        return bool(types) and all(t in rule.only_types for t in types)
+    if "penalty_types" not in rule.fields:
+        return False
+    return any(k in t for t in types for k in rule.any_keywords or ())
+
+
+def _engine(rules: RulesConfig) -> _Engine:
+    # read the private slot directly: pydantic's __getattr__ for private attributes is
+    # slow, and this runs several times per record
+    private = rules.__pydantic_private__
+    engine: _Engine | None = private.get("_engine") if private else None
+    if engine is None or engine.rules is not rules:
+        # model_copy(update=...) copies the private engine of the original: rebuild
+        engine = _Engine(rules)
+        object.__setattr__(rules, "_engine", engine)
+    return engine
+
+
+# --------------------------------------------------------------------------- severity
+
+
+def classify(
+    given: str | None,
+    penalty_types: tuple[str, ...],
+    content: str,
+    rules: RulesConfig | None = None,
+) -> tuple[Severity, str]:
+    """(severity, severity_source): the snapshot's text when given, else the first rule.
+
+    Unknown snapshot text raises ValueError naming it (the caller reports it per record).
+    """
+    if given is not None and given.strip():
+        return _from_text(given), "snapshot"
+    engine = _engine(rules or _DEFAULT_RULES)
+    _, hits = engine.types_info(tuple(penalty_types))
+    for (rule, source, pattern), hit in zip(engine.severity_rules, hits, strict=True):
+        if hit or (pattern is not None and pattern.search(content)):
+            return rule.severity, source
+    return engine.rules.default_severity, "rule:default"
+
+
+def _from_text(given: str) -> Severity:
+    severity = _TEXT_CACHE.get(given)
+    if severity is None:
+        severity = _TEXT_CACHE[given] = _parse_severity(given)
+    return severity
+
+
+_TEXT_CACHE: dict[str, Severity] = {}  # a handful of distinct texts across all records
+
+
+def _parse_severity(given: str) -> Severity:
+    key = " ".join(given.strip().lower().replace("_", " ").replace("-", " ").split())
+    for suffix in ("失信行为", "失信"):
+        key = key.removesuffix(suffix)
+    severity = _SEVERITY_TEXT.get(key)
+    if severity is None:
+        raise ValueError(f"unknown severity {given!r} (expected 轻微/一般/严重/特定严重)")
+    return severity
+
+
+# --------------------------------------------------------------------------- plans
+
+
+def _ndrc_plan(facts: RecordFacts, key: dt.date, engine: _Engine) -> _Plan:
+    rs_id, rs = engine.rule_set(key)
+    severity, source = classify(
+        facts.severity_given, facts.penalty_types, facts.penalty_content, engine.rules
+    )
+    plan = _Plan(rs_id, severity, source, facts.decision_date)
+    if rs.special_serious_areas and source != "snapshot":
+        _special_area(plan, facts, rs, engine)
+    if plan.severity == "minor" and rs.minor_as is not None:
+        # 527/58 have no minor class: minor penalties take the general periods
+        plan.notes.append(f"minor treated as {rs.minor_as}")
+        plan.severity = rs.minor_as
+    if plan.severity == "minor" and not engine.rules.publish_minor:
+        plan.notes.append("minor penalties are not published (publish_minor is off)")
+        return plan
+    plan.min_months, plan.max_months = engine.periods[rs_id, plan.severity]
+    if rs.sector_overrides:
+        _sector_override(plan, facts, engine.overrides[rs_id], engine)
+    _never_early(plan, facts.penalty_types, rs.never_early_types)
+    return plan
+
+
+def _special_area(plan: _Plan, facts: RecordFacts, rs: RuleSet, engine: _Engine) -> None:
+    """527: penalties in listed areas with 责令停产停业/吊销 are special serious."""
+    if not any(k in t for t in facts.penalty_types for k in rs.special_serious_types):
+        return
+    text = engine.sector_text(facts)
+    area = next((a for a in rs.special_serious_areas if a in text), None)
+    if area is not None:
+        plan.severity, plan.source = "special_serious", f"rule:special-serious-area:{area}"
+
+
+def _sector_override(
+    plan: _Plan, facts: RecordFacts, overrides: list[_Override], engine: _Engine
+) -> None:
+    """58号令 sectors: the first matching override (in config order) sets the minimum."""
+    if plan.max_months is None or plan.min_months is None:
+        return  # not published, or never early anyway
+    text = engine.sector_text(facts)
+    for override, pattern in overrides:
+        if plan.severity in override.severities and pattern.search(text):
+            plan.min_months = min(override.min_months, plan.max_months)
+            plan.notes.append(f"sector {override.name}: min {_span(plan.min_months)}")
+            return
+
+
+def _never_early(plan: _Plan, types: tuple[str, ...], never_types: list[str]) -> None:
+    if plan.severity == "special_serious":
+        plan.never_early = "special serious"
+        return
+    if not never_types:
+        return
+    hit = next((t for t in types for k in never_types if k in t), None)
+    if hit is not None:
+        plan.never_early = f"penalty type {hit} can never stop early"
+
+
+def _market_plan(facts: RecordFacts, rules: RulesConfig) -> _Plan:
+    mr = rules.market_regulation
+    severity, source = classify(
+        facts.severity_given, facts.penalty_types, facts.penalty_content, rules
+    )
+    plan = _Plan(mr.id, severity, source, facts.publication_date or facts.decision_date)
+    _market_start(plan, facts)
+    types = [t.strip() for t in facts.penalty_types if t.strip()]
+    published = [t for t in types if t not in mr.not_published_types]
+    if types and not published:
+        plan.notes.append("a warning alone is not published")
+        return plan
+    # several types: the longest period of its types
+    plan.max_months = max((_market_months(t, facts, mr) for t in published), default=mr.long_months)
+    plan.min_months = min(mr.earliest_early_stop_months, plan.max_months)
+    _never_early(plan, tuple(types), mr.never_early_types)
+    return plan
+
+
+def _market_start(plan: _Plan, facts: RecordFacts) -> None:
+    if facts.publication_date is None:
+        plan.notes.append("publication date unknown: counted from the decision date")
+    elif facts.publication_date < facts.decision_date:
+        plan.start = facts.decision_date
+        plan.warnings.append(
+            f"publication date {facts.publication_date} is before the decision date; "
+            "counted from the decision date"
+        )
+    else:
+        plan.notes.append(f"counted from publication {facts.publication_date}")
+
+
+def _market_months(penalty_type: str, facts: RecordFacts, mr: MarketRegulationRules) -> int:
+    if any(k in penalty_type for k in mr.short_types):
+        return mr.short_months
+    if any(k in penalty_type for k in mr.fine_types) and _low_fine(facts, mr):
+        return mr.short_months
+    return mr.long_months
+
+
+def _low_fine(facts: RecordFacts, mr: MarketRegulationRules) -> bool:
+    threshold, amount = mr.low_fine_threshold_wan, facts.fine_amount_wan
+    return threshold is not None and amount is not None and amount <= threshold
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def evaluate(
+    facts: RecordFacts, today: dt.date, rules: RulesConfig, calendar: WorkingCalendar
+) -> Evaluation:
+    """Periods, repair dates and status of one record on `today`.
+
+    Raises ValueError (decision after `today`, unknown severity text, no rule set for the
+    date); the caller marks that record as an error and goes on.
+    """
+    if facts.decision_date > today:
+        raise ValueError(
+            f"decision date {facts.decision_date} is after the evaluation date {today}"
+        )
+    key = today if rules.selection_key == "evaluation_date" else facts.decision_date
+    plan = _plan(facts, key, rules)
+    publish_by = _publish_by(facts, plan, rules, calendar)
+    if plan.max_months is None:
+        return _finish(plan, None, None, "not_published", publish_by, facts)
+    max_end = _end(plan, plan.max_months, rules, calendar)
+    min_end = None
+    if plan.never_early is None and plan.min_months is not None:
+        min_end = _end(plan, plan.min_months, rules, calendar)
+    status = _status(today, min_end, max_end + ONE_DAY, plan.never_early is not None)
+    return _finish(plan, min_end, max_end, status, publish_by, facts)
+
+
+def _plan(facts: RecordFacts, key: dt.date, rules: RulesConfig) -> _Plan:
+    mr = rules.market_regulation
+    engine = _engine(rules)
+    if engine.is_market(facts) and (mr.effective_from is None or key >= mr.effective_from):
+        return _market_plan(facts, rules)
+    return _ndrc_plan(facts, key, engine)
+
+
+def _status(today: dt.date, min_end: dt.date | None, removal_on: dt.date, never: bool) -> Status:
+    # precedence per domain.md: not_published (handled by caller) · expired ·
+    # non_repairable · in_min_period · repairable
+    if today >= removal_on:
+        return "expired"
+    if never or min_end is None:
+        return "non_repairable"
+    return "in_min_period" if today <= min_end else "repairable"
+
+
+def _end(plan: _Plan, months: int, rules: RulesConfig, calendar: WorkingCalendar) -> dt.date:
+    try:
+        return period_end(plan.start, months, rules.roll_forward_holidays, calendar)
+    except CalendarError as exc:
+        # Art. 203 is optional; without data keep the calendar-day end and say so
+        plan.warnings.append(f"no working-day data for {exc.year}: Art. 203 roll-forward skipped")
+        return period_end(plan.start, months)
+
+
+def _publish_by(
+    facts: RecordFacts, plan: _Plan, rules: RulesConfig, calendar: WorkingCalendar
+) -> dt.date | None:
+    if plan.max_months is None:
+        return None  # never published: no publication deadline
+    # CalendarError propagates: the notice promises this date, so a record whose year
+    # no calendar covers is an error for that record (fail closed), not a guess.
+    return calendar.add_working_days(facts.decision_date, rules.publish_within_working_days)
+
+
+def _finish(
+    plan: _Plan, min_end: dt.date | None, max_end: dt.date | None, status: Status,
+    publish_by: dt.date | None, facts: RecordFacts,
+) -> Evaluation:  # fmt: skip
+    _check_publish_until(plan, facts, max_end)
+    return Evaluation(
+        severity=plan.severity,
+        severity_source=plan.source,
+        rule_set=plan.rule_set,
+        period_start=plan.start,
+        min_end=min_end,
+        max_end=max_end,
+        repairable_from=min_end + ONE_DAY if min_end else None,
+        removal_on=max_end + ONE_DAY if max_end else None,
+        publish_by=publish_by,
+        status=status,
+        reason=_reason(plan, min_end, max_end, status),
+        warnings=tuple(plan.warnings),
+    )
+
+
+def _check_publish_until(plan: _Plan, facts: RecordFacts, max_end: dt.date | None) -> None:
+    until = facts.publish_until
+    if until is None:
+        return
+    if until < facts.decision_date:
+        plan.warnings.append(f"公示截止期 {until} is before the decision date; period recomputed")
+    elif max_end is not None and until not in (max_end, max_end + ONE_DAY):
+        plan.warnings.append(
+            f"公示截止期 {until} differs from the computed end {max_end}; recomputed"
+        )
+
+
+def _reason(plan: _Plan, min_end: dt.date | None, max_end: dt.date | None, status: Status) -> str:
+    head = f"{plan.rule_set} {plan.severity}"
+    notes = "".join(f" ({note})" for note in plan.notes) if plan.notes else ""
+    if max_end is None:
+        return f"{head}{notes}: not published"
+    longest = _span(plan.max_months or 0)
+    if plan.never_early is not None:
+        body = f"never early ({plan.never_early}), max {longest}"
+    else:
+        body = f"min {_span(plan.min_months or 0)}, max {longest}"
+    removal = _iso(max_end + ONE_DAY)
+    if status == "expired":
+        tail = f"removed on {removal}"
+    elif min_end is not None:
+        tail = f"repairable from {_iso(min_end + ONE_DAY)}; removal on {removal}"
+    else:
+        tail = f"removal on {removal}"
+    return f"{head}{notes}: {body}; {tail}"
+
+
+_ISO: dict[dt.date, str] = {}
+
+
+def _iso(day: dt.date) -> str:
+    """date → 'YYYY-MM-DD', cached: formatting dates is a visible share of evaluate()."""
+    text = _ISO.get(day)
+    if text is None:
+        text = _ISO[day] = day.isoformat()
+    return text
+
+
+@lru_cache(maxsize=256)
+def _span(months: int) -> str:
+    if months == 0:
+        return "0 months (repairable at once)"
+    if months % 12 == 0:
+        years = months // 12
+        return f"{years} year" + ("s" if years > 1 else "")
+    return f"{months} month" + ("s" if months > 1 else "")
+
+
+_DEFAULT_RULES = RulesConfig()

@@ -1,0 +1,214 @@
+"""The outbox: one row per notice × channel × recipient, under a unique key.
+
+States::
+
+    pending ──claim──> sending ──> sent
+       ^                  │ ├────> retry ──(next_attempt_at)──> claimed again
+       └──────────────────┘ ├────> failed      (permanent, or attempts exhausted)
+                            ├────> unknown     (sent, outcome unknown; never resent by itself)
+                            └────> cancelled   (record repaired/expired before sending)
+
+Claims are one conditional UPDATE over a batch (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL); only rows whose state really changed are returned, so two dispatchers
+never send the same row. A row left in ``sending`` past its lease (a killed
+dispatcher) becomes ``unknown``: it may have gone out, so a person decides.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
+
+from pipeline.db.models import DeliveryAttempt, OutboxMessage, table_of
+from pipeline.config.notices import OutboxSettings
+
+outbox = table_of(OutboxMessage)
+attempts = table_of(DeliveryAttempt)
+DUE_STATES = ("pending", "retry")
+STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "cancelled")
+
+
+@dataclass(frozen=True)
+class Planned:
+    key: str
+    kind: str
+    occurrence: str
+    channel: str
+    recipient: str
+    recipient_name: str | None
+    record_id: int | None
+    department_code: str | None
+    payload: dict[str, Any]
+
+
+def message_key(kind: str, subject: str, occurrence: str, channel: str, recipient: str) -> str:
+    return f"{kind}:{subject}:{occurrence}:{channel}:{recipient}"
+
+
+def existing_keys(conn: Connection, keys: Iterable[str]) -> set[str]:
+    keys = list(keys)
+    found: set[str] = set()
+    for i in range(0, len(keys), 500):
+        found |= set(
+            conn.execute(select(outbox.c.key).where(outbox.c.key.in_(keys[i : i + 500]))).scalars()
+        )
+    return found
+
+
+def enqueue(conn: Connection, planned: list[Planned], now: dt.datetime) -> int:
+    """Insert the rows not planned before; return how many were new."""
+    fresh = {p.key: p for p in planned}
+    for key in existing_keys(conn, fresh):
+        del fresh[key]
+    rows = [{**p.__dict__, "state": "pending", "attempts": 0, "next_attempt_at": now,
+             "created_at": now, "updated_at": now} for p in fresh.values()]  # fmt: skip
+    if rows:
+        conn.execute(insert(outbox), rows)
+    return len(rows)
+
+
+def recover_stale(engine: Engine, now: dt.datetime) -> int:
+    """Rows in `sending` past their lease: the dispatcher died mid-send; outcome unknown."""
+    with engine.begin() as conn:
+        return conn.execute(
+            update(outbox).where(outbox.c.state == "sending", outbox.c.lease_until < now)
+            .values(state="unknown", updated_at=now, last_error="the dispatcher stopped while sending (lease expired)")
+        ).rowcount  # fmt: skip
+
+
+def claim(engine: Engine, now: dt.datetime, worker: str, lease: dt.timedelta, limit: int,
+          channels: Iterable[str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Atomically move up to `limit` due rows to `sending` for this worker; return them."""
+    c = outbox.c
+    due = select(c.id).where(c.state.in_(DUE_STATES), c.next_attempt_at <= now)
+    if channels is not None:
+        due = due.where(c.channel.in_(list(channels)))
+    due = due.order_by(c.next_attempt_at, c.id).limit(limit)
+    if engine.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    with engine.begin() as conn:
+        ids = list(conn.execute(
+            update(outbox).where(c.id.in_(due.scalar_subquery()), c.state.in_(DUE_STATES))
+            .values(state="sending", claimed_by=worker, lease_until=now + lease, updated_at=now,
+                    attempts=c.attempts + 1)
+            .returning(c.id)
+        ).scalars())  # fmt: skip
+        if not ids:
+            return []
+        started = conn.execute(insert(attempts).returning(attempts.c.id, attempts.c.outbox_id, sort_by_parameter_order=True),
+                               [{"outbox_id": i, "started_at": now} for i in ids])  # fmt: skip
+        attempt_of = {outbox_id: attempt_id for attempt_id, outbox_id in started}
+        rows = conn.execute(select(outbox).where(c.id.in_(ids)).order_by(c.id)).mappings()
+        return [{**r, "attempt_id": attempt_of[r["id"]]} for r in rows]
+
+
+def release(
+    engine: Engine, row_id: int, worker: str, when: dt.datetime, note: str, now: dt.datetime
+) -> None:
+    """Give a claimed row back untried (quiet hours, a cap): not an attempt."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(outbox).where(outbox.c.id == row_id, outbox.c.claimed_by == worker, outbox.c.state == "sending")
+            .values(state="pending", next_attempt_at=when, attempts=outbox.c.attempts - 1, updated_at=now,
+                    last_error=note, lease_until=None)
+        )  # fmt: skip
+        _finish_attempt(conn, row_id, now, "deferred", note)
+
+
+def _finish_attempt(
+    conn: Connection, row_id: int, now: dt.datetime, outcome: str, error: str | None
+) -> None:
+    """Close the row's latest attempt (a release: the row was claimed but not tried)."""
+    a = attempts.c
+    latest = select(func.max(a.id)).where(a.outbox_id == row_id).scalar_subquery()
+    conn.execute(
+        update(attempts).where(and_(a.id == latest, a.finished_at.is_(None)))
+        .values(finished_at=now, outcome=outcome, error=error)
+    )  # fmt: skip
+
+
+def backoff(attempt: int, settings: OutboxSettings, rng: random.Random) -> dt.timedelta:
+    """Exponential with full jitter: spreads retries so a recovered server is not stormed."""
+    ceiling = min(settings.max_backoff_seconds, settings.backoff_seconds * 2 ** max(attempt - 1, 0))
+    return dt.timedelta(seconds=rng.uniform(ceiling / 2, ceiling))
+
+
+def cancel(conn: Connection, row_ids: list[int], reason: str, now: dt.datetime) -> int:
+    if not row_ids:
+        return 0
+    return conn.execute(
+        update(outbox).where(outbox.c.id.in_(row_ids), outbox.c.state.in_(DUE_STATES))
+        .values(state="cancelled", last_error=reason, updated_at=now)
+    ).rowcount  # fmt: skip
+
+
+def listing(
+    engine: Engine, state: str | None = None, kind: str | None = None
+) -> list[dict[str, Any]]:
+    c = outbox.c
+    query = select(c.id, c.key, c.kind, c.occurrence, c.channel, c.recipient, c.recipient_name, c.state,
+                   c.attempts, c.next_attempt_at, c.sent_at, c.last_error, c.record_id, c.department_code,
+                   c.updated_at).order_by(c.id)  # fmt: skip
+    if state:
+        query = query.where(c.state == state)
+    if kind:
+        query = query.where(c.kind == kind)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {
+            s: n
+            for s, n in conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One send's result, to be written with others in one transaction (`finish_many`)."""
+
+    row: dict[str, Any]
+    state: str
+    now: dt.datetime
+    error: str | None = None
+    provider_id: str | None = None
+    next_at: dt.datetime | None = None
+    detail: dict[str, Any] | None = None
+
+
+def finish_many(conn: Connection, outcomes: list[Outcome]) -> None:
+    """Record the outcomes of a group of sends: three executemany statements in all.
+
+    Only rows this worker still holds in `sending` change (a row taken over after its
+    lease expired is left alone); each row's delivery attempt gets its outcome.
+    """
+    if not outcomes:
+        return
+    c, a = outbox.c, attempts.c
+    held = and_(
+        c.id == bindparam("b_id"), c.state == "sending", c.claimed_by == bindparam("b_worker")
+    )
+    sent = [o for o in outcomes if o.state == "sent"]
+    other = [o for o in outcomes if o.state != "sent"]
+    if sent:
+        conn.execute(update(outbox).where(held).values(
+            state="sent", updated_at=bindparam("b_now"), sent_at=bindparam("b_now"), last_error=None,
+            lease_until=None, provider_id=bindparam("b_pid")),
+            [{"b_id": o.row["id"], "b_worker": o.row["claimed_by"], "b_now": o.now, "b_pid": o.provider_id} for o in sent])  # fmt: skip
+    if other:
+        conn.execute(update(outbox).where(held).values(
+            state=bindparam("b_state"), updated_at=bindparam("b_now"), last_error=bindparam("b_error"), lease_until=None,
+            next_attempt_at=func.coalesce(bindparam("b_next", type_=outbox.c.next_attempt_at.type), c.next_attempt_at)),
+            [{"b_id": o.row["id"], "b_worker": o.row["claimed_by"], "b_now": o.now, "b_state": o.state,
+              "b_error": o.error, "b_next": o.next_at} for o in other])  # fmt: skip
+    conn.execute(update(attempts).where(a.id == bindparam("b_aid"), a.finished_at.is_(None)).values(
+        finished_at=bindparam("b_now"), outcome=bindparam("b_state"), error=bindparam("b_error"), detail=bindparam("b_detail")),
+        [{"b_aid": o.row["attempt_id"], "b_now": o.now, "b_state": o.state, "b_error": o.error, "b_detail": o.detail}
+         for o in outcomes])  # fmt: skip

@@ -1,0 +1,207 @@
+"""Run what is due: each job is an idempotent tick that asks the database what to do.
+
+`run_due` looks at every enabled job: its most recent due time (from the schedule),
+and whether a successful run already covered it (``job_runs``). A due time with no
+successful run is run **once**, however many ticks were missed while the container
+was down. A failed run is retried on later ticks up to ``runner.max_attempts``; its
+error is recorded and logged and the other jobs still run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, update
+
+from pipeline.app import App
+from pipeline.domain.calendar import WorkingCalendar, load_holidays
+from pipeline.db.models import JobRun, Lease, table_of
+from pipeline.logs import get_logger
+from pipeline.scheduler.schedule import JobSchedule, ScheduleConfig, latest_due, load_schedule, next_due
+
+job_runs = table_of(JobRun)
+leases = table_of(Lease)
+log = get_logger("runner")
+RUNNER_LEASE = "runner"
+HEARTBEAT = "heartbeat"
+SUCCESS = ("ok", "refused")
+
+
+@dataclass(frozen=True)
+class JobContext:
+    name: str
+    run_id: str
+    due_at: dt.datetime | None
+    now: dt.datetime
+    options: dict[str, Any]
+
+
+JobFunc = Callable[[App, JobContext], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    func: JobFunc
+    default: JobSchedule
+    doc: str
+
+
+@dataclass
+class JobOutcome:
+    job: str
+    ran: bool
+    outcome: str | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    due_at: dt.datetime | None = None
+    error: str | None = None
+    run_id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"job": self.job, "ran": self.ran, "outcome": self.outcome, "counts": self.counts,
+                "due_at": self.due_at.isoformat() if self.due_at else None, "error": self.error}  # fmt: skip
+
+
+def holder_id() -> str:
+    return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+
+
+class Runner:
+    def __init__(self, app: App, registry: dict[str, JobSpec]) -> None:
+        self.app = app
+        self.registry = registry
+        self.schedule: ScheduleConfig = load_schedule(app.config, list(registry))
+        self.calendar = WorkingCalendar(load_holidays(app.config))
+        self.tz = app.config.settings.tz
+
+    def spec(self, name: str) -> JobSchedule:
+        return self.schedule.jobs.get(name) or self.registry[name].default
+
+    def run_due(self, now: dt.datetime) -> list[JobOutcome]:
+        return [self._maybe_run(name, now) for name in self.registry]
+
+    def _maybe_run(self, name: str, now: dt.datetime) -> JobOutcome:
+        spec = self.spec(name)
+        if not spec.enabled:
+            return JobOutcome(name, False, "disabled")
+        last_ok = self.last_success_due(name)
+        due = latest_due(spec, now, self.calendar, self.tz, since=last_ok)
+        if due is None or (last_ok is not None and last_ok >= due):
+            return JobOutcome(name, False)
+        if self._failures(name, due) >= self.schedule.runner.max_attempts:
+            return JobOutcome(name, False, "gave_up", due_at=due)
+        return self.run_job(name, now, due)
+
+    def run_job(self, name: str, now: dt.datetime, due: dt.datetime | None) -> JobOutcome:
+        run_id = uuid.uuid4().hex[:12]
+        context = JobContext(name, run_id, due, now, dict(self.spec(name).options))
+        self._record_start(context)
+        started = time.monotonic()
+        log.info("job.start", job=name, run_id=run_id, due_at=due.isoformat() if due else None)
+        try:
+            counts = self.registry[name].func(self.app, context)
+        except Exception as exc:  # a job's failure must not stop the others
+            outcome = JobOutcome(
+                name, True, "error", due_at=due, error=f"{type(exc).__name__}: {exc}", run_id=run_id
+            )
+            log.error(
+                "job.error",
+                job=name,
+                run_id=run_id,
+                error=outcome.error,
+                traceback=traceback.format_exc(limit=5),
+            )
+        else:
+            result = "refused" if counts.get("refused") else "ok"
+            outcome = JobOutcome(name, True, result, counts, due, run_id=run_id)
+        seconds = round(time.monotonic() - started, 3)
+        self._record_end(outcome, seconds)
+        log.info(
+            "job.end",
+            job=name,
+            run_id=run_id,
+            outcome=outcome.outcome,
+            seconds=seconds,
+            counts=outcome.counts,
+        )
+        return outcome
+
+    # ------------------------------------------------------------------ job_runs
+    @property
+    def engine(self) -> Engine:
+        return self.app.engine
+
+    def last_success_due(self, name: str) -> dt.datetime | None:
+        c = job_runs.c
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.max(c.due_at)).where(c.job == name, c.outcome.in_(SUCCESS))
+            ).scalar()
+
+    def last_run(self, name: str) -> dict[str, Any] | None:
+        c = job_runs.c
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(job_runs).where(c.job == name).order_by(c.id.desc()).limit(1))
+                .mappings()
+                .first()
+            )
+        return dict(row) if row else None
+
+    def _failures(self, name: str, due: dt.datetime) -> int:
+        c = job_runs.c
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(c.job == name, c.due_at == due, c.outcome == "error")
+                ).scalar_one()
+            )
+
+    def _record_start(self, ctx: JobContext) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(job_runs), {"run_id": ctx.run_id, "job": ctx.name, "due_at": ctx.due_at,
+                                            "started_at": ctx.now, "outcome": "running", "host": socket.gethostname()})  # fmt: skip
+
+    def _record_end(self, outcome: JobOutcome, seconds: float) -> None:
+        counts = {**outcome.counts, "seconds": seconds}
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(job_runs).where(job_runs.c.run_id == outcome.run_id),
+                {"outcome": outcome.outcome, "counts": _jsonable(counts), "error": outcome.error,
+                 "finished_at": self.app.clock.now()},
+            )  # fmt: skip
+
+    def next_due(self, name: str, now: dt.datetime) -> dt.datetime | None:
+        return next_due(self.spec(name), now, self.calendar, self.tz)
+
+
+def beat(engine: Engine, holder: str, now: dt.datetime) -> None:
+    """The scheduler's heartbeat (real time), read by `credit-repair health`."""
+    c = leases.c
+    with engine.begin() as conn:
+        changed = conn.execute(
+            update(leases).where(c.name == HEARTBEAT).values(holder=holder, heartbeat_at=now)
+        ).rowcount
+        if not changed:
+            conn.execute(insert(leases), {"name": HEARTBEAT, "holder": holder, "heartbeat_at": now})
+
+
+def heartbeat_at(engine: Engine) -> dt.datetime | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(leases.c.heartbeat_at).where(leases.c.name == HEARTBEAT)
+        ).scalar()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)

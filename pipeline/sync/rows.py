@@ -1,0 +1,360 @@
+"""Validate and normalise one snapshot row into the columns of a record.
+
+Pure: a raw row in, a `RowOutcome` out. Every problem names the field; an error
+quarantines the row, a warning keeps it. Time and I/O stay in `pipeline.sync.snapshot`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any, Literal
+
+from pipeline import __version__
+from pipeline.db.models import SNAPSHOT_FIELDS
+from pipeline.sync.normalize import clean_text, parse_amount_wan, parse_date, split_penalty_types
+from pipeline.domain.routing import Router
+from pipeline.sync.sources.base import RawRow
+from pipeline.sync.sources.fields import JOINED_FIELD, HeaderMapping, _join
+from pipeline.domain.uscc import check_uscc, is_clean, normalise_code
+
+Kind = Literal["penalty", "list"]
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    row: int
+    field: str | None
+    reason: str
+    level: Literal["error", "warning"] = "error"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "reason": self.reason}
+
+
+@dataclass(slots=True)
+class RowOutcome:
+    row_no: int
+    values: dict[str, Any] | None = None
+    """The record columns (key, snapshot fields, content_hash); None when rejected."""
+    issues: list[Issue] = field(default_factory=list)
+    out_of_scope: bool = False
+
+    @property
+    def rejected(self) -> bool:
+        return any(i.level == "error" for i in self.issues)
+
+
+def code_text(value: object) -> str:
+    """Codes and numbers: full-width to ASCII (NFKC) and no whitespace at all."""
+    return "".join(unicodedata.normalize("NFKC", clean_text(value)).split())
+
+
+def _text(value: object) -> str | None:
+    return clean_text(value) or None
+
+
+def _types(value: object) -> str | None:
+    return ";".join(split_penalty_types(clean_text(value))) or None
+
+
+# field -> converter; a converter raises ValueError with a short reason.
+_CONVERTERS: dict[str, Callable[[object], Any]] = {
+    "decision_no": lambda v: code_text(v) or None,
+    "authority": _text,
+    "entity_name": _text,
+    "entity_type": _text,
+    "legal_rep": _text,
+    "violation_type": _text,
+    "facts": _text,
+    "basis": _text,
+    "penalty_types": _types,
+    "penalty_content": _text,
+    "fine_amount": parse_amount_wan,
+    "confiscated_amount": parse_amount_wan,
+    "license_info": _text,
+    "decision_date": parse_date,
+    "publication_date": parse_date,
+    "valid_until": parse_date,
+    "publish_until": parse_date,
+    "authority_uscc": lambda v: normalise_code(clean_text(v)) or None,
+    "data_source": _text,
+    "data_source_uscc": lambda v: normalise_code(clean_text(v)) or None,
+    "severity": _text,
+    "industry": _text,
+    "list_name": _text,
+    "list_reason": _text,
+}
+_REQUIRED = ("decision_no", "entity_name", "decision_date", "authority")
+# Fast path (see `_FastPlan`): converters that are pure functions of a text cell whose
+# columns repeat a lot in real exports (authorities, codes, dates, amounts, types), so
+# their results are memoised per column; free text is cheap to clean inline instead.
+_TEXT_FIELDS = frozenset(name for name, convert in _CONVERTERS.items() if convert is _text)
+_MEMO_FIELDS = frozenset(
+    {"penalty_types", "fine_amount", "confiscated_amount", "decision_date", "publication_date",
+     "valid_until", "publish_until", "authority_uscc", "data_source_uscc"}
+)  # fmt: skip
+_MEMO_LIMIT = 8192
+"""Distinct values remembered per column; beyond that values are converted each time."""
+
+
+class _Slow(Exception):
+    """The fast path cannot decide this row: validate it the general way."""
+
+
+class _Memo(dict[object, Any]):
+    """A converter's results by cell text (bounded); a miss converts, and may raise."""
+
+    __slots__ = ("convert",)
+
+    def __init__(self, convert: Callable[[object], Any]) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def __missing__(self, key: object) -> Any:
+        value = self.convert(key)
+        # only text is remembered: 1, 1.0 and True are equal keys but convert differently
+        if type(key) is str and len(self) < _MEMO_LIMIT:
+            self[key] = value
+        return value
+
+
+def _cells(indices: Sequence[int]) -> Callable[[Sequence[object]], tuple[object, ...]]:
+    """A getter of the cells at `indices`, always as a tuple."""
+    if not indices:
+        return lambda cells: ()
+    if len(indices) == 1:
+        index = indices[0]
+        return lambda cells: (cells[index],)
+    return itemgetter(*indices)
+
+
+class _FastPlan:
+    """`RowValidator.validate` for the common row, with the same result.
+
+    Handles only rows whose cells convert without error and carry no warning; anything
+    else raises `_Slow` (or the converter's ValueError) and goes through the general
+    path, which therefore decides every message. Precomputed per header: where each
+    field's column is, which fields are absent (always None), per-column memo tables.
+    """
+
+    def __init__(self, mapping: HeaderMapping) -> None:
+        singles = mapping.single_columns
+        joined = mapping.joined_columns
+        self.width = len(mapping.headers)
+        self.absent: dict[str, Any] = {}
+        text: list[tuple[str, int]] = []
+        memo: list[tuple[str, int, _Memo]] = []
+        self.other: list[tuple[str, int, Callable[[object], Any]]] = []
+        self.joined: tuple[int, ...] = ()
+        for name, convert in _CONVERTERS.items():
+            if name == JOINED_FIELD and len(joined) > 1:
+                self.joined = joined
+                continue
+            index = joined[0] if name == JOINED_FIELD and joined else singles.get(name)
+            if index is None:
+                self.absent[name] = convert(None)  # None for every converter
+            elif name in _TEXT_FIELDS:
+                text.append((name, index))
+            elif name in _MEMO_FIELDS:
+                memo.append((name, index, _Memo(convert)))
+            else:
+                self.other.append((name, index, convert))
+        self.text_names = [name for name, _ in text]
+        self.text_cells = _cells([index for _, index in text])
+        self.memo_names = [name for name, _, _ in memo]
+        self.memo_cells = _cells([index for _, index, _ in memo])
+        self.memos = [m for _, _, m in memo]
+        self.required = itemgetter(*_REQUIRED)
+        self.uscc = singles.get("uscc")
+        self.extras = mapping.extra_columns
+
+    def values(self, cells: Sequence[object]) -> dict[str, Any]:
+        """The converted fields (and uscc) of a row; raises `_Slow` or ValueError."""
+        if len(cells) < self.width:
+            cells = [*cells, *[None] * (self.width - len(cells))]
+        values = dict(self.absent)
+        try:
+            texts = [" ".join(v.split()) or None for v in self.text_cells(cells)]  # type: ignore[attr-defined]
+        except (AttributeError, TypeError):  # a cell that is not text (XLSX, JSON)
+            texts = [_text(v) for v in self.text_cells(cells)]
+        values.update(zip(self.text_names, texts, strict=True))
+        try:
+            converted = [
+                memo[v] for memo, v in zip(self.memos, self.memo_cells(cells), strict=True)
+            ]
+        except TypeError:  # an unhashable cell (a JSON list or object)
+            raise _Slow from None
+        values.update(zip(self.memo_names, converted, strict=True))
+        for name, index, convert in self.other:
+            values[name] = convert(cells[index])
+        if self.joined:
+            values[JOINED_FIELD] = _types(_join(cells[i] for i in self.joined))
+        if None in self.required(values):
+            raise _Slow
+        given = None if self.uscc is None else cells[self.uscc]
+        if given is None or given == "":
+            values["uscc"] = None
+        elif type(given) is str and given.isascii():
+            code = "".join(given.split()).upper()
+            if code and not is_clean(code):
+                raise _Slow  # an error or a warning: the general path words it
+            values["uscc"] = code or None
+        else:
+            raise _Slow
+        return values
+
+    def raw(self, cells: Sequence[object]) -> dict[str, Any] | None:
+        out = {}
+        for index, key in self.extras:
+            value = cells[index] if index < len(cells) else None
+            if value not in (None, ""):
+                out[key] = _jsonable(value)
+        return out or None
+
+
+class RowValidator:
+    def __init__(self, kind: Kind, mapping: HeaderMapping, router: Router) -> None:
+        self.kind = kind
+        self.mapping = mapping
+        self.router = router
+        self._fast = _FastPlan(mapping)
+
+    def validate(self, raw: RawRow) -> RowOutcome:
+        if raw.problem is None:
+            try:
+                values = self._fast.values(raw.values)
+            except (_Slow, ValueError):
+                pass
+            else:
+                out = RowOutcome(raw.row_no)
+                self._finish_values(values, self._fast.raw(raw.values), out)
+                return out
+        return self._validate(raw)
+
+    def _validate(self, raw: RawRow) -> RowOutcome:
+        """The general path: every check, every message."""
+        out = RowOutcome(raw.row_no)
+        if raw.problem:
+            out.issues.append(Issue(raw.row_no, None, raw.problem))
+            return out
+        fields, extras = self.mapping.apply(raw.values)
+        values = self._convert(raw.row_no, fields, out.issues)
+        self._check_uscc(raw.row_no, fields.get("uscc"), values, out.issues)
+        if out.rejected:
+            return out
+        self._finish(values, extras, out)
+        return out
+
+    def _convert(self, row: int, fields: dict[str, object], issues: list[Issue]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, convert in _CONVERTERS.items():
+            try:
+                values[name] = convert(fields.get(name))
+            except ValueError as exc:
+                issues.append(Issue(row, name, str(exc)))
+        for name in _REQUIRED:
+            if name in values and values[name] is None:
+                issues.append(Issue(row, name, "required value is empty"))
+        return values
+
+    def _check_uscc(
+        self, row: int, given: object, values: dict[str, Any], issues: list[Issue]
+    ) -> None:
+        code = normalise_code(clean_text(given))
+        values["uscc"] = code or None  # empty is allowed: natural persons have none
+        if not code:
+            return
+        result = check_uscc(code)
+        if result.error:
+            issues.append(Issue(row, "uscc", f"{code}: {result.error}"))
+        elif result.warning:
+            issues.append(Issue(row, "uscc", f"{code}: {result.warning}", "warning"))
+            values["uscc_warning"] = result.warning
+
+    def _finish(self, values: dict[str, Any], extras: dict[str, object], out: RowOutcome) -> None:
+        raw = {k: _jsonable(v) for k, v in extras.items() if v not in (None, "")} or None
+        self._finish_values(values, raw, out)
+
+    def _finish_values(
+        self, values: dict[str, Any], raw: dict[str, Any] | None, out: RowOutcome
+    ) -> None:
+        route = self.router.route(values["authority"], values["authority_uscc"])
+        if not self.router.in_scope(values["uscc"], values["authority_uscc"], route):
+            out.out_of_scope = True
+            return
+        values["severity_given"] = values.pop("severity")
+        values["department_code"] = route.department_code
+        values["route_note"] = route.note
+        values.setdefault("uscc_warning", None)
+        values["raw"] = raw
+        values["content_hash"] = content_hash(values)
+        values["row_no"] = out.row_no
+        out.values = values
+
+
+class RawDigest:
+    """A fingerprint of a raw row as read, for skipping rows that did not change.
+
+    16 bytes (blake2b) over the cells' text, keyed by `fingerprint`: everything else
+    that decides what a row validates to (kind, headers and their mapping, field_map,
+    departments, jurisdiction, this code). Equal digests under equal fingerprints mean
+    the row would validate to the same values. CSV rows (all text, no separator inside)
+    are hashed as joined text; anything else (XLSX, JSON cells) by `repr`, in its own
+    domain, so 1 and "1" differ.
+    """
+
+    __slots__ = ("_repr", "_text")
+
+    def __init__(self, fingerprint: str) -> None:
+        key = fingerprint.encode("utf-8")
+        self._text = hashlib.blake2b(key + b"\x00text", digest_size=16)
+        self._repr = hashlib.blake2b(key + b"\x00repr", digest_size=16)
+
+    def __call__(self, cells: Sequence[object]) -> bytes:
+        try:
+            text = "\x1f".join(cells)  # type: ignore[arg-type]
+        except TypeError:  # a cell that is not text
+            text = None
+        if text is not None and text.count("\x1f") == len(cells) - 1:
+            digest = self._text.copy()
+        else:
+            text = "\x1f".join(map(repr, cells))  # repr escapes \x1f inside text
+            digest = self._repr.copy()
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        return digest.digest()
+
+
+def raw_fingerprint(kind: Kind, mapping: HeaderMapping, *config: str) -> str:
+    """What, besides a row's cells, decides its validated values: see `RawDigest`.
+
+    `config` is the configuration the router reads (departments, jurisdiction). The
+    package version and RAW_DIGEST_VERSION are included too, so an upgrade (which may
+    change how rows are read) makes the next sync validate every row once again.
+    """
+    parts = [
+        RAW_DIGEST_VERSION,
+        __version__,
+        kind,
+        repr(mapping.headers),
+        repr(mapping.fields),
+        *config,
+    ]
+    return hashlib.sha256("\x1e".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+RAW_DIGEST_VERSION = "1"
+"""Bump with any change to validation, normalisation or routing between releases."""
+
+
+def _jsonable(value: object) -> Any:
+    return value if isinstance(value, (str, int, float, bool)) else str(value)
+
+
+def content_hash(values: dict[str, Any]) -> str:
+    """A digest of every snapshot field: equal hashes mean an unchanged record."""
+    text = "\x1f".join(map(repr, map(values.get, SNAPSHOT_FIELDS)))
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()

@@ -1,0 +1,818 @@
+"""Load a snapshot into the ledger: validate, stage, diff in SQL, guard, apply.
+
+::
+
+    rows --validate--> staging (temp table) --link to records--> counts --guard--> apply
+
+A row is validated only when it may have changed: each raw row's fingerprint
+(`RawDigest`: its cells as read, under the headers, field_map, departments,
+jurisdiction and validating code) is looked up among those of the current records
+(`records.raw_hash`); a row found there is the record it was loaded into, unchanged,
+and only that record's id goes to a second temp table (`sync_keys`). New, changed, vanished and
+previously rejected rows, and records with a warning (so `warnings` stays the same
+from one identical sync to the next), are validated in full as before. A change of
+configuration or code changes every fingerprint, so the next sync validates all.
+
+One database transaction per sync: either the whole snapshot is applied or nothing
+is. The diff is set-based (a handful of statements whatever the size); only changed
+records are touched row by row, to keep their old values in the history. Re-running
+the same snapshot changes nothing. The guard refuses an empty snapshot, or one that
+would vanish more than `sync.max_vanish_share` of the current records, unless forced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from string import hexdigits
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Date,
+    Engine,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    update,
+)
+
+from pipeline.config import Config
+from pipeline.db.models import (
+    SNAPSHOT_FIELDS,
+    QuarantinedRow,
+    Record,
+    RecordChange,
+    SyncRun,
+    table_of,
+)
+from pipeline.errors import InputError
+from pipeline.domain.routing import Router
+from pipeline.sync.rows import Issue, Kind, RawDigest, RowValidator, raw_fingerprint
+from pipeline.sync.sources.base import Snapshot
+from pipeline.sync.sources.fields import build_mapping
+
+# Negative: KiB. Counted in the process's memory (kept well under the 500 MB target).
+_SQLITE_CACHE_KIB = {"main": -96 * 1024, "temp": -32 * 1024}
+records = table_of(Record)
+changes = table_of(RecordChange)
+quarantine = table_of(QuarantinedRow)
+Progress = Callable[[int], None]
+_NEW_VALUES = (*SNAPSHOT_FIELDS, "content_hash", "raw_hash")
+"""What an update writes from the staged row."""
+
+
+@dataclass
+class SyncResult:
+    sync_id: int | None = None
+    rows_read: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    vanished: int = 0
+    out_of_scope: int = 0
+    quarantined: int = 0
+    warnings: int = 0
+    refused: bool = False
+    reason: str | None = None
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    warning_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        keys = (
+            "rows_read",
+            "added",
+            "updated",
+            "unchanged",
+            "vanished",
+            "out_of_scope",
+            "quarantined",
+            "warnings",
+            "refused",
+            "reason",
+            "quarantine",
+        )
+        out = {k: getattr(self, k) for k in keys}
+        out["warning_rows"] = self.warning_rows
+        out["sync_id"] = self.sync_id
+        return out
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    snapshot: Snapshot
+    kind: Kind
+    source: str
+    """Records vanish only from the source that loaded them."""
+    now: dt.datetime
+    force: bool = False
+    field_map: dict[str, str] = field(default_factory=dict)
+
+
+def _staging_table() -> Table:
+    """A temporary table: unlogged on PostgreSQL, outside the main file on SQLite."""
+    cols = [Column(c.name, _plain(c.type)) for c in records.c if c.name in SNAPSHOT_FIELDS]
+    return Table(
+        "sync_staging",
+        MetaData(),
+        Column("row_no", Integer, primary_key=True),
+        Column("authority", String(200)),
+        Column("decision_no", String(200)),
+        *cols,
+        Column("content_hash", String(32)),
+        Column("raw_hash", String(32)),
+        Column("record_id", Integer),
+        prefixes=["TEMPORARY"],
+    )
+
+
+def _keys_table() -> Table:
+    """Rows known unchanged (their raw fingerprint is their record's): the record, by id.
+
+    Keyed by record (one row per record: see `_Sync._stage`), which comes in about
+    ascending order (records are added in row order), so the key costs little to build.
+    """
+    return Table(
+        "sync_keys",
+        MetaData(),
+        Column("record_id", Integer, primary_key=True, autoincrement=False),
+        Column("row_no", Integer, nullable=False),
+        prefixes=["TEMPORARY"],
+    )
+
+
+def _plain(type_: Any) -> Any:
+    if isinstance(type_, JSON):
+        return JSON(none_as_null=True)
+    return {"DATE": Date(), "NUMERIC": Numeric(18, 6), "TEXT": Text()}.get(
+        type(type_).__name__.upper(), type_
+    )
+
+
+def sync_snapshot(
+    engine: Engine, config: Config, request: SyncRequest, progress: Progress | None = None
+) -> SyncResult:
+    """Validate, diff and apply one snapshot; see the module docstring."""
+    mapping = build_mapping(
+        request.snapshot.headers,
+        "penalties" if request.kind == "penalty" else "severe-list",
+        request.field_map,
+    )
+    missing = mapping.missing_required()
+    if missing:
+        raise InputError(
+            f"{request.snapshot.name}: the header lacks required column(s) "
+            f"{'; '.join(mapping.describe_missing())}; nothing was loaded"
+        )
+    router = Router(config.departments, config.settings.jurisdiction)
+    validator = RowValidator(request.kind, mapping, router)
+    digest = RawDigest(
+        raw_fingerprint(
+            request.kind,
+            mapping,
+            config.departments.model_dump_json(),
+            config.settings.jurisdiction.model_dump_json(),
+        )
+    )
+    sync_id = _open_run(engine, request)
+    result = SyncResult(sync_id=sync_id)
+    try:
+        with engine.begin() as conn:
+            _Sync(conn, config, request, result, progress).run(validator, digest)
+    except BaseException as exc:
+        _fail_run(engine, sync_id, request.now, exc)
+        raise
+    return result
+
+
+def _open_run(engine: Engine, request: SyncRequest) -> int:
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                insert(table_of(SyncRun)).returning(table_of(SyncRun).c.id),
+                {
+                    "source": request.source,
+                    "kind": request.kind,
+                    "started_at": request.now,
+                    "on": request.now.date(),
+                    "status": "running",
+                },
+            ).scalar_one()
+        )
+
+
+def _fail_run(engine: Engine, sync_id: int, now: dt.datetime, exc: BaseException) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(table_of(SyncRun)).where(table_of(SyncRun).c.id == sync_id),
+            {"status": "failed", "finished_at": now, "reason": str(exc) or type(exc).__name__},
+        )
+
+
+class _StagingWriter:
+    """Bulk insert into the staging table: COPY on PostgreSQL (psycopg), the driver's
+    executemany on SQLite; SQLAlchemy's executemany on anything else.
+
+    Stores exactly what `conn.execute(staging.insert(), rows)` would (the columns' own
+    bind processors convert dates, decimals and JSON), without its per-row overhead.
+    """
+
+    def __init__(self, conn: Connection, staging: Table, names: Sequence[str]) -> None:
+        self.conn = conn
+        self.staging = staging
+        columns = [staging.c[n] for n in names]
+        self.row = itemgetter(*names)
+        dialect = conn.dialect
+        self.processors = [
+            (i, p)
+            for i, c in enumerate(columns)
+            if (p := c.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        ]
+        self.columns = columns
+        quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
+        table = dialect.identifier_preparer.format_table(staging)
+        self.mode = "orm"
+        if dialect.name == "postgresql" and dialect.driver == "psycopg":
+            self.mode = "copy"
+            self.sql = f"COPY {table} ({quoted}) FROM STDIN"
+        elif dialect.name == "sqlite" and dialect.paramstyle == "qmark":
+            self.mode = "executemany"
+            self.sql = f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * len(names))})"
+
+    def write(self, batch: list[dict[str, Any]]) -> None:
+        if self.mode == "orm":
+            self.conn.execute(self.staging.insert(), batch)
+            return
+        self.write_rows(self._rows(batch))
+
+    def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Rows as tuples in column order, already as the driver takes them."""
+        if self.mode == "orm":
+            names = [c.name for c in self.columns]
+            self.conn.execute(
+                self.staging.insert(), [dict(zip(names, r, strict=True)) for r in rows]
+            )
+            return
+        cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if self.mode == "copy":
+                with cursor.copy(self.sql) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                cursor.executemany(self.sql, rows)
+        finally:
+            cursor.close()
+
+    def _rows(self, batch: list[dict[str, Any]]) -> list[Any]:
+        get = self.row
+        if not self.processors:
+            return [get(values) for values in batch]
+        rows = []
+        for values in batch:
+            row = list(get(values))
+            for i, process in self.processors:
+                row[i] = process(row[i])
+            rows.append(row)
+        return rows
+
+
+class _Sync:
+    """One sync inside one transaction."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        config: Config,
+        request: SyncRequest,
+        result: SyncResult,
+        progress: Progress | None,
+    ) -> None:
+        self.conn = conn
+        self.request = request
+        self.result = result
+        self.progress = progress
+        self.batch_size = config.settings.sync.batch_size
+        self.max_share = config.settings.sync.max_vanish_share
+        self.staging = _staging_table()
+        self.keys = _keys_table()
+        self.gone = Table(
+            "sync_gone", MetaData(), Column("id", Integer, primary_key=True), prefixes=["TEMPORARY"]
+        )
+        """The records that vanish (found by `_count`)."""
+        self.writer = _StagingWriter(
+            conn, self.staging, [c.name for c in self.staging.c if c.name != "record_id"]
+        )  # record_id: linked later
+        self.key_writer = _StagingWriter(conn, self.keys, [c.name for c in self.keys.c])
+        self.today = request.now.date()
+        self._validated = 0
+        """Rows staged in full (in `staging`); the others are in `keys`."""
+        self._known = 0
+        self._duplicates: list[tuple[int, str, str]] = []
+        """(row, authority, decision_no) of validated rows repeating a validated row's key."""
+
+    # ------------------------------------------------------------------ stage
+    def run(self, validator: RowValidator, digest: RawDigest) -> None:
+        restore = self._bulk_settings()
+        for table in (self.staging, self.keys, self.gone):
+            table.drop(self.conn, checkfirst=True)
+            table.create(self.conn)
+        try:
+            self._stage(validator, digest, self._unchanged_digests())
+            self._link()
+            self._resolve_duplicates()
+            self._count()
+            self._guard()
+            if not self.result.refused:
+                self._apply()
+            self._close_run()
+        finally:
+            for table in (self.gone, self.keys, self.staging):
+                table.drop(self.conn)
+            restore()
+
+    def _bulk_settings(self) -> Callable[[], None]:
+        """SQLite: a bigger page cache for this transaction (the default 2 MiB makes
+        inserts into the records indexes and the staging table thrash at a million
+        rows); restored afterwards, as the connection goes back to the pool."""
+        if self.conn.dialect.name != "sqlite":
+            return lambda: None
+        execute = self.conn.exec_driver_sql
+        main = execute("PRAGMA main.cache_size").scalar_one()
+        temp = execute("PRAGMA temp.cache_size").scalar_one()
+        execute(f"PRAGMA main.cache_size = {_SQLITE_CACHE_KIB['main']}")
+        execute(f"PRAGMA temp.cache_size = {_SQLITE_CACHE_KIB['temp']}")
+
+        def restore() -> None:
+            execute(f"PRAGMA main.cache_size = {int(main)}")
+            execute(f"PRAGMA temp.cache_size = {int(temp)}")
+
+        return restore
+
+    def _unchanged_digests(self) -> dict[bytes, int]:
+        """Raw fingerprint → id of the current records a row with it leaves unchanged.
+
+        Not vanished (a row reappearing is a change) and without a USCC warning (the
+        warning is reported again at each sync: such rows are validated again).
+        """
+        r = records.c
+        query = select(r.raw_hash, r.id).where(
+            _scanned(r.kind) == self.request.kind,
+            r.vanished_on.is_(None),
+            r.uscc_warning.is_(None),
+            r.raw_hash.is_not(None),
+        )
+        known: dict[bytes, int] = {}
+        fromhex = bytes.fromhex
+        for rows in _plain_batches(self.conn, query):
+            try:
+                known.update({fromhex(raw_hash): record_id for raw_hash, record_id in rows})
+            except ValueError:  # not all fingerprints of ours: validate those records' rows
+                for raw_hash, record_id in rows:
+                    if len(raw_hash) == 32 and all(c in hexdigits for c in raw_hash):
+                        known[fromhex(raw_hash)] = record_id
+        return known
+
+    def _stage(self, validator: RowValidator, digest: RawDigest, known: dict[bytes, int]) -> None:
+        """Validate and stage every row, except rows `known` unchanged: only their record.
+
+        A known row is not even keyed: its record is its key. Two rows with one key are
+        found here when both were validated (`seen`), or by `_resolve_duplicates` when
+        one is known (as they then share the record). A second row with the cells of a
+        known one no longer finds them (`pop`): it is validated, as a duplicate.
+        """
+        seen: set[int] = set()
+        batch: list[dict[str, Any]] = []
+        keys: list[tuple[int, int]] = []
+        issues: list[Issue] = []
+        find, result, progress = known.pop, self.result, self.progress
+        for raw in self.request.snapshot:
+            result.rows_read += 1
+            if progress and result.rows_read % 10_000 == 0:
+                progress(result.rows_read)
+            fingerprint = b""
+            if raw.problem is None:
+                fingerprint = digest(raw.values)
+                record_id = find(fingerprint, None)
+                if record_id is not None:
+                    keys.append((record_id, raw.row_no))
+                    if len(keys) >= self.batch_size:
+                        self._write_keys(keys)
+                    continue
+            outcome = validator.validate(raw)
+            issues.extend(outcome.issues)
+            values = outcome.values
+            if values is None:
+                result.out_of_scope += outcome.out_of_scope
+                continue
+            key = hash((values["authority"], values["decision_no"]))
+            if key in seen:
+                self._duplicates.append(
+                    (outcome.row_no, values["authority"], values["decision_no"])
+                )
+                continue
+            seen.add(key)
+            values["raw_hash"] = fingerprint.hex()  # a valid row has no problem: set
+            batch.append(values)
+            if len(batch) >= self.batch_size:
+                self._flush(batch, issues)
+        known.clear()  # memory, for the steps below
+        self._write_keys(keys)
+        self._flush(batch, issues)
+
+    def _write_keys(self, keys: list[tuple[int, int]]) -> None:
+        if keys:
+            self._known += len(keys)
+            self.key_writer.write_rows(keys)
+            keys.clear()
+
+    def _flush(self, batch: list[dict[str, Any]], issues: list[Issue]) -> None:
+        if batch:
+            self._validated += len(batch)
+            self.writer.write(batch)
+            batch.clear()
+        if issues:
+            self._quarantine(issues)
+            issues.clear()
+
+    def _quarantine(self, issues: list[Issue]) -> None:
+        rows = [
+            {
+                "sync_id": self.result.sync_id,
+                "source": self.request.snapshot.name,
+                "row_no": i.row,
+                "field": i.field,
+                "level": i.level,
+                "reason": i.reason,
+            }
+            for i in issues
+        ]
+        self.conn.execute(insert(quarantine), rows)
+        for issue in issues:
+            target = self.result.quarantine if issue.level == "error" else self.result.warning_rows
+            target.append(issue.as_json())
+        self.result.quarantined += len({i.row for i in issues if i.level == "error"})
+        self.result.warnings += sum(i.level == "warning" for i in issues)
+
+    def _resolve_duplicates(self) -> None:
+        """Quarantine every row but the first of each key (after `_link`).
+
+        Validated rows repeating a validated row's key were set aside by `_stage`; a
+        validated row and a known row with one key share a record: the later one goes.
+        """
+        s, k, r = self.staging.c, self.keys.c, records.c
+        pairs = self.conn.execute(
+            select(s.row_no, k.row_no, s.authority, s.decision_no, s.record_id).join_from(
+                self.staging, self.keys, k.record_id == s.record_id
+            )
+        ).all()
+        duplicates = self._duplicates + [
+            (max(full, known), authority, decision_no)
+            for full, known, authority, decision_no, _ in pairs
+        ]
+        if not duplicates:
+            return
+        if len(duplicates) > 8:  # else a scan per duplicate is cheaper than an index
+            self.conn.exec_driver_sql(
+                "CREATE INDEX ix_sync_staging_key ON sync_staging (authority, decision_no)"
+            )
+        issues = []
+        for row_no, authority, decision_no in sorted(duplicates):
+            firsts = [
+                select(func.min(s.row_no)).where(
+                    s.authority == authority, s.decision_no == decision_no
+                ),
+                select(func.min(k.row_no)).where(
+                    k.record_id == r.id,
+                    r.kind == self.request.kind,
+                    r.authority == authority,
+                    r.decision_no == decision_no,
+                ),
+            ]
+            first = min(n for n in (self.conn.execute(q).scalar() for q in firsts) if n is not None)
+            issues.append(
+                Issue(
+                    row_no,
+                    "decision_no",
+                    f"duplicate of row {first} ({authority} {decision_no}); the first occurrence wins",
+                )
+            )
+        for full, known, _, _, record_id in pairs:  # after the messages: they need the firsts
+            if full > known:
+                self.conn.execute(self.staging.delete().where(s.row_no == full))
+                self._validated -= 1
+            else:
+                self.conn.execute(self.keys.delete().where(k.record_id == record_id))
+                self._known -= 1
+        self._flush([], issues)
+
+    # ------------------------------------------------------------------- diff
+    def _link(self) -> None:
+        s, r = self.staging.c, records.c
+        if self.conn.dialect.name == "postgresql":
+            # Fresh statistics on records, or right after a big sync (before autovacuum
+            # has seen it) PostgreSQL may plan the joins below as a nested loop over
+            # the staging table per record: quadratic.
+            self.conn.exec_driver_sql("ANALYZE records")
+        key = and_(
+            r.kind == self.request.kind, r.authority == s.authority, r.decision_no == s.decision_no
+        )
+        if _update_from(self.conn):
+            # UPDATE … FROM: a join, and only rows with a record are written (none on a
+            # first sync) instead of every staged row.
+            self.conn.execute(update(self.staging).values(record_id=r.id).where(key))
+        else:
+            match = select(r.id).where(key).scalar_subquery()
+            self.conn.execute(update(self.staging).values(record_id=match))
+        self.conn.exec_driver_sql("CREATE INDEX ix_sync_staging_record ON sync_staging (record_id)")
+
+    def _changed(self) -> Any:
+        s, r = self.staging.c, records.c
+        return and_(
+            r.id == s.record_id, or_(r.content_hash != s.content_hash, r.vanished_on.is_not(None))
+        )
+
+    def _stale(self) -> Any:
+        """Linked and unchanged, but the record's raw fingerprint is another (or none)."""
+        s, r = self.staging.c, records.c
+        return and_(
+            r.id == s.record_id,
+            r.content_hash == s.content_hash,
+            r.vanished_on.is_(None),
+            or_(r.raw_hash.is_(None), r.raw_hash != s.raw_hash),
+        )
+
+    def _current(self) -> Any:
+        r = records.c
+        return and_(
+            _scanned(r.kind) == self.request.kind,
+            r.source == self.request.source,
+            r.vanished_on.is_(None),
+        )
+
+    def _vanishing(self) -> Any:
+        s, k, r = self.staging.c, self.keys.c, records.c
+        return and_(
+            self._current(),
+            not_(exists().where(k.record_id == r.id)),
+            not_(exists().where(s.record_id == r.id)),
+        )
+
+    def _count(self) -> None:
+        s = self.staging.c
+        count = self._scalar
+        staged = self._validated + self._known
+        self.result.added = count(select(func.count()).where(s.record_id.is_(None)))
+        self.result.updated = count(
+            select(func.count()).select_from(self.staging.join(records, self._changed()))
+        )
+        self.result.unchanged = staged - self.result.added - self.result.updated
+        # the records that vanish, once: counting and marking them would read every
+        # current record three times
+        self.conn.execute(
+            insert(self.gone).from_select(["id"], select(records.c.id).where(self._vanishing()))
+        )
+        self.result.vanished = count(select(func.count()).select_from(self.gone))
+        self._current_count = count(
+            select(func.count()).select_from(records).where(self._current())
+        )
+        self._staged = staged
+
+    def _scalar(self, query: Any) -> int:
+        return int(self.conn.execute(query).scalar_one())
+
+    def _guard(self) -> None:
+        if self.request.force:
+            return
+        if self._staged == 0:
+            self._refuse(
+                f"the snapshot has no valid in-scope rows ({self.result.rows_read} read); "
+                "an empty export would vanish every record"
+            )
+        elif self._current_count and self.result.vanished / self._current_count > self.max_share:
+            share = self.result.vanished / self._current_count
+            self._refuse(
+                f"the snapshot would vanish {self.result.vanished} of {self._current_count} current "
+                f"records ({share:.0%}, more than the {self.max_share:.0%} allowed by "
+                "sync.max_vanish_share); check the export, or re-run with --force"
+            )
+
+    def _refuse(self, reason: str) -> None:
+        self.result.refused = True
+        self.result.reason = reason
+
+    # ------------------------------------------------------------------ apply
+    def _apply(self) -> None:
+        # Vanished first: records added below have no staging link and would look vanished.
+        self._mark_vanished()
+        self._apply_updates()
+        self._insert_added()
+        self._refresh_raw_hashes()
+
+    def _refresh_raw_hashes(self) -> None:
+        """Unchanged records validated in full (first sync after a configuration change,
+        after an upgrade, a cell that changed but normalises the same): store their new
+        raw fingerprint so that the next sync skips them."""
+        if self._validated - self.result.added - self.result.updated == 0:
+            return
+        s, r = self.staging.c, records.c
+        if _update_from(self.conn):
+            self.conn.execute(update(records).values(raw_hash=s.raw_hash).where(self._stale()))
+        else:
+            new = select(s.raw_hash).where(s.record_id == r.id).scalar_subquery()
+            self.conn.execute(
+                update(records).values(raw_hash=new).where(exists().where(self._stale()))
+            )
+
+    def _insert_added(self) -> None:
+        s, sid = self.staging.c, self.result.sync_id
+        names = ["authority", "decision_no", *SNAPSHOT_FIELDS, "content_hash", "raw_hash"]
+        consts = {
+            "kind": self.request.kind,
+            "source": self.request.source,
+            "first_sync_id": sid,
+            "last_sync_id": sid,
+            "first_seen_on": self.today,
+            "progress": 0,
+            "willingness": "unknown",
+            "green_channel": False,
+            "market_regulation": False,
+        }
+        cols = [s[n] for n in names] + [
+            literal(v, records.c[k].type).label(k) for k, v in consts.items()
+        ]
+        query = select(*cols).where(s.record_id.is_(None)).order_by(s.row_no)
+        self.conn.execute(insert(records).from_select([*names, *consts], query))
+        r = records.c
+        history = select(r.id, literal(sid), literal("added"), literal(self.today, Date())).where(
+            r.first_sync_id == sid
+        )
+        self.conn.execute(
+            insert(changes).from_select(["record_id", "sync_id", "change", "on"], history)
+        )
+
+    def _apply_updates(self) -> None:
+        last = -1
+        while True:
+            rows = self._changed_page(last)
+            if not rows:
+                return
+            self._update_page(rows)
+            last = rows[-1]["new"]["row_no"]
+
+    def _changed_page(self, after: int) -> list[dict[str, dict[str, Any]]]:
+        s, r = self.staging.c, records.c
+        new_cols = [s[n] for n in ("row_no", "record_id", *_NEW_VALUES)]
+        old_cols = [r[n].label(f"old_{n}") for n in (*SNAPSHOT_FIELDS, "vanished_on")]
+        query = (
+            select(*new_cols, *old_cols)
+            .select_from(self.staging.join(records, self._changed()))
+            .where(s.row_no > after)
+            .order_by(s.row_no)
+            .limit(self.batch_size)
+        )
+        pages = []
+        for row in self.conn.execute(query).mappings():
+            new = {k: row[k] for k in ("row_no", "record_id", *_NEW_VALUES)}
+            old = {k: row[f"old_{k}"] for k in (*SNAPSHOT_FIELDS, "vanished_on")}
+            pages.append({"new": new, "old": old})
+        return pages
+
+    def _update_page(self, rows: list[dict[str, dict[str, Any]]]) -> None:
+        params: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        for row in rows:
+            new, old = row["new"], row["old"]
+            diff = {k: _json(old[k]) for k in SNAPSHOT_FIELDS if old[k] != new[k]}
+            change = "reappeared" if old["vanished_on"] is not None else "updated"
+            history.append(
+                {
+                    "record_id": new["record_id"],
+                    "sync_id": self.result.sync_id,
+                    "change": change,
+                    "old_values": diff or None,
+                    "on": self.today,
+                }
+            )
+            params.append(
+                {
+                    **{f"v_{k}": new[k] for k in _NEW_VALUES},
+                    "v_id": new["record_id"],
+                }
+            )
+        values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in _NEW_VALUES}
+        stmt = (
+            update(records)
+            .where(records.c.id == bindparam("v_id"))
+            .values(
+                **values,
+                vanished_on=None,
+                last_sync_id=self.result.sync_id,
+                source=self.request.source,
+            )
+        )
+        self.conn.execute(stmt, params)
+        self.conn.execute(insert(changes), history)
+
+    def _mark_vanished(self) -> None:
+        g, sid = self.gone.c, self.result.sync_id
+        gone = select(g.id, literal(sid), literal("vanished"), literal(self.today, Date()))
+        self.conn.execute(
+            insert(changes).from_select(["record_id", "sync_id", "change", "on"], gone)
+        )
+        self.conn.execute(
+            update(records)
+            .where(records.c.id.in_(select(g.id)))
+            .values(vanished_on=self.today, last_sync_id=sid)
+        )
+
+    def _close_run(self) -> None:
+        res = self.result
+        values = {
+            k: getattr(res, k)
+            for k in (
+                "rows_read",
+                "added",
+                "updated",
+                "unchanged",
+                "vanished",
+                "out_of_scope",
+                "quarantined",
+                "warnings",
+                "reason",
+            )
+        }
+        values |= {
+            "status": "refused" if res.refused else "applied",
+            "finished_at": self.request.now,
+        }
+        self.conn.execute(
+            update(table_of(SyncRun)).where(table_of(SyncRun).c.id == res.sync_id), values
+        )
+
+
+def _plain_batches(conn: Connection, query: Any) -> Iterator[Sequence[Sequence[Any]]]:
+    """Batches of the rows of a query of plain columns (text, integers), streamed from the driver's
+    own cursor on SQLite and PostgreSQL (psycopg, server-side), with none of the result
+    machinery per row: for a million rows."""
+    dialect = conn.dialect
+    if not (
+        dialect.name == "sqlite" or (dialect.name, dialect.driver) == ("postgresql", "psycopg")
+    ):
+        yield from conn.execute(query.execution_options(yield_per=50_000)).partitions()
+        return
+    compiled = query.compile(dialect=dialect)
+    params: Any = compiled.params
+    if dialect.name == "sqlite":
+        params = [params[name] for name in compiled.positiontup or ()]
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    else:
+        cursor = conn.connection.driver_connection.cursor(name="sync_plain_rows")  # type: ignore[union-attr]
+        cursor.itersize = 50_000
+    try:
+        cursor.execute(str(compiled), params)
+        while rows := cursor.fetchmany(50_000):
+            yield rows
+    finally:
+        cursor.close()
+
+
+def _scanned(column: Any) -> Any:
+    """`column` in a form no index serves, for conditions that hold for most records.
+
+    SQLite, without statistics, takes `kind = ?` to be selective and walks the
+    (kind, authority, decision_no) index, looking up every record it lists: several
+    times slower than reading the table. (PostgreSQL has statistics: `ANALYZE`.)
+    """
+    return column.concat("")
+
+
+def _update_from(conn: Connection) -> bool:
+    """Whether the database takes UPDATE … FROM (PostgreSQL; SQLite from 3.33)."""
+    if conn.dialect.name == "sqlite":
+        return sqlite3.sqlite_version_info >= (3, 33)
+    return conn.dialect.name == "postgresql"
+
+
+def _json(value: Any) -> Any:
+    """Old values go into a JSON column: dates and decimals as text."""
+    if value is None or isinstance(value, (str, int, float, bool, dict, list)):
+        return value
+    return str(value)

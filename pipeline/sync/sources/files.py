@@ -1,0 +1,267 @@
+"""The file adapter: CSV (UTF-8, UTF-8 with BOM, GB18030/GBK), XLSX and JSON snapshots.
+
+CSV and XLSX are streamed row by row, so a million-row export needs bounded memory.
+JSON is parsed whole (a JSON document cannot be streamed with the standard library).
+Every error names the file; decoding errors also name the encoding and the row.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, cast
+
+import openpyxl
+
+from pipeline.errors import InputError
+from pipeline.sync.sources.base import RawRow, Snapshot, fit_row, pick_records, record_headers
+from pipeline.sync.sources.base import record_rows as _record_rows
+
+SNIFF_BYTES = 64 * 1024
+_FORMATS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".json": "json",
+}
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Exports carry long 违法事实 texts; the default 128 KiB limit is too tight for some.
+csv.field_size_limit(16 * 1024 * 1024)
+
+
+def read_snapshot(
+    path: Path,
+    format: str = "auto",
+    encoding: str = "auto",
+    *,
+    records_key: str | None = None,
+    name: str | None = None,
+) -> Snapshot:
+    """Open a snapshot file; `name` (default: the path) is what messages call it."""
+    shown = name or str(path)
+    _check_readable(path, shown)
+    kind = _format_of(path, format, shown)
+    if kind == "xlsx":
+        return _read_xlsx(path, shown)
+    text = detect_encoding(path, shown) if encoding == "auto" else _known_encoding(encoding, shown)
+    if kind == "json":
+        return _read_json(path, text, records_key, shown)
+    return _read_csv(path, text, shown)
+
+
+def detect_encoding(path: Path, shown: str | None = None) -> str:
+    """BOM → that; else UTF-8 if the first 64 KiB decode as UTF-8; else GB18030."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise InputError(f"file {shown or path} cannot be read: {exc.strerror}") from None
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        # not final: a character cut at the 64 KiB boundary (or at a truncated end) is fine
+        decoder.decode(head, final=False)
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8"
+
+
+def _check_readable(path: Path, shown: str) -> None:
+    if not path.exists():
+        raise InputError(f"file {shown} does not exist")
+    if not path.is_file():
+        raise InputError(f"file {shown} is not a regular file")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"file {shown} cannot be read: {exc.strerror}") from None
+    if size == 0:
+        raise InputError(f"file {shown} is empty")
+
+
+def _format_of(path: Path, format: str, shown: str) -> str:
+    if format in ("csv", "xlsx", "json"):
+        return format
+    if format != "auto":
+        raise InputError(f"file {shown}: unknown format {format!r} (csv, xlsx, json or auto)")
+    kind = _FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(
+            f"file {shown}: cannot tell the format from the suffix {path.suffix!r} "
+            "(expected .csv, .txt, .xlsx or .json; or set `format`)"
+        )
+    return kind
+
+
+def _known_encoding(encoding: str, shown: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise InputError(f"file {shown}: unknown encoding {encoding!r}") from None
+
+
+def _open_text(path: Path, encoding: str, shown: str) -> IO[str]:
+    try:
+        return path.open(encoding=encoding, newline="")
+    except OSError as exc:
+        raise InputError(f"file {shown} cannot be read: {exc.strerror}") from None
+
+
+def _open_binary(path: Path, shown: str) -> IO[bytes]:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise InputError(f"file {shown} cannot be read: {exc.strerror}") from None
+
+
+def _decode_error(path: Path, shown: str, encoding: str) -> InputError:
+    line_no, at_end = _first_bad_line(path, encoding)
+    why = (
+        "the file seems cut off in the middle of a character"
+        if at_end
+        else "the declared encoding may be wrong (try encoding: gb18030 or auto)"
+    )
+    return InputError(f"file {shown}: not valid {encoding} near row {line_no}; {why}")
+
+
+def _first_bad_line(path: Path, encoding: str) -> tuple[int, bool]:
+    """(physical line where decoding fails, whether that is the end of the file).
+
+    The text layer decodes ahead in chunks, so the row being parsed when it failed can be
+    far earlier; this re-reads the file, but only on failure.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)()
+    line_no = 0
+    with path.open("rb") as f:
+        for line_no, line in enumerate(f, 1):
+            try:
+                decoder.decode(line)
+            except UnicodeDecodeError:
+                return line_no, not f.read(1)
+    return line_no, True  # only the final flush failed: a character cut off
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _read_csv(path: Path, encoding: str, shown: str) -> Snapshot:
+    stream = _open_text(path, encoding, shown)
+    try:
+        records = _csv_records(stream, path, encoding, shown)
+        header = next((fields for _, fields in records if any(fields)), [])
+    except BaseException:
+        stream.close()
+        raise
+    if not header:
+        stream.close()
+        raise InputError(f"file {shown} has no header row (only blank lines)")
+    headers = _header_names(header)
+    snapshot = Snapshot(shown, headers, _csv_rows(records, len(headers)))
+    snapshot.on_close(stream.close)
+    return snapshot
+
+
+def _csv_records(
+    stream: IO[str], path: Path, encoding: str, shown: str
+) -> Iterator[tuple[int, list[str]]]:
+    """(row number, fields) per CSV record, decoding and CSV errors turned into InputError."""
+    row_no = 0
+    reader = csv.reader(stream)
+    try:
+        for row_no, fields in enumerate(reader, 1):
+            yield row_no, fields
+    except UnicodeDecodeError:
+        raise _decode_error(path, shown, encoding) from None
+    except csv.Error as exc:
+        raise InputError(f"file {shown}: row {row_no + 1}: not valid CSV: {exc}") from None
+
+
+def _csv_rows(records: Iterator[tuple[int, list[str]]], width: int) -> Iterator[RawRow]:
+    for row_no, fields in records:
+        if not any(fields):  # a blank line, or only commas; cheap: stops at the first value
+            continue
+        if len(fields) == width:  # the common case
+            yield RawRow(row_no, cast(list[object], fields))
+        else:
+            yield fit_row(row_no, cast(list[object], fields), width)
+
+
+def _header_names(cells: list[Any]) -> list[str]:
+    """Header texts without a BOM, trailing empty columns dropped, blanks named by position."""
+    names = ["" if c is None else str(c).strip() for c in cells]
+    if names:
+        names[0] = names[0].removeprefix("\ufeff").strip()
+    while names and not names[-1]:
+        names.pop()
+    return [n or f"column {i}" for i, n in enumerate(names, 1)]
+
+
+# --------------------------------------------------------------------------- XLSX
+
+
+def _read_xlsx(path: Path, shown: str) -> Snapshot:
+    # a file object, not the path: openpyxl refuses paths not ending in .xlsx/.xlsm
+    stream = _open_binary(path, shown)
+    try:
+        book = openpyxl.load_workbook(stream, read_only=True, data_only=True)
+    # openpyxl raises BadZipFile, KeyError, its own InvalidFileException and more
+    except Exception as exc:
+        stream.close()
+        raise InputError(f"file {shown} is not a readable .xlsx workbook ({exc})") from None
+    try:
+        snapshot = _xlsx_snapshot(book, shown)
+    except BaseException:
+        book.close()
+        stream.close()
+        raise
+    snapshot.on_close(stream.close)
+    snapshot.on_close(book.close)  # closes run last-in first-out: the book, then the file
+    return snapshot
+
+
+def _xlsx_snapshot(book: Any, shown: str) -> Snapshot:
+    sheet = book.worksheets[0]
+    # exporting tools often write a wrong <dimension>; without this rows can be cut off
+    sheet.reset_dimensions()
+    rows = enumerate(sheet.iter_rows(values_only=True), 1)
+    header = next((list(cells) for _, cells in rows if any(c not in (None, "") for c in cells)), [])
+    if not header:
+        raise InputError(f"file {shown}: the first sheet {sheet.title!r} is empty")
+    headers = _header_names(header)
+    return Snapshot(shown, headers, _xlsx_rows(rows, len(headers)))
+
+
+def _xlsx_rows(rows: Iterator[tuple[int, tuple[object, ...]]], width: int) -> Iterator[RawRow]:
+    for row_no, cells in rows:
+        if not any(c not in (None, "") for c in cells):
+            continue
+        if len(cells) < width:  # a sheet does not store empty trailing cells: not truncation
+            yield RawRow(row_no, [*cells, *[None] * (width - len(cells))])
+        else:
+            yield fit_row(row_no, list(cells), width)
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _read_json(path: Path, encoding: str, records_key: str | None, shown: str) -> Snapshot:
+    with _open_text(path, encoding, shown) as stream:
+        try:
+            data = json.load(stream)
+        except UnicodeDecodeError:
+            raise _decode_error(path, shown, encoding) from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"file {shown}: not valid JSON: {exc}") from None
+    records = pick_records(data, records_key, f"file {shown}")
+    headers = record_headers(records)
+    return Snapshot(shown, headers, _record_rows(records, headers))
