@@ -212,15 +212,15 @@ def prerender(cfg: Path) -> tuple[str, list[tuple[str, bytes]], list[tuple[bytes
     """(sender, [(to, eml bytes)], [(sms body, headers)]) for every row the run sent."""
     from pipeline.app import App
     from pipeline.channels.email import EmailChannel, render_eml
-    from pipeline.channels.sms_common import prepare
-    from pipeline.channels.sms_webhook import sign
-    from pipeline.dispatch import to_message
-    from pipeline.outbox import outbox
+    from pipeline.channels.sms.common import prepare
+    from pipeline.channels.sms.webhook import sign
+    from pipeline.delivery.dispatcher import to_message
+    from pipeline.notices.outbox import outbox
 
     app = App.load(str(cfg), NOW)
     channel = EmailChannel(app.config.settings.email)
     sms_settings = app.config.settings.sms
-    from pipeline.channels.sms_webhook import LIMITS
+    from pipeline.channels.sms.webhook import LIMITS
 
     emails: list[tuple[str, bytes]] = []
     sms: list[tuple[bytes, dict[str, str]]] = []

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_recompute.py --rows 1000000 --db both
 
-Generates a penalty export (GB18030 CSV, `pipeline.samplegen`, every row in the
+Generates a penalty export (GB18030 CSV, `pipeline.sync.samplegen`, every row in the
 district so that all `--rows` records are stored) and loads it with the application's
 own sync (`bench/bench_sync.py` workers: migrations, then `sync_snapshot`), untimed.
 Then, per database (SQLite file, throwaway PostgreSQL 15), each step in a fresh process:
@@ -10,13 +10,13 @@ Then, per database (SQLite file, throwaway PostgreSQL 15), each step in a fresh 
     baseline → first_evaluation → first_lifecycle → daily_recompute → daily_lifecycle
 
 - baseline: a plain streaming read of the columns the recompute reads (kind, facts,
-  stored results: `pipeline.eligibility.READ_COLUMNS`) of every record, in id order, in
+  stored results: `pipeline.ledger.eligibility.READ_COLUMNS`) of every record, in id order, in
   one statement through the bare DB-API driver (sqlite3 cursor; psycopg server-side
   cursor), rows fetched and discarded: no evaluation, no writes;
-- first_evaluation: `pipeline.eligibility.recompute` on the day after the sync: no
+- first_evaluation: `pipeline.ledger.eligibility.recompute` on the day after the sync: no
   record has results yet, so every row is evaluated and written;
 - daily_recompute: the same, one day later: every row evaluated, few written;
-- *_lifecycle (unless --no-lifecycle): `pipeline.ledger.apply_lifecycle` right after
+- *_lifecycle (unless --no-lifecycle): `pipeline.ledger.state.apply_lifecycle` right after
   each recompute, as the `evaluate` job runs it (first run: closes every expired record).
 
 One JSON line per measurement on stdout:
@@ -79,7 +79,7 @@ BASELINE_DESCRIPTION = (
 
 def generate(path: Path, rows: int, seed: int, reuse: bool) -> Path:
     """All rows in the district (out_of_scope=0), so the database holds `rows` records."""
-    from pipeline.samplegen import PENALTY_HEADERS, penalties, write_csv
+    from pipeline.sync.samplegen import PENALTY_HEADERS, penalties, write_csv
 
     if reuse and path.exists() and path.stat().st_size > 0:
         return path
@@ -94,7 +94,7 @@ def generate(path: Path, rows: int, seed: int, reuse: bool) -> Path:
 
 
 def _columns() -> list[str]:
-    from pipeline.eligibility import READ_COLUMNS
+    from pipeline.ledger.eligibility import READ_COLUMNS
 
     return list(READ_COLUMNS)
 
@@ -102,7 +102,7 @@ def _columns() -> list[str]:
 def _batch() -> int:
     import inspect
 
-    from pipeline.eligibility import recompute
+    from pipeline.ledger.eligibility import recompute
 
     default = inspect.signature(recompute).parameters["batch"].default
     return int(default)
@@ -151,8 +151,8 @@ def worker_baseline(url: str) -> None:
 def worker_step(url: str, name: str, profile: Path | None) -> None:
     from pipeline.config import load_config
     from pipeline.db.engine import make_engine
-    from pipeline.eligibility import Evaluator, recompute
-    from pipeline.ledger import apply_lifecycle
+    from pipeline.ledger.eligibility import Evaluator, recompute
+    from pipeline.ledger.state import apply_lifecycle
 
     config = load_config(REPO / "config", env={})
     engine = make_engine(url)

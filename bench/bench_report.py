@@ -10,7 +10,7 @@ database (not timed). Then, per database, each in a fresh process:
 
 - ``baseline``: the same report built with the workbook in openpyxl's normal mode
   (every cell kept in memory until save — the naive way);
-- ``monthly_report``: `pipeline.report_run.build_report` as the job runs it: one
+- ``monthly_report``: `pipeline.monthly.run.build_report` as the job runs it: one
   streamed pass, write-only workbook, HTML, report_runs row, outbox messages.
 
 Both report 2026-10 as of 2026-11-20 with no stored earlier months, so both also
@@ -188,7 +188,7 @@ def prepare_trend(engine: Any, warm: bool) -> None:
     from sqlalchemy import delete, insert
 
     from pipeline.db.models import ReportRun, table_of
-    from pipeline.report_data import as_of, month_period, shift_month
+    from pipeline.monthly.data import as_of, month_period, shift_month
 
     runs = table_of(ReportRun)
     months = [shift_month(month_period(MONTH), -n) for n in range(12, 0, -1)]
@@ -204,8 +204,8 @@ def prepare_trend(engine: Any, warm: bool) -> None:
 def worker_report(url: str, cfg: Path, out: Path, write_only: bool, warm: bool) -> None:
     from pipeline.config import load_config
     from pipeline.db.engine import make_engine
-    from pipeline.report_data import month_period
-    from pipeline.report_run import ReportRequest, build_report
+    from pipeline.monthly.data import month_period
+    from pipeline.monthly.run import ReportRequest, build_report
 
     config = load_config(cfg, env={})
     engine = make_engine(url)

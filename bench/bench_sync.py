@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_sync.py --rows 1000000 --db both
 
-Generates a penalty export (GB18030 CSV, `pipeline.samplegen`) and a "next day" export
+Generates a penalty export (GB18030 CSV, `pipeline.sync.samplegen`) and a "next day" export
 of the same rows with 1 % changed (another fine amount) and 0.5 % dropped. Then, per
 database (SQLite file, throwaway PostgreSQL 15), each step in a fresh process:
 
@@ -77,8 +77,8 @@ def worker_migrate(url: str) -> None:
 def worker_sync(url: str, path: Path, name: str, profile: Path | None) -> None:
     from pipeline.config import load_config
     from pipeline.db.engine import make_engine
-    from pipeline.sources.files import read_snapshot
-    from pipeline.sync import SyncRequest, sync_snapshot
+    from pipeline.sync.snapshot import SyncRequest, sync_snapshot
+    from pipeline.sync.sources.files import read_snapshot
 
     config = load_config(REPO / "config", env={})
     engine = make_engine(url)

@@ -1,6 +1,6 @@
 """Shared helpers for the benchmarks in bench/.
 
-- `generate_penalties`: a GB18030 penalty export from `pipeline.samplegen`, optionally
+- `generate_penalties`: a GB18030 penalty export from `pipeline.sync.samplegen`, optionally
   with a share of rows changed and a share dropped (the "next day's export").
 - `postgres`: a throwaway PostgreSQL server (tests/pg.py: a private cluster, or the
   server named by CREDIT_REPAIR_TEST_PG_URL), stopped on exit.
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.samplegen import PENALTY_HEADERS, penalties, write_csv
-from pipeline.sync import _SQLITE_CACHE_KIB
+from pipeline.sync.samplegen import PENALTY_HEADERS, penalties, write_csv
+from pipeline.sync.snapshot import _SQLITE_CACHE_KIB
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "bench" / "out"

@@ -15,7 +15,7 @@ from jobs import (
     plan_notices,
     sync,
 )
-from pipeline.runner import JobSpec
+from pipeline.scheduler.runner import JobSpec
 
 REGISTRY: dict[str, JobSpec] = {
     "sync": sync.SPEC,

@@ -6,9 +6,9 @@ from typing import Any
 
 from pipeline.app import App
 from pipeline.commands.notices import dispatch_now
-from pipeline.daemon import stopping
-from pipeline.runner import JobContext, JobSpec
-from pipeline.schedule import JobSchedule
+from pipeline.config.schedule import JobSchedule
+from pipeline.scheduler.daemon import stopping
+from pipeline.scheduler.runner import JobContext, JobSpec
 
 
 def run(app: App, ctx: JobContext) -> dict[str, Any]:

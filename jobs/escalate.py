@@ -6,8 +6,8 @@ from typing import Any
 
 from pipeline.app import App
 from pipeline.commands.monthly import run_escalation
-from pipeline.runner import JobContext, JobSpec
-from pipeline.schedule import JobSchedule
+from pipeline.config.schedule import JobSchedule
+from pipeline.scheduler.runner import JobContext, JobSpec
 
 
 def run(app: App, ctx: JobContext) -> dict[str, Any]:

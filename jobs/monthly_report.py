@@ -10,10 +10,10 @@ from typing import Any
 
 from pipeline.app import App
 from pipeline.commands.reports import make_report
-from pipeline.report_data import month_period, previous_month
-from pipeline.reports import OVERDUE_DAYS
-from pipeline.runner import JobContext, JobSpec
-from pipeline.schedule import JobSchedule
+from pipeline.config.schedule import JobSchedule
+from pipeline.monthly.data import month_period, previous_month
+from pipeline.monthly.kpis import OVERDUE_DAYS
+from pipeline.scheduler.runner import JobContext, JobSpec
 
 
 def run(app: App, ctx: JobContext) -> dict[str, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.app import App
-from pipeline.contacts import import_contacts
-from pipeline.loading import contacts_file, default_targets, run_target
-from pipeline.runner import JobContext, JobSpec
-from pipeline.schedule import JobSchedule
+from pipeline.config.schedule import JobSchedule
+from pipeline.scheduler.runner import JobContext, JobSpec
+from pipeline.sync.contacts import import_contacts
+from pipeline.sync.loading import contacts_file, default_targets, run_target
 
 
 def run(app: App, ctx: JobContext) -> dict[str, Any]:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Engine
 
 from pipeline.clock import Clock, SystemClock, parse_now
-from pipeline.config import Config, load_config, validate_section
+from pipeline.config import Config, load_config
 from pipeline.db.engine import make_engine
 from pipeline.db.migrate import current_revision, head_revision, upgrade
+from pipeline.domain.calendar import WorkingCalendar
 
 
 @dataclass
@@ -28,10 +30,14 @@ class App:
     @classmethod
     def load(cls, config_dir: str | None, now: str | None) -> App:
         config = load_config(config_dir)
-        validate_all(config)
         tz = config.settings.tz
         clock: Clock = parse_now(now, tz) if now else SystemClock(tz)
         return cls(config, clock)
+
+    @cached_property
+    def calendar(self) -> WorkingCalendar:
+        """The working-day calendar of holidays.yaml (one per run: it caches every answer)."""
+        return WorkingCalendar(self.config.holidays)
 
     @property
     def engine(self) -> Engine:
@@ -50,19 +56,6 @@ class App:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
-
-
-def validate_all(config: Config) -> None:
-    """Every config file, at start: a bad key stops the program before any work is done."""
-    from pipeline.domain.calendar import load_holidays
-    from pipeline.config.notices import load_notices
-    from pipeline.domain.rules import load_rules
-    from pipeline.scheduler.schedule import ScheduleConfig
-
-    load_rules(config)
-    load_holidays(config)
-    load_notices(config)
-    validate_section(config, "schedule.yaml", ScheduleConfig)
 
 
 def print_json(obj: Any) -> None:

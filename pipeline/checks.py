@@ -16,13 +16,11 @@ from typing import Any
 import jinja2
 
 from pipeline.app import App
-from pipeline.domain.calendar import WorkingCalendar, load_holidays
 from pipeline.commands.notices import make_planner
-from pipeline.notices.docx import render_docx
 from pipeline.errors import CreditRepairError
 from pipeline.notices.context import record_view, sample_row
+from pipeline.notices.docx import render_docx
 from pipeline.notices.planner import Occurrence, digest_message
-from pipeline.domain.rules import load_rules
 
 CALENDAR_HORIZON_DAYS = 60
 
@@ -69,14 +67,14 @@ def _settings(app: App, report: CheckReport) -> None:
 
 
 def _rules(app: App, report: CheckReport) -> None:
-    rules = load_rules(app.config)
+    rules = app.config.rules
     report.passed.append(
         f"rules.yaml valid ({len(rules.rule_sets)} rule sets, selection by {rules.selection_key})"
     )
 
 
 def _calendar(app: App, report: CheckReport) -> None:
-    calendar = WorkingCalendar(load_holidays(app.config))
+    calendar = app.calendar
     until = calendar.covered_until()
     today = app.clock.today()
     if until < today + dt.timedelta(days=CALENDAR_HORIZON_DAYS):
@@ -90,7 +88,7 @@ def _calendar(app: App, report: CheckReport) -> None:
 
 def _templates(app: App, report: CheckReport) -> None:
     """Render every notice template against sample data, for every rule set's wording."""
-    planner = make_planner(app.config)
+    planner = make_planner(app)
     contact = {"email": "sample@example.org", "phone": "13800000000", "contact_name": "示例"}
     today = app.clock.today()
     try:
@@ -102,7 +100,7 @@ def _templates(app: App, report: CheckReport) -> None:
                 today,
                 "email",
             )
-            for rule_set in (*load_rules(app.config).rule_sets, "samr-2021-45")
+            for rule_set in (*app.config.rules.rule_sets, "samr-2021-45")
             for kind, phase in SAMPLE_NOTICES
         ]
         messages.append(

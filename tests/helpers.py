@@ -14,8 +14,8 @@ from typing import Any, NoReturn
 import pytest
 
 from pipeline.cli import main
-from pipeline.samplegen import PENALTY_HEADERS, entity_uscc, org_code
-from pipeline.uscc import make_uscc
+from pipeline.domain.uscc import make_uscc
+from pipeline.sync.samplegen import PENALTY_HEADERS, entity_uscc, org_code
 
 TAX = "国家税务总局双鸭山市宝山区税务局"
 TAX_USCC = "112305060000000193"

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.calendar import HolidaysConfig, WorkingCalendar, YearOverride, load_holidays
 from pipeline.config import load_config
+from pipeline.config.holidays import HolidaysConfig, YearOverride
+from pipeline.domain.calendar import WorkingCalendar
 from pipeline.errors import CalendarError
 
 D = dt.date
@@ -139,13 +140,13 @@ def write_config(folder: Path, holidays: str | None) -> Path:
 
 def test_the_shipped_holidays_yaml_loads_and_adds_no_year(tmp_path: Path) -> None:
     shipped = (REPO / "config" / "holidays.yaml").read_text(encoding="utf-8")
-    overrides = load_holidays(load_config(write_config(tmp_path, shipped), env={}))
+    overrides = load_config(write_config(tmp_path, shipped), env={}).holidays
     assert overrides.years == {}
 
 
 def test_a_2027_block_in_holidays_yaml_is_read_through_the_config_loader(tmp_path: Path) -> None:
     text = "years:\n  2027:\n    complete: true\n    holidays: [2027-01-01]\n    workdays: []\n"
-    overrides = load_holidays(load_config(write_config(tmp_path, text), env={}))
+    overrides = load_config(write_config(tmp_path, text), env={}).holidays
     assert not WorkingCalendar(overrides).is_working_day(D(2027, 1, 1))
 
 
@@ -156,7 +157,7 @@ def test_a_bad_holidays_yaml_is_a_config_error_naming_the_file(tmp_path: Path) -
     with pytest.raises(
         ConfigError, match=r"holidays\.yaml: years: 2027: 2028-01-01 is not in 2027"
     ):
-        load_holidays(load_config(write_config(tmp_path, text), env={}))
+        load_config(write_config(tmp_path, text), env={})
 
 
 @given(

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.calendar import WorkingCalendar
+from pipeline.config.rules import RulesConfig
+from pipeline.domain.calendar import WorkingCalendar
+from pipeline.domain.rules import Evaluation, RecordFacts, evaluate
 from pipeline.errors import CalendarError
-from pipeline.rules import Evaluation, RecordFacts, RulesConfig, evaluate
 
 D = dt.date
 DAY = dt.timedelta(days=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.sources.fields import build_mapping, describe_field, header_key
+from pipeline.sync.sources.fields import build_mapping, describe_field, header_key
 
 CURRENT_CODES = [
     "CF_WSH", "CF_XDR_MC", "CF_XDR_LB", "CF_XDR_SHXYM", "CF_FRDB", "CF_WFXW", "CF_SY", "CF_YJ",

@@ -11,9 +11,9 @@ import openpyxl
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.sources.base import RawRow
-from pipeline.sources.fields import build_mapping
-from pipeline.sources.files import detect_encoding, read_snapshot
+from pipeline.sync.sources.base import RawRow
+from pipeline.sync.sources.fields import build_mapping
+from pipeline.sync.sources.files import detect_encoding, read_snapshot
 
 HEADER = ["CF_WSH", "CF_XDR_MC", "CF_XDR_SHXYM", "CF_CFLB", "CF_NR_FK", "CF_JDRQ", "CF_CFJG"]
 ROWS = [

@@ -19,8 +19,8 @@ import requests
 
 from pipeline.config import SourceSettings
 from pipeline.errors import SourceError
-from pipeline.sources.base import RawRow
-from pipeline.sources.http import HttpFetch, HttpState, fetch_snapshot
+from pipeline.sync.sources.base import RawRow
+from pipeline.sync.sources.http import HttpFetch, HttpState, fetch_snapshot
 
 RECORDS = [
     {"CF_WSH": "市场【2019】1号", "CF_XDR_MC": "双鸭山智慧城市运营有限公司",

@@ -27,8 +27,8 @@ from pipeline.commands.ledger_excel import register_ledger_actions
 from pipeline.db.engine import normalise_url
 from pipeline.db.models import DepartmentReport, LedgerEvent, LedgerExport, table_of
 from pipeline.errors import InputError
-from pipeline.ledger import LIST_PROGRESS, PENALTY_PROGRESS
-from pipeline.ledger_excel import (
+from pipeline.ledger.state import LIST_PROGRESS, PENALTY_PROGRESS
+from pipeline.ledger.workbook import (
     LIST_LAYOUT,
     PENALTY_LAYOUT,
     parse_date_cell,

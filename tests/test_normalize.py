@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.normalize import clean_text, parse_amount_wan, parse_date, split_penalty_types
+from pipeline.sync.normalize import clean_text, parse_amount_wan, parse_date, split_penalty_types
 
 DECIDED = dt.date(2022, 5, 9)
 

@@ -116,7 +116,7 @@ def test_preview_renders_a_records_notice_in_each_channel(cli: CliRunner, tmp_pa
     assert sms.code == 0 and "2026年12月29日" in sms.out
     out = tmp_path / "n.docx"
     assert cli("preview", "--decision-no", "宝税罚〔2026〕1号", "--channel", "docx", "--out", str(out)).code == 0
-    from pipeline.docx_notice import docx_text
+    from pipeline.notices.docx import docx_text
 
     text = docx_text(out.read_bytes())
     assert "双鸭山市测试1有限公司" in text and "2026年12月29日" in text and "签收人" in text

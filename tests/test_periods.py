@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.calendar import WorkingCalendar
-from pipeline.periods import add_months, period_end
+from pipeline.domain.calendar import WorkingCalendar
+from pipeline.domain.periods import add_months, period_end
 
 D = dt.date
 dates = st.dates(min_value=D(1990, 1, 1), max_value=D(2090, 12, 31))

@@ -49,8 +49,8 @@ from pipeline import cli as cli_module
 from pipeline.commands import reports as report_commands
 from pipeline.db.engine import make_engine
 from pipeline.db.models import OutboxMessage, Record, table_of
-from pipeline.ledger import change
-from pipeline.outbox import Planned, enqueue
+from pipeline.ledger.state import change
+from pipeline.notices.outbox import Planned, enqueue
 from tests.helpers import (
     EMERGENCY,
     EMERGENCY_USCC,
@@ -88,7 +88,7 @@ def _yjj(n: int, **extra: str) -> dict[str, str]:
 
 
 def _mark(engine: Engine, decision_no: str, values: dict[str, Any], at: str) -> None:
-    """What the dispatcher writes when a notice is delivered (pipeline.dispatch._sent)."""
+    """What the dispatcher writes when a notice is delivered (pipeline.delivery.dispatcher._sent)."""
     with engine.begin() as conn:
         row = conn.execute(select(records).where(records.c.decision_no == decision_no)).mappings().one()
         change(conn, row, values, _at(at), "notice", "test")
@@ -234,7 +234,7 @@ def test_the_html_summary_has_the_chinese_kpis_and_a_table_chart(ledger: CliRunn
 
 def test_the_message_renders_as_an_email_through_the_dispatchers_mapping(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
     from pipeline.channels.email import render_eml
-    from pipeline.dispatch import to_message
+    from pipeline.delivery.dispatcher import to_message
 
     ledger("report", "monthly", "--month", "2026-10", "--out", str(tmp_path), now=RUN)
     engine = make_engine(db_url)
@@ -318,7 +318,7 @@ def test_the_workbook_opens_in_libreoffice_and_converts_to_pdf(ledger: CliRunner
 def test_the_monthly_report_job_reports_the_previous_month_once(cli: CliRunner, config_dir: Path, tmp_path: Path) -> None:
     from jobs.monthly_report import SPEC
     from pipeline.app import App
-    from pipeline.runner import JobContext
+    from pipeline.scheduler.runner import JobContext
 
     assert (SPEC.default.by_day, SPEC.default.at, SPEC.default.working_day_before) == (20, "09:00", True)
     app = App.load(str(config_dir), "2026-12-18T09:00")

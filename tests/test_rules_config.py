@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from pipeline.config import load_config
+from pipeline.config.rules import RulesConfig
+from pipeline.domain.rules import classify
 from pipeline.errors import ConfigError
-from pipeline.rules import RulesConfig, classify, load_rules
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,12 +34,12 @@ def shipped() -> dict[str, Any]:
 
 def test_the_shipped_rules_yaml_equals_the_built_in_defaults(tmp_path: Path) -> None:
     text = (REPO / "config" / "rules.yaml").read_text(encoding="utf-8")
-    loaded = load_rules(load_config(config_with_rules(tmp_path, text), env={}))
+    loaded = load_config(config_with_rules(tmp_path, text), env={}).rules
     assert loaded.model_dump() == RulesConfig().model_dump()
 
 
 def test_without_rules_yaml_the_defaults_apply(tmp_path: Path) -> None:
-    loaded = load_rules(load_config(config_with_rules(tmp_path, None), env={}))
+    loaded = load_config(config_with_rules(tmp_path, None), env={}).rules
     assert loaded.model_dump() == RulesConfig().model_dump()
 
 
@@ -59,7 +60,7 @@ def test_the_default_rule_sets_follow_domain_md() -> None:
 def test_an_unknown_key_is_a_config_error_naming_file_and_key(tmp_path: Path) -> None:
     folder = config_with_rules(tmp_path, "publish_minr: true\n")
     with pytest.raises(ConfigError, match=r"rules\.yaml: publish_minr"):
-        load_rules(load_config(folder, env={}))
+        load_config(folder, env={})
 
 
 def test_overlapping_rule_sets_are_refused() -> None:
@@ -81,7 +82,7 @@ def test_a_minimum_above_the_maximum_is_refused(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"rules\.yaml: rule_sets\.ndrc-2019-527\.periods\.general"
     ):
-        load_rules(load_config(config_with_rules(tmp_path, text), env={}))
+        load_config(config_with_rules(tmp_path, text), env={})
 
 
 def test_a_rule_set_without_minor_needs_minor_as() -> None:

@@ -15,8 +15,8 @@ import pytest
 from pipeline.app import App
 from pipeline.clock import FixedClock
 from pipeline.config import load_config
-from pipeline.runner import JobContext, JobSpec, Runner
-from pipeline.schedule import JobSchedule
+from pipeline.config.schedule import JobSchedule
+from pipeline.scheduler.runner import JobContext, JobSpec, Runner
 
 SH = ZoneInfo("Asia/Shanghai")
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from pipeline.channels.base import ChannelError, Message, OutcomeUnknown, Receipt
-from pipeline.channels.sms_aliyun import AliyunSms, acs3_authorization
+from pipeline.channels.sms.aliyun import AliyunSms, acs3_authorization
 from pipeline.config import SmsSettings
 from tests.sms_server import (
     KEY,

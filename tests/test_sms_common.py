@@ -11,7 +11,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ProtocolError
 
 from pipeline.channels.base import ChannelError, Message, OutcomeUnknown
 from pipeline.channels.sms import AliyunSms, TencentSms, WebhookSms, make_sms_channel
-from pipeline.channels.sms_common import (
+from pipeline.channels.sms.common import (
     Limits,
     prepare,
     retry_after,

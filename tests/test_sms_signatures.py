@@ -22,8 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.channels.base import Message
-from pipeline.channels.sms_aliyun import AliyunSms, acs3_authorization
-from pipeline.channels.sms_tencent import TencentSms, tc3_authorization
+from pipeline.channels.sms.aliyun import AliyunSms, acs3_authorization
+from pipeline.channels.sms.tencent import TencentSms, tc3_authorization
 from pipeline.config import SmsSettings
 from tests.sms_server import NOW, PHONE, SmsServer, json_reply, running_server
 

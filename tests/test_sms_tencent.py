@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from pipeline.channels.base import ChannelError, Message, OutcomeUnknown
-from pipeline.channels.sms_tencent import TencentSms, tc3_authorization
+from pipeline.channels.sms.tencent import TencentSms, tc3_authorization
 from pipeline.config import SmsSettings
 from tests.sms_server import (
     KEY,

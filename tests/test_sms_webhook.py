@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from pipeline.channels.base import ChannelError, Message, OutcomeUnknown
-from pipeline.channels.sms_webhook import WebhookSms
+from pipeline.channels.sms.webhook import WebhookSms
 from pipeline.config import SmsSettings
 from tests.sms_server import (
     NOW,

@@ -17,10 +17,10 @@ from sqlalchemy import Engine, select, update
 
 from pipeline.config import Config, DepartmentsConfig
 from pipeline.db.models import QuarantinedRow, Record, RecordChange, table_of
-from pipeline.rows import RawDigest, RowOutcome, RowValidator
-from pipeline.sources.base import RawRow
-from pipeline.sources.files import read_snapshot
-from pipeline.sync import SyncRequest, _Sync, sync_snapshot
+from pipeline.sync.rows import RawDigest, RowOutcome, RowValidator
+from pipeline.sync.snapshot import SyncRequest, _Sync, sync_snapshot
+from pipeline.sync.sources.base import RawRow
+from pipeline.sync.sources.files import read_snapshot
 from tests.helpers import penalty, uscc, write_rows
 
 NOW = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.uscc import area_code, check_uscc, make_uscc, normalise_code
+from pipeline.domain.uscc import area_code, check_uscc, make_uscc, normalise_code
 
 REAL_VALID = ["914403001922038216", "91330100716105852F", "91230500MA1B3N1N2M"]
 PILOT_AREA_CODE = "91350100M0001TGQXM"  # real, issued before the check was enforced

@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 
 from pipeline.app import App, print_json
 from pipeline.checks import check_config
-from pipeline.sync.contacts import import_contacts
 from pipeline.db.migrate import current_revision
 from pipeline.db.models import QuarantinedRow, SyncRun
 from pipeline.errors import UsageError
-from pipeline.sync.loading import KINDS, Target, default_targets, file_target, run_target
 from pipeline.progress import Progress
+from pipeline.sync.contacts import import_contacts
+from pipeline.sync.loading import KINDS, Target, default_targets, file_target, run_target
 
 
 def register(commands: Any) -> None:

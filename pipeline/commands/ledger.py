@@ -10,8 +10,8 @@ from typing import Any
 
 from pipeline.app import App, print_json
 from pipeline.commands.ledger_excel import register_ledger_actions
-from pipeline.ledger.eligibility import Evaluator, evaluate_file, recompute, stored
 from pipeline.errors import UsageError
+from pipeline.ledger.eligibility import Evaluator, evaluate_file, recompute, stored
 from pipeline.ledger.state import (
     LedgerUpdate,
     apply_lifecycle,
@@ -81,7 +81,7 @@ def _date(text: str) -> dt.date:
 
 def evaluate_all(app: App, progress: bool = False) -> dict[str, Any]:
     """Recompute eligibility, then the automatic ledger transitions (the `evaluate` job)."""
-    evaluator = Evaluator.from_config(app.config)
+    evaluator = Evaluator.from_config(app.config, app.calendar)
     with Progress("eligibility", unit="records") as bar:
         result = recompute(
             app.engine, evaluator, app.clock.today(), progress=bar.update if progress else None
@@ -97,7 +97,7 @@ def cmd_eligibility(app: App, args: argparse.Namespace) -> int:
         if args.department or args.status:
             raise UsageError("--department and --status filter the database, not a --snapshot file")
         lines = evaluate_file(
-            app.config, Evaluator.from_config(app.config), Path(args.snapshot), app.clock.today()
+            app.config, Evaluator.from_config(app.config, app.calendar), Path(args.snapshot), app.clock.today()
         )
     else:
         counts = evaluate_all(app, progress=not args.json)

@@ -9,12 +9,11 @@ import sys
 from typing import Any
 
 from pipeline.app import App, print_json
-from pipeline.domain.calendar import WorkingCalendar, load_holidays
 from pipeline.commands.notices import make_planner
-from pipeline.config import validate_section
+from pipeline.config.schedule import JobSchedule
 from pipeline.errors import UsageError
 from pipeline.monthly.escalation import department_reminders, escalate, month_of
-from pipeline.scheduler.schedule import JobSchedule, ScheduleConfig, deadline
+from pipeline.scheduler.schedule import deadline
 
 
 def register(commands: Any) -> None:
@@ -41,14 +40,11 @@ def _month(text: str) -> str:
 
 def report_deadline(app: App, month: str) -> dt.date:
     """When this month's reports are due: the escalate job's day (the 20th, or the working day before)."""
-    schedule = validate_section(app.config, "schedule.yaml", ScheduleConfig)
-    spec = schedule.jobs.get("escalate") or JobSchedule(by_day=20)
+    spec = app.config.schedule.jobs.get("escalate") or JobSchedule(by_day=20)
     year, mon = map(int, month.split("-"))
     if spec.by_day is None:
         return dt.date(year, mon, 20)
-    return deadline(
-        year, mon, spec, WorkingCalendar(load_holidays(app.config)), app.config.settings.tz
-    ).date()
+    return deadline(year, mon, spec, app.calendar, app.config.settings.tz).date()
 
 
 def run_escalation(app: App, month: str | None = None, dry_run: bool = False) -> dict[str, Any]:
@@ -58,7 +54,7 @@ def run_escalation(app: App, month: str | None = None, dry_run: bool = False) ->
     result = escalate(
         app.engine,
         app.config,
-        make_planner(app.config),
+        make_planner(app),
         month,
         app.clock.today(),
         app.clock.now(),
@@ -73,7 +69,7 @@ def run_reminders(app: App, month: str | None = None, dry_run: bool = False) -> 
     return department_reminders(
         app.engine,
         app.config,
-        make_planner(app.config),
+        make_planner(app),
         month,
         app.clock.today(),
         due,

@@ -12,20 +12,18 @@ import requests
 from sqlalchemy import select
 
 from pipeline.app import App, print_json
-from pipeline.domain.calendar import WorkingCalendar, load_holidays
 from pipeline.channels.base import Message
-from pipeline.config import Config
+from pipeline.config.notices import KINDS, ChannelName
 from pipeline.db.models import Record, table_of
 from pipeline.delivery.dispatcher import Dispatcher, Limits, to_message
+from pipeline.delivery.transports import build_transports
 from pipeline.errors import UsageError
 from pipeline.ledger.state import find_record
-from pipeline.config.notices import KINDS, ChannelName, load_notices
 from pipeline.notices.context import sample_row
-from pipeline.notices.planner import Occurrence, Planner, plan_notices
 from pipeline.notices.outbox import STATES, counts, listing
-from pipeline.scheduler.runner import holder_id
+from pipeline.notices.planner import Occurrence, Planner, plan_notices
 from pipeline.notices.templating import Renderer, template_dirs
-from pipeline.delivery.transports import build_transports
+from pipeline.scheduler.runner import holder_id
 
 
 def register(commands: Any) -> None:
@@ -65,14 +63,14 @@ def register(commands: Any) -> None:
     p.set_defaults(handler=cmd_preview)
 
 
-def make_planner(config: Config) -> Planner:
-    calendar = WorkingCalendar(load_holidays(config))
-    return Planner(config, load_notices(config), Renderer(template_dirs(config)), calendar)
+def make_planner(app: App) -> Planner:
+    config = app.config
+    return Planner(config, config.notices, Renderer(template_dirs(config)), app.calendar)
 
 
 def plan_today(app: App, dry_run: bool = False) -> dict[str, Any]:
     result = plan_notices(
-        app.engine, make_planner(app.config), app.clock.today(), app.clock.now(), dry_run
+        app.engine, make_planner(app), app.clock.today(), app.clock.now(), dry_run
     )
     return result.as_json()
 
@@ -92,7 +90,7 @@ def cmd_plan(app: App, args: argparse.Namespace) -> int:
 
 def make_dispatcher(app: App, session: requests.Session) -> Dispatcher:
     settings = app.config.settings
-    notices = load_notices(app.config)
+    notices = app.config.notices
     quiet = tuple(dt.time.fromisoformat(t) for t in settings.sms.quiet_hours)
     limits = Limits(settings.tz, (quiet[0], quiet[1]), settings.sms.daily_cap_per_number,
                     {"email": settings.email.rate_per_minute, "sms": settings.sms.rate_per_minute})  # fmt: skip
@@ -100,7 +98,7 @@ def make_dispatcher(app: App, session: requests.Session) -> Dispatcher:
     return Dispatcher(
         app.engine,
         notices,
-        make_planner(app.config),
+        make_planner(app),
         transports,
         limits,
         app.clock.now,
@@ -157,7 +155,7 @@ def cmd_outbox(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_preview(app: App, args: argparse.Namespace) -> int:
-    planner = make_planner(app.config)
+    planner = make_planner(app)
     row = _preview_row(app, args)
     contact = {"email": "preview@example.org", "phone": "13800000000", "contact_name": "预览"}
     channel: ChannelName = "sms" if args.channel == "sms" else "email"

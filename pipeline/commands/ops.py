@@ -12,11 +12,18 @@ from sqlalchemy import text
 from jobs import REGISTRY
 from pipeline.app import App, print_json
 from pipeline.clock import SystemClock
-from pipeline.scheduler.daemon import Daemon
 from pipeline.db.migrate import current_revision, head_revision
 from pipeline.errors import RefusedError, UsageError
+from pipeline.scheduler.daemon import Daemon
 from pipeline.scheduler.lease import HeldLease, try_acquire
-from pipeline.scheduler.runner import RUNNER_LEASE, JobOutcome, Runner, beat, heartbeat_at, holder_id
+from pipeline.scheduler.runner import (
+    RUNNER_LEASE,
+    JobOutcome,
+    Runner,
+    beat,
+    heartbeat_at,
+    holder_id,
+)
 
 
 def register(commands: Any) -> None:

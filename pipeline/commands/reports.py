@@ -10,8 +10,8 @@ from typing import Any
 
 from pipeline.app import App, print_json
 from pipeline.monthly.data import Period, month_period, previous_month, span_period
-from pipeline.monthly.run import ReportRequest, build_report
 from pipeline.monthly.kpis import OVERDUE_DAYS
+from pipeline.monthly.run import ReportRequest, build_report
 
 
 def register(commands: Any) -> None:

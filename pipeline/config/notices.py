@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pipeline.config import Config, Strict, validate_section
+from pipeline.config.base import Strict
 from pipeline.errors import ConfigError
 
 ChannelName = Literal["email", "sms", "manual"]
@@ -128,7 +128,3 @@ class NoticesConfig(Strict):
         if found is None:
             raise ConfigError(f"notices.yaml: rule_wording: no wording for rule set {rule_set!r}")
         return found
-
-
-def load_notices(config: Config) -> NoticesConfig:
-    return validate_section(config, "notices.yaml", NoticesConfig)

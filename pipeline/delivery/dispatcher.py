@@ -33,14 +33,22 @@ from pipeline.channels.base import (
     OutcomeUnknown,
     Receipt,
 )
+from pipeline.config.notices import NoticesConfig
 from pipeline.db.models import Contact, Lease, OutboxMessage, Record, table_of
-from pipeline.notices.docx import render_docx
-from pipeline.scheduler.lease import try_acquire
 from pipeline.ledger.state import record_told
 from pipeline.logs import get_logger
-from pipeline.config.notices import NoticesConfig
+from pipeline.notices.docx import render_docx
+from pipeline.notices.outbox import (
+    Outcome,
+    backoff,
+    claim,
+    enqueue,
+    finish_many,
+    recover_stale,
+    release,
+)
 from pipeline.notices.planner import Occurrence, Planner
-from pipeline.notices.outbox import Outcome, backoff, claim, enqueue, finish_many, recover_stale, release
+from pipeline.scheduler.lease import try_acquire
 
 log = get_logger("dispatch")
 records = table_of(Record)

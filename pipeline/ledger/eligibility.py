@@ -19,13 +19,14 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, Engine, select, type_coerce
 from sqlalchemy.types import NullType
 
-from pipeline.domain.calendar import WorkingCalendar, load_holidays
 from pipeline.config import Config
+from pipeline.config.rules import RulesConfig
 from pipeline.db.models import Record, table_of
-from pipeline.errors import CalendarError, InputError
+from pipeline.domain.calendar import WorkingCalendar
 from pipeline.domain.routing import Route, Router
+from pipeline.domain.rules import Evaluation, RecordFacts, evaluate
+from pipeline.errors import CalendarError, InputError
 from pipeline.sync.rows import RowValidator
-from pipeline.domain.rules import Evaluation, RecordFacts, RulesConfig, evaluate, load_rules
 from pipeline.sync.sources.fields import build_mapping
 from pipeline.sync.sources.files import read_snapshot
 
@@ -49,9 +50,9 @@ class Evaluator:
     market_departments: frozenset[str]
 
     @classmethod
-    def from_config(cls, config: Config) -> Evaluator:
+    def from_config(cls, config: Config, calendar: WorkingCalendar | None = None) -> Evaluator:
         markets = frozenset(d.code for d in config.departments.departments if d.market_regulation)
-        return cls(load_rules(config), WorkingCalendar(load_holidays(config)), markets)
+        return cls(config.rules, calendar or WorkingCalendar(config.holidays), markets)
 
     def facts(self, row: Any) -> RecordFacts:
         return self._facts(*(row[k] for k in FACT_COLUMNS[1:]))

@@ -24,11 +24,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select
 
 from pipeline.config import Config, Department, Person
-from pipeline.db.models import DepartmentReport, Escalation, OutboxMessage, Record, table_of
 from pipeline.config.notices import NoticesConfig
+from pipeline.db.models import DepartmentReport, Escalation, OutboxMessage, Record, table_of
 from pipeline.notices.context import department_view, record_view
-from pipeline.notices.planner import Planner
 from pipeline.notices.outbox import Planned, enqueue, message_key
+from pipeline.notices.planner import Planner
 
 records = table_of(Record)
 escalations = table_of(Escalation)

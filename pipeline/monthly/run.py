@@ -21,7 +21,6 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from pipeline.config import Config
 from pipeline.db.models import ReportRun, table_of
-from pipeline.notices.outbox import Planned, enqueue, message_key
 from pipeline.monthly.data import (
     AsOf,
     Period,
@@ -34,8 +33,9 @@ from pipeline.monthly.data import (
     state_at,
 )
 from pipeline.monthly.html import ReportRenderer, context
-from pipeline.monthly.xlsx import ReportWorkbook
 from pipeline.monthly.kpis import OVERDUE_DAYS, Kpis, change_of
+from pipeline.monthly.xlsx import ReportWorkbook
+from pipeline.notices.outbox import Planned, enqueue, message_key
 from pipeline.notices.templating import template_dirs
 
 report_runs = table_of(ReportRun)

@@ -11,8 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.config import Config, Department
-from pipeline.ledger.state import progress_names
 from pipeline.config.notices import NoticesConfig
+from pipeline.ledger.state import progress_names
 
 SEVERITY_CLASS = {
     "minor": "轻微失信",

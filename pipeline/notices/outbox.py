@@ -24,8 +24,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
 
-from pipeline.db.models import DeliveryAttempt, OutboxMessage, table_of
 from pipeline.config.notices import OutboxSettings
+from pipeline.db.models import DeliveryAttempt, OutboxMessage, table_of
 
 outbox = table_of(OutboxMessage)
 attempts = table_of(DeliveryAttempt)

@@ -25,11 +25,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from pipeline.domain.calendar import WorkingCalendar
 from pipeline.config import Config
-from pipeline.db.models import Contact, OutboxMessage, Record, table_of
-from pipeline.errors import CalendarError
 from pipeline.config.notices import ChannelName, KindSettings, NoticesConfig
+from pipeline.db.models import Contact, OutboxMessage, Record, table_of
+from pipeline.domain.calendar import WorkingCalendar
+from pipeline.errors import CalendarError
 from pipeline.notices.context import department_view, notice_context, record_view, sms_params
 from pipeline.notices.outbox import Planned, enqueue, message_key
 from pipeline.notices.templating import Renderer, cn_date

@@ -19,8 +19,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from pipeline.app import App
 from pipeline.clock import Clock
-from pipeline.scheduler.lease import HeldLease, try_acquire
 from pipeline.logs import get_logger
+from pipeline.scheduler.lease import HeldLease, try_acquire
 from pipeline.scheduler.runner import RUNNER_LEASE, JobSpec, Runner, beat, holder_id
 
 log = get_logger("daemon")

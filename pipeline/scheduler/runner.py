@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select, update
 
 from pipeline.app import App
-from pipeline.domain.calendar import WorkingCalendar, load_holidays
+from pipeline.config.schedule import JobSchedule, ScheduleConfig
 from pipeline.db.models import JobRun, Lease, table_of
 from pipeline.logs import get_logger
-from pipeline.scheduler.schedule import JobSchedule, ScheduleConfig, latest_due, load_schedule, next_due
+from pipeline.scheduler.schedule import check_jobs, latest_due, next_due
 
 job_runs = table_of(JobRun)
 leases = table_of(Lease)
@@ -76,8 +76,8 @@ class Runner:
     def __init__(self, app: App, registry: dict[str, JobSpec]) -> None:
         self.app = app
         self.registry = registry
-        self.schedule: ScheduleConfig = load_schedule(app.config, list(registry))
-        self.calendar = WorkingCalendar(load_holidays(app.config))
+        self.schedule: ScheduleConfig = check_jobs(app.config.schedule, list(registry))
+        self.calendar = app.calendar
         self.tz = app.config.settings.tz
 
     def spec(self, name: str) -> JobSchedule:

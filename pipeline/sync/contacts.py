@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select, update
 
 from pipeline.db.models import Contact, table_of
+from pipeline.domain.uscc import check_uscc, normalise_code
 from pipeline.errors import InputError
 from pipeline.sync.normalize import clean_text
 from pipeline.sync.sources.base import RawRow
 from pipeline.sync.sources.fields import header_key
 from pipeline.sync.sources.files import read_snapshot
-from pipeline.domain.uscc import check_uscc, normalise_code
 
 HEADERS = {
     "uscc": ("uscc", "统一社会信用代码"),

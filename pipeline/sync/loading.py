@@ -16,10 +16,10 @@ from pipeline.config import Config, SourceSettings
 from pipeline.db.models import SourceState, table_of
 from pipeline.errors import ConfigError
 from pipeline.sync.rows import Kind
+from pipeline.sync.snapshot import Progress, SyncRequest, SyncResult, sync_snapshot
 from pipeline.sync.sources.base import Snapshot
 from pipeline.sync.sources.files import read_snapshot
 from pipeline.sync.sources.http import HttpState, fetch_snapshot
-from pipeline.sync.snapshot import Progress, SyncRequest, SyncResult, sync_snapshot
 
 KINDS: dict[str, Kind] = {"penalties": "penalty", "severe-list": "list"}
 SAMPLE_FILES = {"penalties": "penalties.csv", "severe-list": "severe-list.csv"}

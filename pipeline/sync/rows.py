@@ -15,11 +15,11 @@ from typing import Any, Literal
 
 from pipeline import __version__
 from pipeline.db.models import SNAPSHOT_FIELDS
-from pipeline.sync.normalize import clean_text, parse_amount_wan, parse_date, split_penalty_types
 from pipeline.domain.routing import Router
+from pipeline.domain.uscc import check_uscc, is_clean, normalise_code
+from pipeline.sync.normalize import clean_text, parse_amount_wan, parse_date, split_penalty_types
 from pipeline.sync.sources.base import RawRow
 from pipeline.sync.sources.fields import JOINED_FIELD, HeaderMapping, _join
-from pipeline.domain.uscc import check_uscc, is_clean, normalise_code
 
 Kind = Literal["penalty", "list"]
 

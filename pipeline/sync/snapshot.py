@@ -63,8 +63,8 @@ from pipeline.db.models import (
     SyncRun,
     table_of,
 )
-from pipeline.errors import InputError
 from pipeline.domain.routing import Router
+from pipeline.errors import InputError
 from pipeline.sync.rows import Issue, Kind, RawDigest, RowValidator, raw_fingerprint
 from pipeline.sync.sources.base import Snapshot
 from pipeline.sync.sources.fields import build_mapping

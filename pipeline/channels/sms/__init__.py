@@ -3,12 +3,12 @@
 =========  =====================  ===================================================
 provider   class                  module
 =========  =====================  ===================================================
-webhook    `WebhookSms`           `sms_webhook` — a signed JSON POST to our own gateway
-aliyun     `AliyunSms`            `sms_aliyun` — Dysmsapi SendSms, ACS3; also `check`
-tencent    `TencentSms`           `sms_tencent` — SendSms 2021-01-11, TC3
+webhook    `WebhookSms`           `webhook` — a signed JSON POST to our own gateway
+aliyun     `AliyunSms`            `aliyun` — Dysmsapi SendSms, ACS3; also `check`
+tencent    `TencentSms`           `tencent` — SendSms 2021-01-11, TC3
 =========  =====================  ===================================================
 
-Checks made before sending and the mapping of network failures live in `sms_common`.
+Checks made before sending and the mapping of network failures live in `common`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,250 @@
+"""settings.yaml (timezone, database, jurisdiction, sources, sync, channels, paths,
+logging) and departments.yaml (the bureau and each penalising department)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+
+from pipeline.config.base import Strict
+from pipeline.errors import ConfigError
+
+
+class DatabaseSettings(Strict):
+    url: str = "sqlite:///var/credit-repair.db"
+    """SQLAlchemy URL. SQLite paths are relative to the working directory."""
+
+
+class JurisdictionSettings(Strict):
+    name: str = "宝山区"
+    area_codes: list[str] = Field(default_factory=lambda: ["230506"])
+    """GB/T 2260 codes of the district: USCC characters 3–8 of in-scope entities."""
+    authority_area_codes: list[str] | None = None
+    """Area codes of authorities located in the district; default: `area_codes`."""
+
+    @field_validator("area_codes", "authority_area_codes")
+    @classmethod
+    def _six_digits(cls, codes: list[str] | None) -> list[str] | None:
+        for code in codes or []:
+            if not re.fullmatch(r"\d{6}", code):
+                raise ValueError(f"{code!r} is not a 6-digit GB/T 2260 area code")
+        return codes
+
+    def authority_codes(self) -> list[str]:
+        return self.authority_area_codes or self.area_codes
+
+
+class SourceSettings(Strict):
+    name: str
+    kind: Literal["file", "http"] = "file"
+    records: Literal["penalties", "severe-list"] = "penalties"
+    """What the snapshot holds."""
+    path: str | None = None
+    url: str | None = None
+    format: Literal["auto", "csv", "xlsx", "json"] = "auto"
+    encoding: str = "auto"
+    """`auto` detects UTF-8 (with or without BOM) or GB18030."""
+    field_map: dict[str, str] = Field(default_factory=dict)
+    """Extra header → field-code mappings, e.g. {"处罚单位": "CF_CFJG"}."""
+    auth_header: str | None = None
+    """A full header line value, e.g. 'Bearer xyz' (use auth_header_file for secrets)."""
+    auth_header_name: str = "Authorization"
+    timeout: float = 30.0
+    retries: int = 3
+    backoff: float = 1.0
+    page_param: str | None = None
+    """For paged JSON: the query parameter that carries the page number."""
+    page_size_param: str | None = None
+    page_size: int = 500
+    records_key: str | None = None
+    """For JSON objects: the key holding the list of records (e.g. "data")."""
+    enabled: bool = True
+
+
+class SyncSettings(Strict):
+    max_vanish_share: float = Field(0.20, ge=0, le=1)
+    """Refuse a snapshot that would vanish more than this share of current records."""
+    batch_size: int = Field(5000, ge=100)
+
+
+class Person(Strict):
+    name: str = ""
+    phone: str = ""
+    email: str = ""
+
+
+class AuthorityRef(Strict):
+    name: str
+    uscc: str = ""
+
+
+class Department(Strict):
+    code: str
+    name: str
+    bureau: bool = False
+    """The district bureau (区营商环境局): receives unrouted records and escalations."""
+    market_regulation: bool = False
+    """Penalties of this department follow the market-regulation rule set (45号令)."""
+    authorities: list[AuthorityRef] = Field(default_factory=list)
+    contact: Person = Field(default_factory=Person)
+    head: Person = Field(default_factory=Person)
+
+
+class DepartmentsConfig(Strict):
+    departments: list[Department]
+
+    @field_validator("departments")
+    @classmethod
+    def _one_bureau(cls, deps: list[Department]) -> list[Department]:
+        codes = [d.code for d in deps]
+        dupes = sorted({c for c in codes if codes.count(c) > 1})
+        if dupes:
+            raise ValueError(f"duplicate department code(s): {', '.join(dupes)}")
+        if sum(d.bureau for d in deps) != 1:
+            raise ValueError("exactly one department must have `bureau: true`")
+        return deps
+
+    @property
+    def bureau(self) -> Department:
+        return next(d for d in self.departments if d.bureau)
+
+
+class GreenChannelSettings(Strict):
+    """绿色通道 / 容缺受理: records listed first and eligible for "承诺即修复"."""
+
+    industries: list[str] = Field(default_factory=list)
+    """Matched against the record's industry (行业) column."""
+    keywords: list[str] = Field(default_factory=list)
+    """Matched in the entity name, violation type and facts."""
+    entities: list[str] = Field(default_factory=list)
+    """USCCs of entities always in the green channel."""
+    follow_up_days: int = Field(30, ge=1)
+    """Default follow-up for a commitment (承诺) whose documents are to follow."""
+
+
+class EmailSettings(Strict):
+    """SMTP through yagmail. Active when `host` is set."""
+
+    host: str | None = None
+    port: int = 465
+    ssl: bool = True
+    """Implicit TLS (SMTPS, usually port 465)."""
+    starttls: bool = False
+    """Upgrade a plain connection (usually port 587); only with ssl: false."""
+    user: str | None = None
+    password: str | None = None
+    """Use password_file or CREDIT_REPAIR_EMAIL__PASSWORD; never write it here."""
+    sender: str | None = None
+    """From address; default `user`."""
+    sender_name: str = "宝山区营商环境局"
+    timeout: float = 30.0
+    verify_certificate: bool = True
+    rate_per_minute: int = Field(120, ge=1)
+
+
+class SmsTemplate(Strict):
+    """A provider-approved template: its id and how our parameters map onto it."""
+
+    id: str
+    """Aliyun TemplateCode (SMS_123456789) or Tencent TemplateId; webhook: any label."""
+    params: list[str] = Field(default_factory=list)
+    """Parameter names (Aliyun: named; Tencent: this order is the positional order)."""
+
+
+class SmsSettings(Strict):
+    """An SMS gateway. Active when `provider` is set."""
+
+    provider: Literal["webhook", "aliyun", "tencent"] | None = None
+    url: str | None = None
+    """Endpoint; default the provider's public endpoint."""
+    secret: str | None = None
+    """webhook: HMAC-SHA256 key for the X-Signature header."""
+    access_key_id: str | None = None
+    access_key_secret: str | None = None
+    secret_id: str | None = None
+    secret_key: str | None = None
+    sdk_app_id: str | None = None
+    region: str = "ap-guangzhou"
+    sign_name: str = "宝山区营商环境局"
+    templates: dict[str, SmsTemplate] = Field(default_factory=dict)
+    timeout: float = 10.0
+    quiet_hours: tuple[str, str] = ("21:00", "08:00")
+    """No SMS from the first time until the second (Asia/Shanghai or the configured zone)."""
+    rate_per_minute: int = Field(60, ge=1)
+    daily_cap_per_number: int = Field(5, ge=1)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _hours(cls, value: tuple[str, str]) -> tuple[str, str]:
+        for text in value:
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", text):
+                raise ValueError(f"{text!r} is not a time of day HH:MM")
+        return value
+
+
+class PathSettings(Strict):
+    var_dir: str = "var"
+    outbox_dir: str = "var/outbox"
+    reports_dir: str = "var/reports"
+    templates_dir: str | None = None
+    """A folder whose templates override the bundled ones, file by file."""
+
+
+class LoggingSettings(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(Strict):
+    """settings.yaml."""
+
+    timezone: str = "Asia/Shanghai"
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    jurisdiction: JurisdictionSettings = Field(default_factory=JurisdictionSettings)
+    sources: list[SourceSettings] = Field(default_factory=list)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    green_channel: GreenChannelSettings = Field(default_factory=GreenChannelSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
+    paths: PathSettings = Field(default_factory=PathSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    contacts_path: str | None = None
+    """A contacts file (CSV/XLSX) the daily sync job imports; with sample data: sample/contacts.csv."""
+    sample_data: str | None = "sample"
+    """Folder of bundled sample data used by the `sync` job when no source is configured."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, sources: list[SourceSettings]) -> list[SourceSettings]:
+        names = [s.name for s in sources]
+        for s in sources:
+            if names.count(s.name) > 1:
+                raise ValueError(f"duplicate source name {s.name!r}")
+            if s.kind == "file" and not s.path:
+                raise ValueError(f"source {s.name!r}: kind file needs `path`")
+            if s.kind == "http" and not s.url:
+                raise ValueError(f"source {s.name!r}: kind http needs `url`")
+        return sources
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def source(self, name: str) -> SourceSettings:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.sources) or "none configured"
+        raise ConfigError(f"settings.yaml: sources: no source named {name!r} (known: {known})")
