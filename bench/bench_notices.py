@@ -10,8 +10,8 @@ per database (SQLite file, throwaway PostgreSQL), each step in a fresh process, 
 a fresh server process (aiosmtpd that accepts and discards + a keep-alive HTTP/1.1 SMS
 webhook that answers 200 ``{"id": …}``), so the measured process's CPU is its own:
 
-- ``notices_end_to_end``: ``plan_today(app)`` then ``dispatch_now(app)`` — the CLI's own
-  library functions (`pipeline.commands.notices`). Timed: planning (template rendering,
+- ``notices_end_to_end``: ``stages.plan_notices(app)`` then ``stages.dispatch(app)`` — the
+  stages the CLI and the jobs call (`pipeline.stages`). Timed: planning (template rendering,
   the outbox INSERTs) and dispatching (claims, the record re-check, the DOCX rendering,
   the MIME, SMTP / HTTP, the per-message outcome and ledger writes). Not timed: process
   start, imports, config loading, the first DB connection.
@@ -182,18 +182,19 @@ def worker_prepare(cfg: Path, work: Path, rows: int) -> None:
 
 
 def worker_run(cfg: Path, profile: Path | None) -> None:
-    """plan_today + dispatch_now, as `credit-repair notices plan` and `dispatch` run them."""
-    from pipeline import logs
+    """plan_notices + dispatch, as `credit-repair notices plan` and `dispatch` run them."""
+    from pipeline import logs, stages
     from pipeline.app import App
-    from pipeline.commands.notices import dispatch_now, plan_today
+    from pipeline.delivery.dispatcher import DispatchResult
+    from pipeline.notices.planner import PlanResult
 
     app = App.load(str(cfg), NOW)
     logs.configure("warning", "json")
     with app.engine.connect():  # migrate / connect outside the timing
         pass
 
-    def step() -> tuple[dict[str, Any], dict[str, Any]]:
-        return plan_today(app), dispatch_now(app)
+    def step() -> tuple[PlanResult, DispatchResult]:
+        return stages.plan_notices(app), stages.dispatch(app)
 
     if profile is not None:
         import cProfile
@@ -204,8 +205,8 @@ def worker_run(cfg: Path, profile: Path | None) -> None:
     else:
         seconds, (planned, dispatched) = timed(step)
     app.close()
-    report(step="run", seconds=seconds, planned=planned["planned"],
-           dispatched={k: v for k, v in dispatched.items() if v})  # fmt: skip
+    report(step="run", seconds=seconds, planned=planned.planned,
+           dispatched={k: v for k, v in dispatched.as_json().items() if v})  # fmt: skip
 
 
 def prerender(cfg: Path) -> tuple[str, list[tuple[str, bytes]], list[tuple[bytes, dict[str, str]]]]:
@@ -340,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _drive(args: argparse.Namespace) -> int:
     note(f"{args.rows} notices ({100 - 100 // SMS_EVERY} % e-mail with DOCX, {100 // SMS_EVERY} % SMS); "
-         f"timed: plan_today + dispatch_now vs a bare smtplib + http.client loop over the same bytes")  # fmt: skip
+         f"timed: plan_notices + dispatch vs a bare smtplib + http.client loop over the same bytes")  # fmt: skip
     lines: list[dict[str, Any]] = []
     if args.profile:
         OUT_DIR.mkdir(parents=True, exist_ok=True)

@@ -215,10 +215,10 @@ def worker_report(url: str, cfg: Path, out: Path, write_only: bool, warm: bool) 
     seconds, result = timed(lambda: build_report(engine, config, request))
     cpu = time.process_time() - cpu
     engine.dispose()
-    size = Path(result["files"]["xlsx"]).stat().st_size
-    sources = sorted({p["source"] for p in result["trend"]})
-    report(step="report", seconds=seconds, cpu_seconds=round(cpu, 3), rows=result["rows"], records=result["total"]["records"],
-           told_rate=result["total"]["told_rate"], xlsx_mb=round(size / 2**20, 1), trend_sources=sources)  # fmt: skip
+    size = Path(result.files["xlsx"]).stat().st_size
+    sources = sorted({p["source"] for p in result.trend})
+    report(step="report", seconds=seconds, cpu_seconds=round(cpu, 3), rows=result.rows, records=result.total["records"],
+           told_rate=result.total["told_rate"], xlsx_mb=round(size / 2**20, 1), trend_sources=sources)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- driver

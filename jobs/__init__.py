@@ -1,4 +1,5 @@
-"""Scheduled jobs: one thin module each; the logic lives in `pipeline`.
+"""Scheduled jobs: one thin module each, calling one stage of `pipeline.stages` and
+returning its result (the runner records its ``as_json()`` as the run's counts).
 
 `REGISTRY` lists them in the order a tick runs them: sync before evaluation, before
 planning, before dispatch — so one `run --once` does a whole day's work in order.

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pipeline import stages
 from pipeline.app import App
-from pipeline.commands.monthly import run_reminders
 from pipeline.config.schedule import JobSchedule
+from pipeline.monthly.escalation import ReminderResult
 from pipeline.scheduler.runner import JobContext, JobSpec
 
 
-def run(app: App, ctx: JobContext) -> dict[str, Any]:
-    return run_reminders(app)
+def run(app: App, ctx: JobContext) -> ReminderResult:
+    return stages.remind_departments(app)
 
 
 SPEC = JobSpec(

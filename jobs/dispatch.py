@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pipeline import stages
 from pipeline.app import App
-from pipeline.commands.notices import dispatch_now
 from pipeline.config.schedule import JobSchedule
+from pipeline.delivery.dispatcher import DispatchResult
 from pipeline.scheduler.daemon import stopping
 from pipeline.scheduler.runner import JobContext, JobSpec
 
 
-def run(app: App, ctx: JobContext) -> dict[str, Any]:
+def run(app: App, ctx: JobContext) -> DispatchResult:
     limit = ctx.options.get("limit")
-    return dispatch_now(app, int(limit) if limit else None, stop=stopping)
+    return stages.dispatch(app, int(limit) if limit else None, stop=stopping)
 
 
 SPEC = JobSpec(run, JobSchedule(cron="*/5 8-20 * * *"), "send due notices (SMS only 08:00–21:00)")

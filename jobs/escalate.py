@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pipeline import stages
 from pipeline.app import App
-from pipeline.commands.monthly import run_escalation
 from pipeline.config.schedule import JobSchedule
+from pipeline.results import Counts
 from pipeline.scheduler.runner import JobContext, JobSpec
 
 
-def run(app: App, ctx: JobContext) -> dict[str, Any]:
-    result = run_escalation(app)
-    return {
-        k: result[k]
-        for k in ("month", "found", "escalated", "already_this_month", "by_level", "digests")
-    }
+def run(app: App, ctx: JobContext) -> Counts:
+    result = stages.escalate(app)
+    return Counts(
+        {
+            "month": result.month,
+            "found": result.found,
+            "escalated": result.escalated,
+            "already_this_month": result.already_this_month,
+            "by_level": result.by_level,
+            "digests": result.digests,
+        }
+    )
 
 
 SPEC = JobSpec(

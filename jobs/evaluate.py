@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pipeline import stages
 from pipeline.app import App
-from pipeline.commands.ledger import evaluate_all
 from pipeline.config.schedule import JobSchedule
 from pipeline.scheduler.runner import JobContext, JobSpec
 
 
-def run(app: App, ctx: JobContext) -> dict[str, Any]:
-    return evaluate_all(app)
+def run(app: App, ctx: JobContext) -> stages.EvaluateResult:
+    return stages.evaluate(app)
 
 
 SPEC = JobSpec(

@@ -6,30 +6,38 @@ current month up to now instead of the previous one; ``overdue_days: N``.
 
 from __future__ import annotations
 
-from typing import Any
-
+from pipeline import stages
 from pipeline.app import App
-from pipeline.commands.reports import make_report
 from pipeline.config.schedule import JobSchedule
 from pipeline.monthly.data import month_period, previous_month
 from pipeline.monthly.kpis import OVERDUE_DAYS
+from pipeline.results import Counts
 from pipeline.scheduler.runner import JobContext, JobSpec
 
 
-def run(app: App, ctx: JobContext) -> dict[str, Any]:
+def run(app: App, ctx: JobContext) -> Counts:
     today = ctx.now.astimezone(app.config.settings.tz).date()
     if ctx.options.get("month") == "current":
         period = month_period(f"{today.year:04d}-{today.month:02d}")
     else:
         period = previous_month(today)
-    result = make_report(
+    result = stages.monthly_report(
         app, period, overdue_days=int(ctx.options.get("overdue_days", OVERDUE_DAYS))
     )
-    total = result["total"]
-    return {"period": result["period"], "records": total["records"], "told_rate": total["told_rate"],
-            "aware_rate": total["aware_rate"], "repair_rate": total["repair_rate"],
-            "overdue": total["overdue"], "send": result["send"], "sent": result["sent"],
-            "files": result["files"]}  # fmt: skip
+    total = result.total
+    return Counts(
+        {
+            "period": result.period,
+            "records": total["records"],
+            "told_rate": total["told_rate"],
+            "aware_rate": total["aware_rate"],
+            "repair_rate": total["repair_rate"],
+            "overdue": total["overdue"],
+            "send": result.send,
+            "sent": result.sent,
+            "files": result.files,
+        }
+    )
 
 
 SPEC = JobSpec(

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from pipeline import stages
 from pipeline.app import App
-from pipeline.commands.notices import plan_today
 from pipeline.config.schedule import JobSchedule
+from pipeline.results import Counts
 from pipeline.scheduler.runner import JobContext, JobSpec
 
 
-def run(app: App, ctx: JobContext) -> dict[str, Any]:
-    result = plan_today(app)
-    return {
-        k: result[k] for k in ("considered", "planned", "already_planned", "no_address", "by_kind")
-    }
+def run(app: App, ctx: JobContext) -> Counts:
+    result = stages.plan_notices(app)
+    return Counts(
+        {
+            "considered": result.considered,
+            "planned": result.planned,
+            "already_planned": result.already_planned,
+            "no_address": result.no_address,
+            "by_kind": result.by_kind,
+        }
+    )
 
 
 SPEC = JobSpec(

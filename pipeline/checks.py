@@ -16,11 +16,11 @@ from typing import Any
 import jinja2
 
 from pipeline.app import App
-from pipeline.commands.notices import make_planner
 from pipeline.errors import CreditRepairError
 from pipeline.notices.context import record_view, sample_row
 from pipeline.notices.docx import render_docx
 from pipeline.notices.planner import Occurrence, digest_message
+from pipeline.wiring import make_planner
 
 CALENDAR_HORIZON_DAYS = 60
 

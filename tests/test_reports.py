@@ -324,10 +324,10 @@ def test_the_monthly_report_job_reports_the_previous_month_once(cli: CliRunner, 
     app = App.load(str(config_dir), "2026-12-18T09:00")
     try:
         ctx = JobContext("monthly_report", "r1", None, app.clock.now(), {})
-        first = SPEC.func(app, ctx)
+        first = SPEC.func(app, ctx).as_json()
         assert (first["period"], first["send"], first["sent"], first["records"]) == ("2026-11", "sent", 8, 0)
-        assert SPEC.func(app, ctx)["send"] == "already_sent"
-        current = SPEC.func(app, JobContext("monthly_report", "r2", None, app.clock.now(), {"month": "current"}))
+        assert SPEC.func(app, ctx).as_json()["send"] == "already_sent"
+        current = SPEC.func(app, JobContext("monthly_report", "r2", None, app.clock.now(), {"month": "current"})).as_json()
         assert current["period"] == "2026-12"
     finally:
         app.close()

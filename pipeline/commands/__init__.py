@@ -1,1 +1,3 @@
-"""Command handlers: thin adapters from parsed arguments to the library."""
+"""Command handlers: parse the arguments, call a stage (`pipeline.stages`) or the library,
+and print the result. Only `pipeline.cli` imports them (checked by tests/test_structure.py).
+"""

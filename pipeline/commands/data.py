@@ -9,14 +9,15 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from pipeline import stages
 from pipeline.app import App, print_json
-from pipeline.checks import check_config
 from pipeline.db.migrate import current_revision
 from pipeline.db.models import QuarantinedRow, SyncRun
 from pipeline.errors import UsageError
 from pipeline.progress import Progress
 from pipeline.sync.contacts import import_contacts
-from pipeline.sync.loading import KINDS, Target, default_targets, file_target, run_target
+from pipeline.sync.loading import KINDS
+from pipeline.sync.snapshot import SyncResult
 
 
 def register(commands: Any) -> None:
@@ -57,7 +58,7 @@ def cmd_init(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(app: App, args: argparse.Namespace) -> int:
-    report = check_config(app)
+    report = stages.check_config(app)
     if args.json:
         print_json(report.as_json())
     else:
@@ -69,53 +70,42 @@ def cmd_check_config(app: App, args: argparse.Namespace) -> int:
 def cmd_sync(app: App, args: argparse.Namespace) -> int:
     if args.kind and not args.file:
         raise UsageError("--kind goes with --file (a configured source says what it holds)")
-    if args.file:
-        targets = [file_target(args.file, args.kind or "penalties")]
-    elif args.source:
-        targets = [_configured(app, args.source)]
-    else:
-        targets = default_targets(app.config)
+    targets = stages.sync_targets(app, args.source, args.file, args.kind or "penalties")
     worst = 0
     for target in targets:
         with Progress(f"sync {target.name}", unit="rows") as bar:
-            result = run_target(
-                app.engine, app.config, target, app.clock.now(), args.force, bar.update
-            )
+            result = stages.sync(app, target, app.clock.now(), args.force, bar.update)
         if args.json:
             print_json(result.as_json())
         else:
-            _print_sync(target.name, result.as_json())
+            _print_sync(target.name, result)
         worst = max(worst, 1 if result.refused else 0)
     return worst
 
 
-def _configured(app: App, name: str) -> Target:
-    return Target(app.config.settings.source(name), name)
-
-
-def _print_sync(name: str, result: dict[str, Any]) -> None:
+def _print_sync(name: str, result: SyncResult) -> None:
     counts = ", ".join(
-        f"{k} {result[k]}"
-        for k in (
-            "rows_read",
-            "added",
-            "updated",
-            "unchanged",
-            "vanished",
-            "out_of_scope",
-            "quarantined",
-            "warnings",
+        f"{label} {value}"
+        for label, value in (
+            ("rows_read", result.rows_read),
+            ("added", result.added),
+            ("updated", result.updated),
+            ("unchanged", result.unchanged),
+            ("vanished", result.vanished),
+            ("out_of_scope", result.out_of_scope),
+            ("quarantined", result.quarantined),
+            ("warnings", result.warnings),
         )
     )
-    state = "REFUSED" if result["refused"] else "applied"
+    state = "REFUSED" if result.refused else "applied"
     print(f"sync {name}: {state}: {counts}", file=sys.stderr)
-    if result["reason"]:
-        print(f"  {result['reason']}", file=sys.stderr)
-    for item in result["quarantine"][:20]:
+    if result.reason:
+        print(f"  {result.reason}", file=sys.stderr)
+    for item in result.quarantine[:20]:
         print(f"  row {item['row']}: {item['field'] or '-'}: {item['reason']}", file=sys.stderr)
-    if len(result["quarantine"]) > 20:
+    if len(result.quarantine) > 20:
         print(
-            f"  ... {len(result['quarantine']) - 20} more (credit-repair quarantine)",
+            f"  ... {len(result.quarantine) - 20} more (credit-repair quarantine)",
             file=sys.stderr,
         )
 

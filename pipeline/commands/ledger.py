@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline import stages
 from pipeline.app import App, print_json
 from pipeline.commands.ledger_excel import register_ledger_actions
 from pipeline.errors import UsageError
-from pipeline.ledger.eligibility import Evaluator, evaluate_file, recompute, stored
+from pipeline.ledger.eligibility import Evaluator, evaluate_file, stored
 from pipeline.ledger.state import (
     LedgerUpdate,
-    apply_lifecycle,
     apply_update,
     find_record,
     open_entries,
@@ -79,19 +79,6 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
-def evaluate_all(app: App, progress: bool = False) -> dict[str, Any]:
-    """Recompute eligibility, then the automatic ledger transitions (the `evaluate` job)."""
-    evaluator = Evaluator.from_config(app.config, app.calendar)
-    with Progress("eligibility", unit="records") as bar:
-        result = recompute(
-            app.engine, evaluator, app.clock.today(), progress=bar.update if progress else None
-        )
-    life = apply_lifecycle(
-        app.engine, app.clock.today(), app.clock.now(), app.config.settings.green_channel
-    )
-    return {**result.as_json(), **life.as_json()}
-
-
 def cmd_eligibility(app: App, args: argparse.Namespace) -> int:
     if args.snapshot:
         if args.department or args.status:
@@ -100,10 +87,12 @@ def cmd_eligibility(app: App, args: argparse.Namespace) -> int:
             app.config, Evaluator.from_config(app.config, app.calendar), Path(args.snapshot), app.clock.today()
         )
     else:
-        counts = evaluate_all(app, progress=not args.json)
+        with Progress("eligibility", unit="records") as bar:
+            result = stages.evaluate(app, progress=None if args.json else bar.update)
         if not args.json:
+            done = result.recompute
             print(
-                f"evaluated {counts['evaluated']} records as of {app.clock.today()}: {counts['by_status']}",
+                f"evaluated {done.evaluated} records as of {app.clock.today()}: {done.by_status}",
                 file=sys.stderr,
             )
         lines = stored(app.engine, args.department, args.status)

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import re
 import sys
 from typing import Any
 
+from pipeline import stages
 from pipeline.app import App, print_json
-from pipeline.commands.notices import make_planner
-from pipeline.config.schedule import JobSchedule
-from pipeline.errors import UsageError
-from pipeline.monthly.escalation import department_reminders, escalate, month_of
-from pipeline.scheduler.schedule import deadline
 
 
 def register(commands: Any) -> None:
@@ -38,54 +33,14 @@ def _month(text: str) -> str:
     return text
 
 
-def report_deadline(app: App, month: str) -> dt.date:
-    """When this month's reports are due: the escalate job's day (the 20th, or the working day before)."""
-    spec = app.config.schedule.jobs.get("escalate") or JobSchedule(by_day=20)
-    year, mon = map(int, month.split("-"))
-    if spec.by_day is None:
-        return dt.date(year, mon, 20)
-    return deadline(year, mon, spec, app.calendar, app.config.settings.tz).date()
-
-
-def run_escalation(app: App, month: str | None = None, dry_run: bool = False) -> dict[str, Any]:
-    month = month or month_of(app.clock.today())
-    if month > month_of(app.clock.today()):
-        raise UsageError(f"--month {month} is in the future of --now {app.clock.today()}")
-    result = escalate(
-        app.engine,
-        app.config,
-        make_planner(app),
-        month,
-        app.clock.today(),
-        app.clock.now(),
-        dry_run,
-    )
-    return result.as_json()
-
-
-def run_reminders(app: App, month: str | None = None, dry_run: bool = False) -> dict[str, Any]:
-    month = month or month_of(app.clock.today())
-    due = report_deadline(app, month)
-    return department_reminders(
-        app.engine,
-        app.config,
-        make_planner(app),
-        month,
-        app.clock.today(),
-        due,
-        app.clock.now(),
-        dry_run,
-    )
-
-
 def cmd_escalate(app: App, args: argparse.Namespace) -> int:
-    result = run_escalation(app, args.month, args.dry_run)
+    result = stages.escalate(app, args.month, args.dry_run)
     if args.json:
-        print_json(result)
+        print_json(result.as_json())
     else:
-        print(f"escalation {result['month']}: found {result['found']}, escalated {result['escalated']} "
-              f"(levels {result['by_level']}), digests {result['digests']}", file=sys.stderr)  # fmt: skip
-        for item in result["items"]:
+        print(f"escalation {result.month}: found {result.found}, escalated {result.escalated} "
+              f"(levels {result.by_level}), digests {result.digests}", file=sys.stderr)  # fmt: skip
+        for item in result.items:
             print(
                 f"  L{item['level']} {item['department_code']:6} {item['reason_text']} {item['entity_name'] or ''} {item['detail']}",
                 file=sys.stderr,
@@ -94,6 +49,9 @@ def cmd_escalate(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_remind(app: App, args: argparse.Namespace) -> int:
-    result = run_reminders(app, args.month, args.dry_run)
-    print_json(result) if args.json else print(f"reminders: {result}", file=sys.stderr)
+    result = stages.remind_departments(app, args.month, args.dry_run)
+    if args.json:
+        print_json(result.as_json())
+    else:
+        print(f"reminders: {result.as_json()}", file=sys.stderr)
     return 0

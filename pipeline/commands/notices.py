@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
 
-import requests
 from sqlalchemy import select
 
+from pipeline import stages
 from pipeline.app import App, print_json
 from pipeline.channels.base import Message
 from pipeline.config.notices import KINDS, ChannelName
 from pipeline.db.models import Record, table_of
-from pipeline.delivery.dispatcher import Dispatcher, Limits, to_message
-from pipeline.delivery.transports import build_transports
+from pipeline.delivery.dispatcher import to_message
 from pipeline.errors import UsageError
 from pipeline.ledger.state import find_record
 from pipeline.notices.context import sample_row
 from pipeline.notices.outbox import STATES, counts, listing
-from pipeline.notices.planner import Occurrence, Planner, plan_notices
-from pipeline.notices.templating import Renderer, template_dirs
-from pipeline.scheduler.runner import holder_id
+from pipeline.notices.planner import Occurrence
+from pipeline.wiring import make_planner
 
 
 def register(commands: Any) -> None:
@@ -63,55 +60,17 @@ def register(commands: Any) -> None:
     p.set_defaults(handler=cmd_preview)
 
 
-def make_planner(app: App) -> Planner:
-    config = app.config
-    return Planner(config, config.notices, Renderer(template_dirs(config)), app.calendar)
-
-
-def plan_today(app: App, dry_run: bool = False) -> dict[str, Any]:
-    result = plan_notices(
-        app.engine, make_planner(app), app.clock.today(), app.clock.now(), dry_run
-    )
-    return result.as_json()
-
-
 def cmd_plan(app: App, args: argparse.Namespace) -> int:
-    result = plan_today(app, args.dry_run)
+    result = stages.plan_notices(app, args.dry_run)
     if args.json:
-        print_json(result)
+        print_json(result.as_json())
     else:
         verb = "would plan" if args.dry_run else "planned"
-        print(f"notices {verb} {result['planned']} ({result['by_kind']}); already planned {result['already_planned']}, "
-              f"no address {result['no_address']}", file=sys.stderr)  # fmt: skip
-        for m in result["messages"]:
+        print(f"notices {verb} {result.planned} ({result.by_kind}); already planned {result.already_planned}, "
+              f"no address {result.no_address}", file=sys.stderr)  # fmt: skip
+        for m in result.messages:
             print(f"  {m['kind']:22} {m['channel']:6} {m['subject']}", file=sys.stderr)
     return 0
-
-
-def make_dispatcher(app: App, session: requests.Session) -> Dispatcher:
-    settings = app.config.settings
-    notices = app.config.notices
-    quiet = tuple(dt.time.fromisoformat(t) for t in settings.sms.quiet_hours)
-    limits = Limits(settings.tz, (quiet[0], quiet[1]), settings.sms.daily_cap_per_number,
-                    {"email": settings.email.rate_per_minute, "sms": settings.sms.rate_per_minute})  # fmt: skip
-    transports = build_transports(app.config, session, app.clock.now)
-    return Dispatcher(
-        app.engine,
-        notices,
-        make_planner(app),
-        transports,
-        limits,
-        app.clock.now,
-        holder_id(),
-    )
-
-
-def dispatch_now(app: App, limit: int | None = None, stop: Any = None) -> dict[str, Any]:
-    with requests.Session() as session:
-        dispatcher = make_dispatcher(app, session)
-        if stop is not None:
-            dispatcher.stop = stop
-        return dispatcher.run(limit).as_json()
 
 
 def cmd_dispatch(app: App, args: argparse.Namespace) -> int:
@@ -133,11 +92,11 @@ def cmd_dispatch(app: App, args: argparse.Namespace) -> int:
                 f"would send {row['channel']:6} {row['kind']:22} {row['key']}", file=sys.stderr
             )
         return 0
-    result = dispatch_now(app, args.limit)
+    result = stages.dispatch(app, args.limit)
     if args.json:
-        print_json(result)
+        print_json(result.as_json())
     else:
-        print(f"dispatch: {result}", file=sys.stderr)
+        print(f"dispatch: {result.as_json()}", file=sys.stderr)
     return 0
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from pathlib import Path
 from typing import Any
 
+from pipeline import stages
 from pipeline.app import App, print_json
 from pipeline.monthly.data import Period, month_period, previous_month, span_period
 from pipeline.monthly.kpis import OVERDUE_DAYS
-from pipeline.monthly.run import ReportRequest, build_report
 
 
 def register(commands: Any) -> None:
@@ -48,13 +47,6 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
-def make_report(app: App, period: Period, out: str | None = None, send: bool = True,
-                resend: bool = False, overdue_days: int = OVERDUE_DAYS) -> dict[str, Any]:  # fmt: skip
-    out_dir = Path(out) if out else Path(app.config.settings.paths.reports_dir)
-    request = ReportRequest(period, app.clock.now(), out_dir, send, resend, overdue_days)
-    return build_report(app.engine, app.config, request)
-
-
 def cmd_monthly(app: App, args: argparse.Namespace) -> int:
     period = month_period(args.month) if args.month else previous_month(app.clock.today())
     return _run(app, args, period)
@@ -65,15 +57,17 @@ def cmd_period(app: App, args: argparse.Namespace) -> int:
 
 
 def _run(app: App, args: argparse.Namespace, period: Period) -> int:
-    result = make_report(app, period, args.out, not args.no_send, args.resend, args.overdue_days)
+    result = stages.monthly_report(
+        app, period, args.out, not args.no_send, args.resend, args.overdue_days
+    )
     if args.json:
-        print_json(result)
+        print_json(result.as_json())
     else:
-        t = result["total"]
-        print(f"report {result['period']} as of {result['as_of']}: {t['records']} records, "
+        t = result.total
+        print(f"report {result.period} as of {result.as_of}: {t['records']} records, "
               f"告知率 {_pct(t['told_rate'])}, 知晓率 {_pct(t['aware_rate'])}, 修复率 {_pct(t['repair_rate'])}, "
-              f"逾期 {t['overdue']}; wrote {result['files']['xlsx']} and {result['files']['html']}; "
-              f"send: {result['send']} ({result['sent']} messages)", file=sys.stderr)  # fmt: skip
+              f"逾期 {t['overdue']}; wrote {result.files['xlsx']} and {result.files['html']}; "
+              f"send: {result.send} ({result.sent} messages)", file=sys.stderr)  # fmt: skip
     return 0
 
 

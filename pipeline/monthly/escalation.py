@@ -230,8 +230,20 @@ def _digest(config: Config, planner: Planner, key: tuple[int, str], items: list[
 # --------------------------------------------------------------------------- the reminder day
 
 
+@dataclass(frozen=True)
+class ReminderResult:
+    month: str
+    departments: int
+    """Departments with open cases and a contact e-mail: one digest each."""
+    planned: int
+    """Digests newly put in the outbox (a re-run plans none again)."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"month": self.month, "departments": self.departments, "planned": self.planned}
+
+
 def department_reminders(engine: Engine, config: Config, planner: Planner, month: str, today: dt.date, deadline: dt.date,
-                         now: dt.datetime, dry_run: bool = False) -> dict[str, Any]:  # fmt: skip
+                         now: dt.datetime, dry_run: bool = False) -> ReminderResult:  # fmt: skip
     """One digest per department contact: its open cases, please update the ledger."""
     settings = planner.notices.kind("department_reminder")
     planned = []
@@ -261,4 +273,4 @@ def department_reminders(engine: Engine, config: Config, planner: Planner, month
                                    planner.payload("department_reminder", context, settings)))  # fmt: skip
         new = enqueue(conn, planned, now)
         transaction.rollback() if dry_run else transaction.commit()
-    return {"month": month, "departments": len(planned), "planned": new}
+    return ReminderResult(month, len(planned), new)

@@ -56,6 +56,44 @@ class ReportRequest:
     """False: openpyxl's normal mode (the benchmark's baseline)."""
 
 
+@dataclass(frozen=True)
+class ReportResult:
+    kpis: dict[str, Any]
+    """As stored in ``report_runs.kpis``: period, from, to, as_of, then total, departments, ..."""
+    trend: list[dict[str, Any]]
+    files: dict[str, str]
+    """{"xlsx": path, "html": path}"""
+    sent: int
+    send: str
+    """sent, resent, already_sent or not_requested"""
+    rows: dict[str, int]
+    """Rows written to the workbook's sheets: annex3, annex4, changes."""
+
+    @property
+    def period(self) -> str:
+        return str(self.kpis["period"])
+
+    @property
+    def as_of(self) -> str:
+        return str(self.kpis["as_of"])
+
+    @property
+    def total(self) -> dict[str, Any]:
+        """The whole district's KPIs (records, told_rate, aware_rate, repair_rate, overdue, ...)."""
+        total: dict[str, Any] = self.kpis["total"]
+        return total
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            **self.kpis,
+            "trend": self.trend,
+            "files": self.files,
+            "sent": self.sent,
+            "send": self.send,
+            "rows": self.rows,
+        }
+
+
 def trend_months(period: Period) -> list[Period]:
     """Monthly: the 12 months before it and itself; a span: its months (the last 36)."""
     if period.monthly:
@@ -74,7 +112,7 @@ def notes(overdue_days: int, when: AsOf, tz: Any) -> list[str]:
     ]
 
 
-def build_report(engine: Engine, config: Config, req: ReportRequest) -> dict[str, Any]:
+def build_report(engine: Engine, config: Config, req: ReportRequest) -> ReportResult:
     tz = config.settings.tz
     main = as_of(req.period, req.now, tz)
     departments = [(d.code, d.name) for d in config.departments.departments]
@@ -127,8 +165,8 @@ def build_report(engine: Engine, config: Config, req: ReportRequest) -> dict[str
                           "as_of": main.instant.isoformat(), **result})  # fmt: skip
     with engine.begin() as conn:
         sent, how = _record_and_send(conn, config, req, files, kpi_json, renderer, base)
-    return {**kpi_json, "trend": trend, "files": files, "sent": sent, "send": how,
-            "rows": {"annex3": book.n3, "annex4": book.n4, "changes": book.n_changes}}  # fmt: skip
+    rows = {"annex3": book.n3, "annex4": book.n4, "changes": book.n_changes}
+    return ReportResult(kpi_json, trend, files, sent, how, rows)
 
 
 def _ctx(

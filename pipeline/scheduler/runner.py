@@ -14,7 +14,7 @@ import socket
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from pipeline.app import App
 from pipeline.config.schedule import JobSchedule, ScheduleConfig
 from pipeline.db.models import JobRun, Lease, table_of
 from pipeline.logs import get_logger
+from pipeline.results import Result
 from pipeline.scheduler.schedule import check_jobs, latest_due, next_due
 
 job_runs = table_of(JobRun)
@@ -43,7 +44,9 @@ class JobContext:
     options: dict[str, Any]
 
 
-JobFunc = Callable[[App, JobContext], dict[str, Any]]
+JobFunc = Callable[[App, JobContext], Result | Mapping[str, Any]]
+"""A job: calls one stage, returns its `Result` (recorded as the run's counts); a plain
+mapping is taken as the counts themselves."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class Runner:
         started = time.monotonic()
         log.info("job.start", job=name, run_id=run_id, due_at=due.isoformat() if due else None)
         try:
-            counts = self.registry[name].func(self.app, context)
+            counts = _counts(self.registry[name].func(self.app, context))
         except Exception as exc:  # a job's failure must not stop the others
             outcome = JobOutcome(
                 name, True, "error", due_at=due, error=f"{type(exc).__name__}: {exc}", run_id=run_id
@@ -197,6 +200,10 @@ def heartbeat_at(engine: Engine) -> dt.datetime | None:
         return conn.execute(
             select(leases.c.heartbeat_at).where(leases.c.name == HEARTBEAT)
         ).scalar()
+
+
+def _counts(returned: Result | Mapping[str, Any]) -> dict[str, Any]:
+    return dict(returned) if isinstance(returned, Mapping) else returned.as_json()
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,0 +1,57 @@
+"""The working parts a stage is built from, made from an `App`: the planner, the
+dispatcher, the monthly report deadline.
+
+Shared by `pipeline.stages`, `pipeline.checks` (which renders every template with the
+planner) and the `preview` command; below all three, so none of them imports another.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import requests
+
+from pipeline.app import App
+from pipeline.config.schedule import JobSchedule
+from pipeline.delivery.dispatcher import Dispatcher, Limits
+from pipeline.delivery.transports import build_transports
+from pipeline.notices.planner import Planner
+from pipeline.notices.templating import Renderer, template_dirs
+from pipeline.scheduler.runner import holder_id
+from pipeline.scheduler.schedule import deadline
+
+
+def make_planner(app: App) -> Planner:
+    config = app.config
+    return Planner(config, config.notices, Renderer(template_dirs(config)), app.calendar)
+
+
+def make_dispatcher(app: App, session: requests.Session) -> Dispatcher:
+    settings = app.config.settings
+    notices = app.config.notices
+    quiet = tuple(dt.time.fromisoformat(t) for t in settings.sms.quiet_hours)
+    limits = Limits(
+        settings.tz,
+        (quiet[0], quiet[1]),
+        settings.sms.daily_cap_per_number,
+        {"email": settings.email.rate_per_minute, "sms": settings.sms.rate_per_minute},
+    )
+    transports = build_transports(app.config, session, app.clock.now)
+    return Dispatcher(
+        app.engine,
+        notices,
+        make_planner(app),
+        transports,
+        limits,
+        app.clock.now,
+        holder_id(),
+    )
+
+
+def report_deadline(app: App, month: str) -> dt.date:
+    """When `month`'s reports are due: the escalate job's day (the 20th or a working day before)."""
+    spec = app.config.schedule.jobs.get("escalate") or JobSchedule(by_day=20)
+    year, mon = map(int, month.split("-"))
+    if spec.by_day is None:
+        return dt.date(year, mon, 20)
+    return deadline(year, mon, spec, app.calendar, app.config.settings.tz).date()
