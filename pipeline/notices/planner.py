@@ -45,6 +45,9 @@ records = table_of(Record)
 contacts = table_of(Contact)
 outbox = table_of(OutboxMessage)
 PUBLISHED_OPEN = ("in_min_period", "repairable", "non_repairable")
+PAGE_SIZE = 200
+"""Records planned per round trip. A page's messages are held until stored, each with its
+DOCX (~50 kB of base64): 200 keep that to ~10 MB, and cost two queries per page."""
 
 
 @dataclass(frozen=True)
@@ -221,7 +224,7 @@ class Planner:
 
 
 def plan_notices(engine: Engine, planner: Planner, today: dt.date, now: dt.datetime, dry_run: bool = False,
-                 page_size: int = 1000) -> PlanResult:  # fmt: skip
+                 page_size: int = PAGE_SIZE) -> PlanResult:  # fmt: skip
     result = PlanResult()
     digest: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(
         lambda: {"new_cases": [], "due_cases": []}
