@@ -12,8 +12,9 @@ webhook that answers 200 ``{"id": …}``), so the measured process's CPU is its 
 
 - ``notices_end_to_end``: ``stages.plan_notices(app)`` then ``stages.dispatch(app)`` — the
   stages the CLI and the jobs call (`pipeline.stages`). Timed: planning (template rendering,
-  the outbox INSERTs) and dispatching (claims, the record re-check, the DOCX rendering,
-  the MIME, SMTP / HTTP, the per-message outcome and ledger writes). Not timed: process
+  the DOCX rendering, the outbox INSERTs with the DOCX in the payload) and dispatching
+  (claims, the record re-check, the MIME, SMTP / HTTP, the per-message outcome and
+  ledger writes). Not timed: process
   start, imports, config loading, the first DB connection.
 - ``baseline``: the same messages pre-rendered from the outbox the run left (the e-mails
   as the exact bytes `render_eml` gives, the SMS as the exact signed webhook bodies; not

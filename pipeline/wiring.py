@@ -40,7 +40,6 @@ def make_dispatcher(app: App, session: requests.Session) -> Dispatcher:
     return Dispatcher(
         app.engine,
         notices,
-        make_planner(app),
         transports,
         limits,
         app.clock.now,

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from pipeline.config import SourceSettings
-from pipeline.errors import SourceError
+from pipeline.errors import SourceError, SourceUnavailable
 from pipeline.sync.sources.base import RawRow
 from pipeline.sync.sources.http import HttpFetch, HttpState, fetch_snapshot
 
@@ -344,3 +344,24 @@ def test_the_auth_header_is_sent_but_never_appears_in_errors(
         fetch_snapshot(session, settings, None, tmp_path)
     assert "HTTP 401" in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("reply", "unavailable"),
+    [
+        (Reply(status=503, body=b"busy"), True),
+        (Reply(status=429), True),
+        (Reply(status=404), False),
+        (Reply(status=401), False),
+        (Reply(body=b"<html>login</html>", content_type="text/html"), False),
+    ],
+)
+def test_only_a_source_that_could_not_deliver_after_its_retries_is_unavailable(
+    server: Server, session: requests.Session, tmp_path: Path, reply: Reply, unavailable: bool
+) -> None:
+    """Unavailable (exit 1, the work failed) vs. an answer that is no snapshot (exit 2)."""
+    server.default = lambda seen: reply
+    with pytest.raises(SourceError) as caught:
+        fetch_snapshot(session, source(server.url, retries=1), None, tmp_path, sleep=Sleeps())
+    assert isinstance(caught.value, SourceUnavailable) is unavailable
+    assert caught.value.exit_code == (1 if unavailable else 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from tests.helpers import CliRunner, penalty
@@ -50,3 +51,34 @@ def test_an_unchanged_export_costs_nothing_the_second_time(server: Server, tmp_p
     second = run("sync", "--source", "province", "--json")
     assert second.code == 0
     assert second.json()["rows_read"] == 0 and "not modified" in second.json()["reason"]
+
+
+def test_a_source_still_failing_after_its_retries_exits_1_the_work_failed(
+    server: Server, tmp_path: Path, config_dir: Path, cli: CliRunner  # noqa: F811
+) -> None:
+    server.default = lambda seen: Reply(status=503)
+    run = CliRunner(_config(tmp_path, config_dir, server.url))
+    result = run("sync", "--source", "province", "--json")
+    assert result.code == 1 and result.out == ""
+    assert server.url in result.err and "failed 3 times; last: HTTP 503" in result.err
+    assert "top-secret" not in result.err
+    assert len(server.seen) == 3
+    assert run("ledger", "show", "--json").json_lines() == []
+
+
+def test_a_source_nobody_answers_on_exits_1(
+    tmp_path: Path, config_dir: Path, cli: CliRunner
+) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/penalties"
+    result = CliRunner(_config(tmp_path, config_dir, url))("sync", "--source", "province")
+    assert result.code == 1 and "failed 3 times; last: ConnectionError" in result.err
+
+
+def test_a_source_refusing_the_credentials_still_exits_2(
+    server: Server, tmp_path: Path, config_dir: Path, cli: CliRunner  # noqa: F811
+) -> None:
+    server.default = lambda seen: Reply(status=401)
+    result = CliRunner(_config(tmp_path, config_dir, server.url))("sync", "--source", "province")
+    assert result.code == 2 and "HTTP 401" in result.err and len(server.seen) == 1

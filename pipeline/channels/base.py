@@ -1,9 +1,11 @@
 """What every channel is: `send(message) -> Receipt`, or an exception that says what next.
 
-::
+The exceptions are the channel branch of the pipeline's tree (`pipeline.errors`)::
 
     ChannelError(permanent=False)   retry later (rate limit, 5xx, connection refused)
-    ChannelError(permanent=True)    will fail the same way again (bad number, auth, template)
+    ChannelError(permanent=True)    will fail the same way again (bad number, template)
+    ChannelDown                     every send would fail (authentication, account,
+                                    signature): the channel goes out of service a while
     OutcomeUnknown                  the request went out; whether it arrived is unknown
                                     (timeout after DATA / after the body was sent) —
                                     never resent automatically
@@ -17,6 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
+
+from pipeline.errors import ChannelDown as ChannelDown
+from pipeline.errors import ChannelError as ChannelError
+from pipeline.errors import OutcomeUnknown as OutcomeUnknown
 
 
 @dataclass(frozen=True)
@@ -48,27 +54,6 @@ class Receipt:
     provider_id: str | None = None
     """The provider's message id (SMTP Message-ID, SMS BizId / SerialNo), for status checks."""
     detail: dict[str, Any] = field(default_factory=dict)
-
-
-class ChannelError(Exception):
-    """A send that failed; `permanent` says whether retrying can help."""
-
-    def __init__(self, message: str, *, permanent: bool, code: str | None = None,
-                 retry_after: float | None = None) -> None:  # fmt: skip
-        super().__init__(message)
-        self.permanent = permanent
-        self.code = code
-        self.retry_after = retry_after
-        """Seconds the provider asked us to wait (rate limits), if it said."""
-        self.channel_down = False
-        """Set for errors that disable the whole channel (authentication failed)."""
-
-
-class OutcomeUnknown(ChannelError):
-    """The request was sent but its outcome is not known; a person (or a status query) decides."""
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message, permanent=True, code=code)
 
 
 class Channel(Protocol):

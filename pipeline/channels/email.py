@@ -23,12 +23,13 @@ was asked for, and every part of it was weighed; none survives what this channel
 
 yagmail stays a dependency for the comparison in ``bench/bench_email.py``.
 
-Errors (see `pipeline.channels.base`)::
+Errors (see `pipeline.errors`)::
 
     refused / timeout / dropped while connecting or before DATA   ChannelError(permanent=False)
     4xx reply                                                      ChannelError(permanent=False)
     5xx reply (550 unknown recipient …)                            ChannelError(permanent=True)
-    authentication failed, AUTH or STARTTLS missing, bad cert      … permanent, channel_down
+    authentication failed (or a 530/534/535/538 reply), AUTH or
+    STARTTLS missing, certificate not trusted                      ChannelDown (permanent)
     lost after the body was sent, before the final reply           OutcomeUnknown
 """
 
@@ -51,9 +52,9 @@ from functools import lru_cache
 from types import TracebackType
 from urllib.parse import quote
 
-from pipeline.channels.base import Attachment, ChannelError, Message, OutcomeUnknown, Receipt
+from pipeline.channels.base import Attachment, Message, Receipt
 from pipeline.config import EmailSettings
-from pipeline.errors import ConfigError
+from pipeline.errors import ChannelDown, ChannelError, ConfigError, OutcomeUnknown
 from pipeline.logs import get_logger, mask_text
 
 log = get_logger("channels.email")
@@ -346,28 +347,25 @@ class _Dropped(Exception):
 
 def _reply_error(stage: str, code: int, reply: bytes | str) -> ChannelError:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
-    error = ChannelError(
-        f"SMTP {stage} refused: {code} {mask_text(one_line(text))}",
-        permanent=500 <= code < 600,
-        code=str(code),
-    )
-    error.channel_down = code in AUTH_CODES
-    return error
+    message = f"SMTP {stage} refused: {code} {mask_text(one_line(text))}"
+    if code in AUTH_CODES:
+        return ChannelDown(message, code=str(code))
+    return ChannelError(message, permanent=500 <= code < 600, code=str(code))
 
 
-def _channel_down(reason: str, exc: BaseException) -> ChannelError:
+def _channel_down(reason: str, exc: BaseException) -> ChannelDown:
     code = getattr(exc, "smtp_code", None)
-    error = ChannelError(f"{reason}: {mask_text(str(exc))}", permanent=True,
-                         code=str(code) if code else reason.split()[0])  # fmt: skip
-    error.channel_down = True
-    return error
+    return ChannelDown(
+        f"{reason}: {mask_text(str(exc))}", code=str(code) if code else reason.split()[0]
+    )
 
 
 def _again(first: ChannelError) -> ChannelError:
-    error = ChannelError(f"not tried again in this batch: {first}", permanent=first.permanent,
-                         code=first.code)  # fmt: skip
-    error.channel_down = first.channel_down
-    return error
+    """The error of a batch's failed opening, restated for the next message of the batch."""
+    message = f"not tried again in this batch: {first}"
+    if first.channel_down:
+        return ChannelDown(message, code=first.code)
+    return ChannelError(message, permanent=first.permanent, code=first.code)
 
 
 def _expect(stage: str, reply: tuple[int, bytes], ok: tuple[int, ...]) -> None:

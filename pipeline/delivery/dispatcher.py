@@ -10,6 +10,10 @@ since planning cancels its pending notices. SMS respect quiet hours and a per-nu
 daily cap; every channel has a per-minute rate. A permanent failure falls back to the
 next channel of the kind; an authentication failure takes the channel out of service
 for an hour instead of failing every message (no retry storm).
+
+The dispatcher renders nothing and plans nothing: a message's text, HTML, SMS text and
+DOCX, and the channels it falls back to, were all decided by the planner and are read
+from the outbox payload (`to_message`, `pipeline.notices.outbox.fallback`).
 """
 
 from __future__ import annotations
@@ -25,37 +29,29 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select
 
-from pipeline.channels.base import (
-    Attachment,
-    Channel,
-    ChannelError,
-    Message,
-    OutcomeUnknown,
-    Receipt,
-)
+from pipeline.channels.base import Attachment, Channel, Message, Receipt
 from pipeline.config.notices import NoticesConfig
-from pipeline.db.models import Contact, Lease, OutboxMessage, Record, table_of
+from pipeline.db.models import Lease, OutboxMessage, Record, table_of
+from pipeline.errors import ChannelError, OutcomeUnknown
 from pipeline.ledger.state import record_told
 from pipeline.logs import get_logger
-from pipeline.notices.docx import render_docx
+from pipeline.notices.docx import DOCX_FILENAME, DOCX_MIME, docx_content
 from pipeline.notices.outbox import (
     Outcome,
     backoff,
     claim,
     enqueue,
+    fallback,
     finish_many,
     recover_stale,
     release,
 )
-from pipeline.notices.planner import Occurrence, Planner
 from pipeline.scheduler.lease import try_acquire
 
 log = get_logger("dispatch")
 records = table_of(Record)
 outbox = table_of(OutboxMessage)
-contacts = table_of(Contact)
 leases = table_of(Lease)
-DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 TOLD_KINDS = ("repair_notice", "list_notice")
 REMINDER_KINDS = ("eligibility_reminder", "follow_up")
 CHANNEL_DOWN_FOR = dt.timedelta(hours=1)
@@ -114,15 +110,18 @@ class Limits:
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine, notices: NoticesConfig, planner: Planner, transports: dict[str, Channel],
-                 limits: Limits, now: Callable[[], dt.datetime], worker: str,
-                 stop: threading.Event | None = None, rng: random.Random | None = None) -> None:  # fmt: skip
-        self.engine, self.notices, self.planner, self.transports = (
-            engine,
-            notices,
-            planner,
-            transports,
-        )
+    def __init__(
+        self,
+        engine: Engine,
+        notices: NoticesConfig,
+        transports: dict[str, Channel],
+        limits: Limits,
+        now: Callable[[], dt.datetime],
+        worker: str,
+        stop: threading.Event | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine, self.notices, self.transports = engine, notices, transports
         self.limits, self.now, self.worker = limits, now, worker
         self.stop = stop or threading.Event()
         self.rng = rng or random.Random()
@@ -242,7 +241,7 @@ class Dispatcher:
             self.result.unknown += 1
             log.warning("notice.unknown", key=row["key"], error=str(exc))
         except ChannelError as exc:
-            self._failed(row, record, exc)
+            self._failed(row, exc)
         else:
             self._sent(row, record, receipt)
 
@@ -272,9 +271,7 @@ class Dispatcher:
         )
         self.result.sent += 1
 
-    def _failed(
-        self, row: dict[str, Any], record: dict[str, Any] | None, exc: ChannelError
-    ) -> None:
+    def _failed(self, row: dict[str, Any], exc: ChannelError) -> None:
         now = self.now()
         if exc.channel_down:
             self._take_down(row["channel"], now, str(exc))
@@ -291,34 +288,14 @@ class Dispatcher:
             return
         self._finish(row, "failed", now, error=str(exc))
         self.result.failed += 1
-        if record is not None:
-            self._fall_back(row, record, now)
+        self._fall_back(row, now)
 
-    def _fall_back(self, row: dict[str, Any], record: dict[str, Any], now: dt.datetime) -> None:
-        """Plan the same notice on the next channel of the kind's order."""
-        order = self.notices.kind(row["kind"]).channels
-        rest = order[order.index(row["channel"]) + 1 :] if row["channel"] in order else []
-        with self.engine.begin() as conn:
-            contact = (
-                conn.execute(
-                    select(contacts).where(
-                        contacts.c.uscc == record["uscc"], contacts.c.valid_to.is_(None)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            phase = (
-                row["occurrence"].split(":")[0]
-                if row["occurrence"].startswith(("before", "on"))
-                else "initial"
-            )
-            for channel in rest:
-                planned = self.planner.message(record, Occurrence(row["kind"], row["occurrence"], phase),
-                                               dict(contact) if contact else None, now.date(), channel)  # fmt: skip
-                if planned is not None:
-                    self.result.fallbacks += enqueue(conn, [planned], now)
-                    return
+    def _fall_back(self, row: dict[str, Any], now: dt.datetime) -> None:
+        """Queue the same notice, as planned, on the next channel the planner found."""
+        planned = fallback(row)
+        if planned is not None:
+            with self.engine.begin() as conn:
+                self.result.fallbacks += enqueue(conn, [planned], now)
 
     def _finish(
         self, row: dict[str, Any], state: str, now: dt.datetime, told: Any = None, **kwargs: Any
@@ -374,18 +351,13 @@ class Dispatcher:
 
 
 def to_message(row: dict[str, Any]) -> Message:
+    """The message an outbox row holds, as the planner rendered it (an SMS has no DOCX)."""
     payload = row["payload"]
-    attachments: tuple[Attachment, ...] = ()
-    if payload.get("docx"):
-        d = payload["docx"]
-        data = render_docx(
-            d["entity_name"],
-            d["body"],
-            d["issuer"],
-            d.get("date") or row["created_at"].astimezone().strftime("%Y年%-m月%-d日"),
-        )
-        attachments = (Attachment("行政处罚信用修复告知书.docx", data, DOCX_MIME),)
     is_sms = row["channel"] == "sms"
+    attachments: tuple[Attachment, ...] = ()
+    if payload.get("docx") and not is_sms:
+        content = docx_content(payload["docx"])
+        attachments = (Attachment(DOCX_FILENAME, content, DOCX_MIME),)
     return Message(
         key=row["key"], channel=row["channel"], recipient=row["recipient"], recipient_name=row["recipient_name"],
         subject=payload["subject"], text=payload["sms_text"] if is_sms else payload["text"],

@@ -50,6 +50,31 @@ def message_key(kind: str, subject: str, occurrence: str, channel: str, recipien
     return f"{kind}:{subject}:{occurrence}:{channel}:{recipient}"
 
 
+def fallback(row: dict[str, Any]) -> Planned | None:
+    """The same notice on the next channel the planner found for it, or None.
+
+    The planner stores the fallbacks in the payload (`fallbacks`, in the kind's channel
+    order, each with its key and recipient) beside the content, which is the same for every
+    channel; the new row keeps the fallbacks after its own, so a chain goes on.
+    """
+    payload = row["payload"]
+    rest = payload.get("fallbacks") or []
+    if not rest:
+        return None
+    first, later = rest[0], rest[1:]
+    return Planned(
+        key=first["key"],
+        kind=row["kind"],
+        occurrence=row["occurrence"],
+        channel=first["channel"],
+        recipient=first["recipient"],
+        recipient_name=first["recipient_name"],
+        record_id=row["record_id"],
+        department_code=row["department_code"],
+        payload={**payload, "fallbacks": later},
+    )
+
+
 def existing_keys(conn: Connection, keys: Iterable[str]) -> set[str]:
     keys = list(keys)
     found: set[str] = set()

@@ -13,6 +13,12 @@ re-run plans nothing twice. Rules:
   due cases.
 
 Nothing is planned for records not published or expired, or for closed entries.
+
+Everything a message needs is decided here, once: its text, HTML, SMS text and DOCX (in
+the business zone's `today`), and the channels it falls back to when its own fails for
+good (`payload["fallbacks"]`: the next channels of the kind's order the recipient has an
+address for, each with its outbox key). A notice's content does not depend on its
+channel, so a fallback row carries the same payload; the dispatcher only sends.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from pipeline.db.models import Contact, OutboxMessage, Record, table_of
 from pipeline.domain.calendar import WorkingCalendar
 from pipeline.errors import CalendarError
 from pipeline.notices.context import department_view, notice_context, record_view, sms_params
+from pipeline.notices.docx import docx_payload
 from pipeline.notices.outbox import Planned, enqueue, message_key
 from pipeline.notices.templating import Renderer, cn_date
 
@@ -38,6 +45,9 @@ records = table_of(Record)
 contacts = table_of(Contact)
 outbox = table_of(OutboxMessage)
 PUBLISHED_OPEN = ("in_min_period", "repairable", "non_repairable")
+PAGE_SIZE = 200
+"""Records planned per round trip. A page's messages are held until stored, each with its
+DOCX (~50 kB of base64): 200 keep that to ~10 MB, and cost two queries per page."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,14 @@ def choose_channel(
     return None
 
 
+def fallback_channels(
+    order: list[ChannelName], channel: str, contact: dict[str, Any] | None
+) -> list[tuple[ChannelName, str, str | None]]:
+    """The channels after `channel` in the kind's order the recipient has an address for."""
+    rest = order[order.index(channel) + 1 :] if channel in order else []
+    return [chosen for c in rest if (chosen := choose_channel([c], contact)) is not None]
+
+
 @dataclass
 class PlanResult:
     considered: int = 0
@@ -172,10 +190,20 @@ class Planner:
             return None
         ch, recipient, name = chosen
         context = notice_context(self.config, self.notices, row, today, occ.phase)
+        payload = self.payload(occ.kind, context, settings)
+        payload["fallbacks"] = [
+            {
+                "key": message_key(occ.kind, str(row["id"]), occ.occurrence, c, to),
+                "channel": c,
+                "recipient": to,
+                "recipient_name": to_name,
+            }
+            for c, to, to_name in fallback_channels(settings.channels, ch, contact)
+        ]
         return Planned(
             key=message_key(occ.kind, str(row["id"]), occ.occurrence, ch, recipient), kind=occ.kind,
             occurrence=occ.occurrence, channel=ch, recipient=recipient, recipient_name=name, record_id=row["id"],
-            department_code=row["department_code"], payload=self.payload(occ.kind, context, settings),
+            department_code=row["department_code"], payload=payload,
         )  # fmt: skip
 
     def payload(self, kind: str, context: dict[str, Any], settings: KindSettings) -> dict[str, Any]:
@@ -186,13 +214,17 @@ class Planner:
         payload: dict[str, Any] = {"subject": parts["subject"], "text": parts["body.txt"], "html": parts["body.html"],
                                    "sms_text": parts["sms.txt"], "sms_template": kind, "sms_params": sms_params(context)}  # fmt: skip
         if settings.attach_docx and self.renderer.has(kind, "docx.txt"):
-            payload["docx"] = {"entity_name": context["record"]["entity_name"], "issuer": context["issuer"],
-                               "date": cn_date(context["today"]), "body": self.renderer.render(kind, "docx.txt", context)}  # fmt: skip
+            payload["docx"] = docx_payload(
+                context["record"]["entity_name"],
+                self.renderer.render(kind, "docx.txt", context),
+                context["issuer"],
+                cn_date(context["today"]),  # the business day the planner was given
+            )
         return payload
 
 
 def plan_notices(engine: Engine, planner: Planner, today: dt.date, now: dt.datetime, dry_run: bool = False,
-                 page_size: int = 1000) -> PlanResult:  # fmt: skip
+                 page_size: int = PAGE_SIZE) -> PlanResult:  # fmt: skip
     result = PlanResult()
     digest: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(
         lambda: {"new_cases": [], "due_cases": []}

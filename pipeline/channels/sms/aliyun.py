@@ -19,12 +19,11 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from pipeline.channels.base import ChannelError, Message, OutcomeUnknown, Receipt
+from pipeline.channels.base import Message, Receipt
 from pipeline.channels.sms.common import (
     BEIJING,
     Limits,
     SmsChannelBase,
-    down,
     http_error,
     json_body,
     mobile,
@@ -34,7 +33,7 @@ from pipeline.channels.sms.common import (
     until_beijing_midnight,
 )
 from pipeline.config import SmsSettings
-from pipeline.errors import ConfigError
+from pipeline.errors import ChannelDown, ChannelError, ConfigError, OutcomeUnknown
 
 ENDPOINT = "https://dysmsapi.aliyuncs.com/"
 VERSION = "2017-05-25"
@@ -89,7 +88,7 @@ def classify(code: str, text: str, now: datetime) -> ChannelError:
     message = f"Aliyun SMS refused: {code}: {scrub(text)}"
     if code in _DOWN or code.startswith(_DOWN_PREFIXES):
         # credentials, account or the channel-wide signature name: every send would fail
-        return down(ChannelError(message, permanent=True, code=code))
+        return ChannelDown(message, code=code)
     if code in _RETRY or code.startswith(_RETRY_PREFIXES):
         return ChannelError(message, permanent=False, code=code,
                             retry_after=_wait(code, text, now))  # fmt: skip
@@ -192,10 +191,12 @@ class AliyunSms(SmsChannelBase):
 def _still_unknown(error: ChannelError) -> OutcomeUnknown:
     if isinstance(error, OutcomeUnknown):
         return error
-    unknown = OutcomeUnknown(f"status query failed, outcome still unknown: {error}", error.code)
-    unknown.channel_down = error.channel_down
-    unknown.retry_after = error.retry_after
-    return unknown
+    return OutcomeUnknown(
+        f"status query failed, outcome still unknown: {error}",
+        error.code,
+        channel_down=error.channel_down,
+        retry_after=error.retry_after,
+    )
 
 
 def _status(detail: dict[str, Any], provider_id: str | None) -> Receipt | None:

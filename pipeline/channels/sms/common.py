@@ -4,7 +4,7 @@ A message is checked against the provider's rules first (`prepare`): an SMS that
 be refused for a bad number, a missing or too long parameter or a URL in a variable
 fails here, permanently, and the provider receives nothing.
 
-Network failures map onto the three outcomes of `pipeline.channels.base`::
+Network failures map onto the outcomes of `pipeline.errors`' channel branch::
 
     refused / DNS / TLS / connect timeout  ChannelError(permanent=False)  nothing went out
     read timeout / reset after sending     OutcomeUnknown                 it may have gone out
@@ -31,8 +31,9 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 from urllib3.exceptions import ProxyError as Urllib3ProxyError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
-from pipeline.channels.base import ChannelError, Message, OutcomeUnknown
+from pipeline.channels.base import Message
 from pipeline.config import SmsSettings
+from pipeline.errors import ChannelError, OutcomeUnknown
 from pipeline.logs import mask_text
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -205,12 +206,6 @@ def json_body(response: requests.Response) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def down(error: ChannelError) -> ChannelError:
-    """Mark `error` as disabling the whole channel (credentials, account, signature)."""
-    error.channel_down = True
-    return error
 
 
 class SmsChannelBase:

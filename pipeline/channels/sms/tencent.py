@@ -19,12 +19,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from pipeline.channels.base import ChannelError, Message, OutcomeUnknown, Receipt
+from pipeline.channels.base import Message, Receipt
 from pipeline.channels.sms.common import (
     Limits,
     SmsChannelBase,
     SmsRequest,
-    down,
     http_error,
     json_body,
     prepare,
@@ -33,7 +32,7 @@ from pipeline.channels.sms.common import (
     until_beijing_midnight,
 )
 from pipeline.config import SmsSettings
-from pipeline.errors import ConfigError
+from pipeline.errors import ChannelDown, ChannelError, ConfigError, OutcomeUnknown
 
 ENDPOINT = "https://sms.tencentcloudapi.com/"
 SERVICE = "sms"
@@ -81,7 +80,7 @@ def classify(code: str, text: str, now: datetime) -> ChannelError:
     """The ChannelError for a Tencent error code (request-wide or per number)."""
     message = f"Tencent SMS refused: {code}: {scrub(text)}"
     if code in _DOWN or code.startswith(_DOWN_PREFIXES):
-        return down(ChannelError(message, permanent=True, code=code))
+        return ChannelDown(message, code=code)
     if code in _UNKNOWN:
         return OutcomeUnknown(message, code=code)
     if code.startswith(_RETRY_PREFIXES):

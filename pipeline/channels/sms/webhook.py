@@ -25,14 +25,13 @@ from pipeline.channels.base import Message, Receipt
 from pipeline.channels.sms.common import (
     Limits,
     SmsChannelBase,
-    down,
     http_error,
     json_body,
     prepare,
     transport_error,
 )
 from pipeline.config import SmsSettings
-from pipeline.errors import ConfigError
+from pipeline.errors import ChannelDown, ConfigError
 
 LIMITS = Limits("the webhook", None, allow_urls=True)
 """Our own gateway: no limits of its own (pass stricter ones for a relay to a provider)."""
@@ -75,5 +74,6 @@ class WebhookSms(SmsChannelBase):
             provider_id = data.get("id") or data.get("message_id")
             return Receipt(provider_id=str(provider_id) if provider_id else None,
                            detail={"provider": "webhook", "status": status})  # fmt: skip
-        error = http_error(response, "the SMS webhook", self.now())
-        raise down(error) if status in (401, 403) else error
+        if status in (401, 403):  # the secret is wrong: every send would be refused
+            raise ChannelDown(f"the SMS webhook: HTTP {status}", code=f"http-{status}")
+        raise http_error(response, "the SMS webhook", self.now())

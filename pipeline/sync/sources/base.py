@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, SourceError
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +79,15 @@ def fit_row(row_no: int, values: list[object], width: int) -> RawRow:
 
 
 def pick_records(
-    data: object, records_key: str | None, where: str, error: type[InputError] = InputError
+    data: object,
+    records_key: str | None,
+    where: str,
+    error: type[InputError | SourceError] = InputError,
 ) -> list[object]:
-    """The list of records in parsed JSON: the value itself, `records_key`, or the first list."""
+    """The list of records in parsed JSON: the value itself, `records_key`, or the first list.
+
+    `error` is what a wrong shape raises: InputError for a file, SourceError for a reply.
+    """
     if isinstance(data, list):
         return data
     if not isinstance(data, dict):

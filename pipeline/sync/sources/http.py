@@ -2,8 +2,11 @@
 
 The session is injected (tests pass a real one pointed at a loopback server) and so is
 `sleep`, so retry back-off costs no time in tests. 5xx, 429, connection errors and
-timeouts are retried with exponential back-off; other 4xx are permanent. Conditional GET
-(ETag / Last-Modified) lets an unchanged snapshot be skipped.
+timeouts are retried with exponential back-off, and still failing after the retries
+raise `SourceUnavailable` (exit 1: the work failed, a later run may succeed); other 4xx
+and a reply that holds no usable snapshot raise `SourceError` (exit 2: fix the url, the
+credentials or the source). Conditional GET (ETag / Last-Modified) lets an unchanged
+snapshot be skipped.
 
 Everything is downloaded before `fetch_snapshot` returns: downloads go to a file under
 `workdir` (pages to a JSON-lines spool), so a failure on page 7 fails the fetch, not the
@@ -23,7 +26,7 @@ from typing import IO
 import requests
 
 from pipeline.config import SourceSettings
-from pipeline.errors import InputError, SourceError
+from pipeline.errors import InputError, SourceError, SourceUnavailable
 from pipeline.sync.sources.base import Snapshot, pick_records, record_headers, record_rows
 from pipeline.sync.sources.files import read_snapshot
 
@@ -141,7 +144,9 @@ def _get(request: _Request, params: dict[str, int]) -> requests.Response:
             return _get_once(request, params)
         except _Retryable as exc:
             last = str(exc)
-    raise SourceError(f"source {source.name!r}: {request.url}: failed {tries} times; last: {last}")
+    raise SourceUnavailable(
+        f"source {source.name!r}: {request.url}: failed {tries} times; last: {last}"
+    )
 
 
 def _get_once(request: _Request, params: dict[str, int]) -> requests.Response:
