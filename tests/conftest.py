@@ -26,6 +26,7 @@ from pipeline.db.migrate import upgrade
 from tests.helpers import CliRunner
 from tests.pg import PgServer, PgUnavailable, pg_required, server_from_environment
 from tests.sms_server import SmsServer, running_server
+from tests.smtp_server import Recorder
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +105,14 @@ def cli(
     return CliRunner(config_dir)
 
 
-# --------------------------------------------------------------------------- SMS gateways
+# --------------------------------------------------------------------------- SMTP and SMS
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    """What a loopback SMTP server received (tests/smtp_server.py)."""
+    return Recorder()
+
 
 
 @pytest.fixture

@@ -12,11 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CliRunner
+from tests.helpers import (
+    UNLIMITED_EMAIL_RATE,
+    CliRunner,
+    DispatchSetup,
+    dispatch_config,
+    load_notices,
+    outbox_states,
+)
 from tests.sms_server import running_server
-from tests.test_dispatch import Setup, _config, _load, _states
-from tests.test_dispatch_processes import UNLIMITED, SlowRecorder
-from tests.test_email_channel import smtp_server
+from tests.smtp_server import SlowRecorder, smtp_server
 
 
 def _only_dispatch() -> dict[str, str]:
@@ -55,9 +60,9 @@ def test_sigterm_during_dispatch_finishes_the_message_in_hand_and_loses_nothing(
 ) -> None:
     recorder = SlowRecorder()
     with running_server() as sms, smtp_server(recorder) as port:
-        cfg = _config(tmp_path, config_dir, port, sms.url, extra_email=UNLIMITED)
-        s = Setup(CliRunner(cfg), cfg, tmp_path)
-        _load(s, 300)
+        cfg = dispatch_config(tmp_path, config_dir, port, sms.url, extra_email=UNLIMITED_EMAIL_RATE)
+        s = DispatchSetup(CliRunner(cfg), cfg, tmp_path)
+        load_notices(s, 300)
         log = tmp_path / "runner.log"
         proc = _runner(cfg, db_url, tmp_path, log, ONLY_DISPATCH)
         try:
@@ -70,7 +75,7 @@ def test_sigterm_during_dispatch_finishes_the_message_in_hand_and_loses_nothing(
                 proc.wait()
         assert _said(log, "runner.stopped")
         stopped_at = len(recorder.received)
-        states = _states(s)
+        states = outbox_states(s)
         assert "sending" not in states and "unknown" not in states
         assert states["sent"] == stopped_at < 300
         rest = s.cli(

@@ -6,8 +6,16 @@ import datetime as dt
 from collections import defaultdict
 from pathlib import Path
 
-from tests.helpers import EMERGENCY, TAX, CliRunner, penalty, uscc, write_rows
-from tests.test_eligibility import CASES, boundary_days
+from tests.helpers import (
+    EMERGENCY,
+    RULE_CASES,
+    TAX,
+    CliRunner,
+    boundary_days,
+    penalty,
+    uscc,
+    write_rows,
+)
 
 CONTRACT = ["decision_no", "authority", "entity_name", "uscc", "severity", "severity_source", "rule_set",
             "period_start", "min_end", "max_end", "repairable_from", "removal_on", "publish_by", "status", "reason"]  # fmt: skip
@@ -16,7 +24,7 @@ CONTRACT = ["decision_no", "authority", "entity_name", "uscc", "severity", "seve
 def _case_rows() -> list[dict[str, str]]:
     return [
         penalty(i, CF_WSH=f"表测〔{i}〕号", CF_JDRQ=decision.isoformat(), 失信严重程度=given)
-        for i, (_name, decision, given, *_rest) in enumerate(CASES, start=1)
+        for i, (_name, decision, given, *_rest) in enumerate(RULE_CASES, start=1)
     ]
 
 
@@ -25,7 +33,7 @@ def test_every_rule_set_severity_and_boundary_is_stored_per_day(cli: CliRunner, 
     sync = cli("sync", "--file", str(write_rows(tmp_path / "cases.csv", rows)), "--json", now="2022-05-09")
     assert sync.code == 0, sync.err
     expected: dict[dt.date, dict[str, str]] = defaultdict(dict)
-    for i, (_name, decision, _given, _rs, _sev, min_end, max_end) in enumerate(CASES, start=1):
+    for i, (_name, decision, _given, _rs, _sev, min_end, max_end) in enumerate(RULE_CASES, start=1):
         for day, status in boundary_days(decision, min_end, max_end):
             expected[day][f"表测〔{i}〕号"] = status
     for day, statuses in sorted(expected.items()):

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import CliRunner, penalty
-from tests.test_http_source import Reply, Seen, Server, json_reply, server  # noqa: F401  (fixture)
+from tests.source_server import Reply, Seen, SourceServer, json_reply, running_source
+
+
+@pytest.fixture
+def server() -> Iterator[SourceServer]:
+    with running_source() as srv:
+        yield srv
 
 
 def _config(tmp_path: Path, config_dir: Path, url: str) -> Path:
@@ -23,7 +32,7 @@ def _config(tmp_path: Path, config_dir: Path, url: str) -> Path:
 
 
 def test_a_500_then_a_timeout_then_html_fails_clearly_and_loads_nothing(
-    server: Server, tmp_path: Path, config_dir: Path, cli: CliRunner  # noqa: F811
+    server: SourceServer, tmp_path: Path, config_dir: Path, cli: CliRunner
 ) -> None:
     server.replies = [Reply(status=500), Reply(delay=1.0), Reply(body=b"<html>login</html>", content_type="text/html")]
     run = CliRunner(_config(tmp_path, config_dir, server.url))
@@ -35,7 +44,7 @@ def test_a_500_then_a_timeout_then_html_fails_clearly_and_loads_nothing(
     assert run("ledger", "show", "--json").json_lines() == []
 
 
-def test_an_unchanged_export_costs_nothing_the_second_time(server: Server, tmp_path: Path, config_dir: Path, cli: CliRunner) -> None:  # noqa: F811
+def test_an_unchanged_export_costs_nothing_the_second_time(server: SourceServer, tmp_path: Path, config_dir: Path, cli: CliRunner) -> None:
     body = {"data": [penalty(1), penalty(2)]}
 
     def conditional(seen: Seen) -> Reply:
