@@ -7,7 +7,6 @@ re-saved by LibreOffice headless.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import shutil
@@ -21,9 +20,7 @@ import openpyxl
 import pytest
 from sqlalchemy import create_engine, select
 
-from pipeline import cli as cli_module
-from pipeline.commands import ledger as ledger_commands
-from pipeline.commands.ledger_excel import register_ledger_actions
+from pipeline.cli import build_parser
 from pipeline.db.engine import normalise_url
 from pipeline.db.models import DepartmentReport, LedgerEvent, LedgerExport, table_of
 from pipeline.errors import InputError
@@ -63,20 +60,11 @@ IMPORT = "2026-12-03T15:00"
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture
-def lcli(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """The CLI with `ledger export/import` (added here until `commands/ledger.py` wires them)."""
-
-    def register(commands: Any) -> None:
-        ledger_commands.register(commands)
-        parser = commands.choices["ledger"]
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "export" not in sub.choices:
-            register_ledger_actions(sub)
-
-    wired = tuple(register if r is ledger_commands.register else r for r in cli_module.REGISTRARS)
-    monkeypatch.setattr(cli_module, "REGISTRARS", wired)
-    return cli
+def test_ledger_export_and_import_are_commands_of_the_cli() -> None:
+    parser = build_parser()
+    export = parser.parse_args(["ledger", "export", "--out", "x.xlsx", "--department", "SWJ"])
+    assert (export.ledger_command, export.out, export.department) == ("export", "x.xlsx", "SWJ")
+    assert parser.parse_args(["ledger", "import", "x.xlsx"]).ledger_command == "import"
 
 
 def _ok(result: Result) -> Result:
@@ -85,18 +73,18 @@ def _ok(result: Result) -> Result:
 
 
 @pytest.fixture
-def ledger(lcli: CliRunner, tmp_path: Path) -> CliRunner:
+def ledger(cli: CliRunner, tmp_path: Path) -> CliRunner:
     """Tax bureau (SWJ): 4 repairable penalties, 1 in its minimum period, 2 list entries;
     the emergency bureau (YJJ): 1 penalty. Contacts for entity 1."""
     rows = [penalty(i, CF_JDRQ="2026-05-06") for i in range(1, 5)] + [penalty(5)]
     rows.append(penalty(6, CF_WSH="宝应急罚〔2026〕6号", CF_CFJG=EMERGENCY, CF_CFJGDM=EMERGENCY_USCC,
                         CF_JDRQ="2026-05-06"))  # fmt: skip
-    _ok(lcli("sync", "--file", str(write_rows(tmp_path / "p.csv", rows)), now=NOW))
+    _ok(cli("sync", "--file", str(write_rows(tmp_path / "p.csv", rows)), now=NOW))
     entries = [{"名单名称": "重大税收违法失信主体名单", "企业名称": f"双鸭山市测试{n}有限公司", "统一社会信用代码": uscc(n),
                 "认定部门": TAX, "认定文书号": f"宝税认〔2026〕{n}号", "列入日期": "2026-03-01", "列入原因": "虚开发票"}
                for n in (21, 22)]  # fmt: skip
     _ok(
-        lcli(
+        cli(
             "sync",
             "--file",
             str(write_rows(tmp_path / "l.csv", entries)),
@@ -105,10 +93,10 @@ def ledger(lcli: CliRunner, tmp_path: Path) -> CliRunner:
             now=NOW,
         )
     )
-    _ok(lcli("eligibility", now=NOW))
+    _ok(cli("eligibility", now=NOW))
     contacts = [{"统一社会信用代码": uscc(1), "联系人": "王经理", "联系电话": "13900000001"}]
-    _ok(lcli("contacts", "import", str(write_rows(tmp_path / "c.csv", contacts)), now=NOW))
-    return lcli
+    _ok(cli("contacts", "import", str(write_rows(tmp_path / "c.csv", contacts)), now=NOW))
+    return cli
 
 
 def _export(cli: CliRunner, path: Path, *args: str, now: str = NOW) -> dict[str, Any]:

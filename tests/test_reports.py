@@ -45,8 +45,7 @@ import openpyxl
 import pytest
 from sqlalchemy import Engine, select, update
 
-from pipeline import cli as cli_module
-from pipeline.commands import reports as report_commands
+from pipeline.cli import build_parser
 from pipeline.db.engine import make_engine
 from pipeline.db.models import OutboxMessage, Record, table_of
 from pipeline.ledger.state import change
@@ -67,11 +66,11 @@ records = table_of(Record)
 outbox = table_of(OutboxMessage)
 
 
-@pytest.fixture(autouse=True)
-def _wired(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`report` on the command line, whether or not pipeline.cli lists it yet."""
-    if report_commands.register not in cli_module.REGISTRARS:
-        monkeypatch.setattr(cli_module, "REGISTRARS", (*cli_module.REGISTRARS, report_commands.register))
+def test_report_monthly_and_period_are_commands_of_the_cli() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["report", "monthly", "--month", "2026-10"]).month == "2026-10"
+    period = parser.parse_args(["report", "period", "--from", "2026-09-01", "--to", "2026-10-31"])
+    assert (period.start, period.end) == (dt.date(2026, 9, 1), dt.date(2026, 10, 31))
 
 
 def _at(text: str) -> dt.datetime:
