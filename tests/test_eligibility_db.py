@@ -65,11 +65,11 @@ def test_a_decision_after_now_is_an_error_record_and_the_rest_still_evaluate(cli
     assert bad["min_end"] is None
 
 
-def test_snapshot_mode_evaluates_a_file_without_the_database(cli: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_snapshot_mode_evaluates_a_file_without_the_database(empty_cli: CliRunner, tmp_path: Path, empty_db_url: str) -> None:
     rows = [penalty(1), penalty(2, CF_XDR_SHXYM=uscc(2, "110105")), penalty(3, 失信严重程度="很严重"),
             penalty(4, CF_JDRQ="2031-03-03"), penalty(5, CF_GSJZQ="2020-01-01"), penalty(6, CF_JDRQ="2022年13月1日")]  # fmt: skip
     path = write_rows(tmp_path / "snap.csv", rows, encoding="gb18030")
-    result = cli("eligibility", "--snapshot", str(path), "--json", now="2031-06-01")
+    result = empty_cli("eligibility", "--snapshot", str(path), "--json", now="2031-06-01")
     assert result.code == 0, result.err
     lines = result.json_lines()
     assert len(lines) == 6
@@ -78,7 +78,7 @@ def test_snapshot_mode_evaluates_a_file_without_the_database(cli: CliRunner, tmp
     assert lines[3]["status"] == "error" and "2031" in lines[3]["reason"]
     assert "warning" in lines[4]["reason"] and "2020-01-01" in lines[4]["reason"]
     assert lines[5]["status"] == "error" and "decision_date" in lines[5]["reason"]
-    assert not Path(db_url.removeprefix("sqlite:///")).exists() or "postgresql" in db_url
+    assert not Path(empty_db_url.removeprefix("sqlite:///")).exists() or "postgresql" in empty_db_url
 
 
 def test_snapshot_mode_reads_the_bundled_sample(cli: CliRunner, config_dir: Path) -> None:
