@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
@@ -34,14 +34,10 @@ from sqlalchemy import Engine
 from pipeline.config import Config, load_config
 from pipeline.db.engine import make_engine
 from pipeline.db.migrate import upgrade
-from tests.helpers import CliRunner
+from tests.helpers import Build, CliRunner, DbCopy
 from tests.pg import PgServer, PgUnavailable, pg_required, server_from_environment
 from tests.sms_server import SmsServer, running_server
 from tests.smtp_server import Recorder
-
-Build = Callable[[str, Path], None]
-"""Fills an empty database (its URL), with a folder for any files it needs; it must dispose
-of its engines when done."""
 
 
 @pytest.fixture(scope="session")
@@ -133,9 +129,6 @@ def backend(request: pytest.FixtureRequest) -> str:
     """The database the test runs on; every database fixture below follows it."""
     name: str = request.param
     return name
-
-
-DbCopy = Callable[[str, Build], str]
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -85,14 +86,35 @@ class CliRunner:
         return Result(code, out.getvalue(), err.getvalue())
 
 
+Build = Callable[[str, Path], None]
+"""Fills an empty database (its URL), with a folder for any files it needs (also its working
+folder); it must dispose of its engines when done."""
+DbCopy = Callable[[str, Build], str]
+"""The `db_copy` fixture: `db_copy(name, build)` is the URL of a fresh copy of the template
+database `name`, which `build` fills the first time it is asked for (once per backend)."""
+
+
+@contextlib.contextmanager
+def cli_at(db_url: str, cwd: Path, config_dir: Path) -> Iterator[CliRunner]:
+    """A `CliRunner` on `db_url` working in `cwd` (what the `cli` fixture sets up), for a
+    `Build` that fills a template database through the CLI."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CREDIT_REPAIR_DATABASE_URL", db_url)
+        patch.chdir(cwd)
+        yield CliRunner(config_dir)
+
+
 __all__ = [
     "CONTACT_HEADERS",
     "DISPATCH_NOW",
     "RULE_CASES",
     "UNLIMITED_EMAIL_RATE",
+    "Build",
     "CliRunner",
+    "DbCopy",
     "DispatchSetup",
     "boundary_days",
+    "cli_at",
     "dispatch_config",
     "entity_uscc",
     "load_notices",

@@ -38,7 +38,9 @@ from tests.helpers import (
     EMERGENCY_USCC,
     TAX,
     CliRunner,
+    DbCopy,
     Result,
+    cli_at,
     missing_tool,
     penalty,
     uscc,
@@ -60,42 +62,39 @@ IMPORT = "2026-12-03T15:00"
 # --------------------------------------------------------------------------- fixtures
 
 
-def test_ledger_export_and_import_are_commands_of_the_cli() -> None:
-    parser = build_parser()
-    export = parser.parse_args(["ledger", "export", "--out", "x.xlsx", "--department", "SWJ"])
-    assert (export.ledger_command, export.out, export.department) == ("export", "x.xlsx", "SWJ")
-    assert parser.parse_args(["ledger", "import", "x.xlsx"]).ledger_command == "import"
-
-
 def _ok(result: Result) -> Result:
     assert result.code == 0, result.err
     return result
 
 
-@pytest.fixture
-def ledger(cli: CliRunner, tmp_path: Path) -> CliRunner:
+def _build_ledger(url: str, folder: Path, config_dir: Path) -> None:
     """Tax bureau (SWJ): 4 repairable penalties, 1 in its minimum period, 2 list entries;
     the emergency bureau (YJJ): 1 penalty. Contacts for entity 1."""
-    rows = [penalty(i, CF_JDRQ="2026-05-06") for i in range(1, 5)] + [penalty(5)]
-    rows.append(penalty(6, CF_WSH="宝应急罚〔2026〕6号", CF_CFJG=EMERGENCY, CF_CFJGDM=EMERGENCY_USCC,
-                        CF_JDRQ="2026-05-06"))  # fmt: skip
-    _ok(cli("sync", "--file", str(write_rows(tmp_path / "p.csv", rows)), now=NOW))
-    entries = [{"名单名称": "重大税收违法失信主体名单", "企业名称": f"双鸭山市测试{n}有限公司", "统一社会信用代码": uscc(n),
-                "认定部门": TAX, "认定文书号": f"宝税认〔2026〕{n}号", "列入日期": "2026-03-01", "列入原因": "虚开发票"}
-               for n in (21, 22)]  # fmt: skip
-    _ok(
-        cli(
-            "sync",
-            "--file",
-            str(write_rows(tmp_path / "l.csv", entries)),
-            "--kind",
-            "severe-list",
-            now=NOW,
-        )
-    )
-    _ok(cli("eligibility", now=NOW))
-    contacts = [{"统一社会信用代码": uscc(1), "联系人": "王经理", "联系电话": "13900000001"}]
-    _ok(cli("contacts", "import", str(write_rows(tmp_path / "c.csv", contacts)), now=NOW))
+    with cli_at(url, folder, config_dir) as cli:
+        rows = [penalty(i, CF_JDRQ="2026-05-06") for i in range(1, 5)] + [penalty(5)]
+        rows.append(penalty(6, CF_WSH="宝应急罚〔2026〕6号", CF_CFJG=EMERGENCY, CF_CFJGDM=EMERGENCY_USCC,
+                            CF_JDRQ="2026-05-06"))  # fmt: skip
+        _ok(cli("sync", "--file", str(write_rows(folder / "p.csv", rows)), now=NOW))
+        entries = [{"名单名称": "重大税收违法失信主体名单", "企业名称": f"双鸭山市测试{n}有限公司", "统一社会信用代码": uscc(n),
+                    "认定部门": TAX, "认定文书号": f"宝税认〔2026〕{n}号", "列入日期": "2026-03-01", "列入原因": "虚开发票"}
+                   for n in (21, 22)]  # fmt: skip
+        kind = ("--kind", "severe-list")
+        _ok(cli("sync", "--file", str(write_rows(folder / "l.csv", entries)), *kind, now=NOW))
+        _ok(cli("eligibility", now=NOW))
+        contacts = [{"统一社会信用代码": uscc(1), "联系人": "王经理", "联系电话": "13900000001"}]
+        _ok(cli("contacts", "import", str(write_rows(folder / "c.csv", contacts)), now=NOW))
+
+
+@pytest.fixture
+def db_url(db_copy: DbCopy, config_dir: Path) -> str:
+    """Every database here starts as the ledger of `_build_ledger`: a fresh copy of it, built
+    once per backend and session (what `cli` runs on in this module)."""
+    return db_copy("ledger-excel", lambda url, folder: _build_ledger(url, folder, config_dir))
+
+
+@pytest.fixture
+def ledger(cli: CliRunner) -> CliRunner:
+    """The CLI on a fresh copy of the ledger of `_build_ledger`."""
     return cli
 
 
@@ -621,6 +620,13 @@ def test_a_file_not_exported_by_the_pipeline_is_refused(
 
 
 # --------------------------------------------------------------------------- cell parsing
+
+
+def test_ledger_export_and_import_are_commands_of_the_cli() -> None:
+    parser = build_parser()
+    export = parser.parse_args(["ledger", "export", "--out", "x.xlsx", "--department", "SWJ"])
+    assert (export.ledger_command, export.out, export.department) == ("export", "x.xlsx", "SWJ")
+    assert parser.parse_args(["ledger", "import", "x.xlsx"]).ledger_command == "import"
 
 
 def test_cell_parsers() -> None:

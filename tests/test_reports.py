@@ -54,6 +54,8 @@ from tests.helpers import (
     EMERGENCY,
     EMERGENCY_USCC,
     CliRunner,
+    DbCopy,
+    cli_at,
     missing_tool,
     penalty,
     uscc,
@@ -139,15 +141,31 @@ def build_ledger(cli: CliRunner, tmp: Path, engine: Engine) -> None:
     _notice(engine, "宝税罚〔2026〕2号", "unknown", "2026-11-05T11:00")
 
 
-@pytest.fixture
-def ledger(cli: CliRunner, tmp_path: Path, db_url: str) -> CliRunner:
-    engine = make_engine(db_url)
+def _build(url: str, folder: Path, config_dir: Path) -> None:
+    """The ledger of the module docstring, from `init` on an empty database."""
+    engine = make_engine(url)
     try:
-        assert cli("init").code == 0
-        build_ledger(cli, tmp_path, engine)
+        with cli_at(url, folder, config_dir) as cli:
+            assert cli("init").code == 0
+            build_ledger(cli, folder, engine)
     finally:
         engine.dispose()
-    return cli
+
+
+@pytest.fixture
+def ledger_url(db_copy: DbCopy, config_dir: Path) -> str:
+    """A fresh copy of the ledger (built once per backend and session)."""
+    return db_copy("reports-ledger", lambda url, folder: _build(url, folder, config_dir))
+
+
+@pytest.fixture
+def ledger(
+    ledger_url: str, config_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> CliRunner:
+    """The CLI (as the `cli` fixture sets it up) on a fresh copy of the ledger."""
+    monkeypatch.setenv("CREDIT_REPAIR_DATABASE_URL", ledger_url)
+    monkeypatch.chdir(tmp_path)
+    return CliRunner(config_dir)
 
 
 def _dept(result: dict[str, Any], code: str) -> dict[str, Any]:
@@ -231,12 +249,12 @@ def test_the_html_summary_has_the_chinese_kpis_and_a_table_chart(ledger: CliRunn
     assert all(m["channel"] == "email" and m["state"] == "pending" and m["record_id"] is None for m in messages)
 
 
-def test_the_message_renders_as_an_email_through_the_dispatchers_mapping(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_the_message_renders_as_an_email_through_the_dispatchers_mapping(ledger: CliRunner, tmp_path: Path, ledger_url: str) -> None:
     from pipeline.channels.email import render_eml
     from pipeline.delivery.dispatcher import to_message
 
     ledger("report", "monthly", "--month", "2026-10", "--out", str(tmp_path), now=RUN)
-    engine = make_engine(db_url)
+    engine = make_engine(ledger_url)
     try:
         with engine.connect() as conn:
             row = conn.execute(select(outbox).where(outbox.c.recipient == "tax@example.org")).mappings().one()
