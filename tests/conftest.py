@@ -223,6 +223,26 @@ def empty_cli(
     return CliRunner(config_dir)
 
 
+@pytest.fixture(scope="session")
+def _warm_lo_profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lo") / "profile"
+
+
+@pytest.fixture
+def lo_profile(_warm_lo_profile: Path, tmp_path: Path) -> Iterator[Path]:
+    """A LibreOffice user profile folder of this test's own (-env:UserInstallation).
+
+    LibreOffice spends a second filling a new profile: the first test's profile is kept and
+    each later test starts from a copy of it (without its lock file).
+    """
+    profile = tmp_path / "lo-profile"
+    if _warm_lo_profile.exists():
+        shutil.copytree(_warm_lo_profile, profile)
+    yield profile
+    if not _warm_lo_profile.exists() and (profile / "user").is_dir():
+        shutil.copytree(profile, _warm_lo_profile, ignore=shutil.ignore_patterns(".lock"))
+
+
 # --------------------------------------------------------------------------- SMTP and SMS
 
 

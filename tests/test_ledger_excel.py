@@ -252,7 +252,9 @@ def test_round_trip_edited_with_openpyxl(ledger: CliRunner, tmp_path: Path, db_u
     )
 
 
-def test_round_trip_saved_by_libreoffice(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_round_trip_saved_by_libreoffice(
+    ledger: CliRunner, tmp_path: Path, db_url: str, lo_profile: Path
+) -> None:
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     if soffice is None:
         missing_tool("LibreOffice (soffice) is not installed: apt-get install libreoffice-calc")
@@ -260,7 +262,7 @@ def test_round_trip_saved_by_libreoffice(ledger: CliRunner, tmp_path: Path, db_u
     edited = edit(tmp_path / "swj.xlsx", tmp_path / "edited.xlsx", GOOD)
     (tmp_path / "lo").mkdir()
     subprocess.run(
-        [soffice, "--headless", "--norestore", f"-env:UserInstallation=file://{tmp_path}/lo-profile",
+        [soffice, "--headless", "--norestore", f"-env:UserInstallation={lo_profile.as_uri()}",
          "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(tmp_path / "lo"), str(edited)],
         check=True, capture_output=True, timeout=180,
     )  # fmt: skip
@@ -280,7 +282,9 @@ def _lo_python() -> str | None:
     return None
 
 
-def test_round_trip_edited_in_libreoffice(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_round_trip_edited_in_libreoffice(
+    ledger: CliRunner, tmp_path: Path, db_url: str, lo_profile: Path
+) -> None:
     soffice, python = shutil.which("soffice") or shutil.which("libreoffice"), _lo_python()
     if soffice is None or python is None:
         missing_tool(
@@ -291,7 +295,7 @@ def test_round_trip_edited_in_libreoffice(ledger: CliRunner, tmp_path: Path, db_
                      for no, cells in rows.items()} for sheet, rows in GOOD.items()}  # fmt: skip
     (tmp_path / "edits.json").write_text(json.dumps(typed, ensure_ascii=False), encoding="utf-8")
     script = Path(__file__).with_name("lo_edit.py")
-    subprocess.run([python, str(script), soffice, str(tmp_path / "lo-profile"), str(tmp_path / "swj.xlsx"),
+    subprocess.run([python, str(script), soffice, str(lo_profile), str(tmp_path / "swj.xlsx"),
                     str(tmp_path / "lo.xlsx"), str(tmp_path / "edits.json")],
                    check=True, capture_output=True, timeout=240)  # fmt: skip
     book = openpyxl.load_workbook(tmp_path / "lo.xlsx")

@@ -319,13 +319,12 @@ def test_the_default_month_is_the_previous_one(cli: CliRunner, tmp_path: Path) -
     assert kpis["period"] == "2026-11"
 
 
-def test_the_workbook_opens_in_libreoffice_and_converts_to_pdf(ledger: CliRunner, tmp_path: Path) -> None:
+def test_the_workbook_opens_in_libreoffice_and_converts_to_pdf(ledger: CliRunner, tmp_path: Path, lo_profile: Path) -> None:
     if shutil.which("soffice") is None:
         missing_tool("LibreOffice (soffice) is not installed: apt-get install libreoffice-calc")
     kpis = ledger("report", "monthly", "--month", "2026-10", "--out", str(tmp_path / "out"), "--json", now=RUN).json()
     pdf_dir = tmp_path / "pdf"
-    profile = tmp_path / "lo-profile"
-    done = subprocess.run(["soffice", f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf",
+    done = subprocess.run(["soffice", f"-env:UserInstallation={lo_profile.as_uri()}", "--headless", "--convert-to", "pdf",
                            "--outdir", str(pdf_dir), kpis["files"]["xlsx"]], capture_output=True, timeout=180, check=False)  # fmt: skip
     pdf = pdf_dir / "credit-repair-report-2026-10.pdf"
     assert done.returncode == 0 and pdf.exists(), done.stderr
