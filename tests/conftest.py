@@ -20,15 +20,18 @@ The ``postgresql`` half skips when no server binaries are installed, unless
 
 from __future__ import annotations
 
+import copy
 import itertools
 import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+import yaml
 from sqlalchemy import Engine
 
 from pipeline.config import Config, load_config
@@ -187,6 +190,32 @@ def upgraded_engine(empty_db_url: str) -> Iterator[Engine]:
 
 
 # --------------------------------------------------------------------------- config & data
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _parse_each_yaml_text_once() -> Iterator[None]:
+    """`yaml.safe_load` remembers what each text parses to and hands out deep copies.
+
+    Every in-process command loads the six config files again, and PyYAML's pure-Python
+    parser takes ~60 ms for them: a third of what a typical CLI call costs, ~1 minute over
+    the suite. Parsing is a pure function of the text, so each distinct text is still
+    parsed for real (the first time; errors are raised every time, never remembered), and
+    the caller gets its own copy to change. Subprocesses parse as in production.
+    """
+    parse = yaml.safe_load
+    parsed: dict[str, Any] = {}
+
+    def safe_load(stream: Any) -> Any:
+        if not isinstance(stream, str):
+            return parse(stream)
+        if stream not in parsed:
+            parsed[stream] = parse(stream)
+        return copy.deepcopy(parsed[stream])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(yaml, "safe_load", safe_load)
+        yield
+
 
 REPO = Path(__file__).resolve().parent.parent
 
