@@ -15,6 +15,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -48,6 +49,12 @@ class Recorder:
 
     def parsed(self) -> list[EmailMessage]:
         return [parse(content) for _, _, content in self.received]
+
+    def message_ids(self) -> list[str]:
+        """The Message-ID of each message received, read from its header block only (a
+        thousand messages with their DOCX parse in seconds; their headers in a tenth)."""
+        headers = BytesHeaderParser(policy=email.policy.default)
+        return [str(headers.parsebytes(content)["Message-ID"]) for _, _, content in self.received]
 
 
 class SlowRecorder(Recorder):

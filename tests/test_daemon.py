@@ -82,7 +82,7 @@ def test_sigterm_during_dispatch_finishes_the_message_in_hand_and_loses_nothing(
             "dispatch", "--json", now=None
         )  # released rows are due from the real stop time
         assert rest.json()["sent"] == 300 - stopped_at
-    ids = [m["Message-ID"] for m in recorder.parsed()]
+    ids = recorder.message_ids()
     assert len(ids) == 300 and len(set(ids)) == 300
 
 

@@ -68,7 +68,7 @@ def test_a_dispatcher_killed_mid_batch_loses_and_doubles_nothing(
         _out, err = restart.communicate(timeout=120)
         assert restart.returncode == 0, err.decode()
     states = outbox_states(s, now="2026-11-27T09:20")
-    ids = [m["Message-ID"] for m in recorder.parsed()]
+    ids = recorder.message_ids()
     assert len(ids) == len(set(ids)), "a notice was sent twice"
     assert states.get("sent", 0) + states.get("unknown", 0) == 1000
     assert 0 < states.get("unknown", 0) <= 50  # at most the batch in hand at the kill
@@ -90,7 +90,7 @@ def test_two_dispatchers_racing_on_postgresql_never_send_one_notice_twice(pg_url
         procs = [_dispatch_process(cfg, pg_url, tmp_path) for _ in range(2)]
         results = [p.communicate(timeout=120) for p in procs]
         assert all(p.returncode == 0 for p in procs), [r[1].decode()[-500:] for r in results]
-    ids = [m["Message-ID"] for m in recorder.parsed()]
+    ids = recorder.message_ids()
     assert len(ids) == 400 and len(set(ids)) == 400
     assert outbox_states(s) == {"sent": 400}
     import json
