@@ -25,7 +25,7 @@ import itertools
 import shutil
 import sqlite3
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +97,8 @@ class DbTemplates:
             path.unlink(missing_ok=True)
             build(f"sqlite:///{path}", path.parent)
             # everything into the main file: the copy must not need the -wal beside it
-            with sqlite3.connect(path) as conn:
+            with closing(sqlite3.connect(path)) as conn:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            conn.close()
             template = self.sqlite[name] = path
         shutil.copyfile(template, dest)
         return f"sqlite:///{dest}"
@@ -143,14 +142,14 @@ def db_copy(
     numbers = itertools.count(1)
     with ExitStack() as copies:
 
-        def copy(name: str, build: Build) -> str:
+        def fresh_copy(name: str, build: Build) -> str:
             if backend == "sqlite":
                 dest = tmp_path / f"{name}-{next(numbers)}.db"
                 return db_templates.sqlite_copy(name, build, dest)
             server = request.getfixturevalue("pg_server")
             return copies.enter_context(db_templates.pg_copy(server, name, build))
 
-        yield copy
+        yield fresh_copy
 
 
 @pytest.fixture
