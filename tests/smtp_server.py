@@ -58,10 +58,18 @@ class Recorder:
 
 
 class SlowRecorder(Recorder):
-    """Takes a few milliseconds per message, like a real server, so a kill lands mid-batch."""
+    """Takes a few milliseconds per message, like a real server, so a kill lands mid-batch.
+
+    Set `delay` to 0 once the kill has landed: the rest need not crawl.
+    """
+
+    def __init__(self, delay: float = 0.003) -> None:
+        super().__init__()
+        self.delay = delay
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        await asyncio.sleep(0.003)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return await super().handle_DATA(server, session, envelope)
 
 

@@ -51,8 +51,10 @@ def _wait(predicate: Callable[[], bool], timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-def _said(log: Path, event: str) -> bool:
-    return f'"event": "{event}"' in log.read_text(encoding="utf-8", errors="replace")
+def _said(log: Path, event: str, times: int = 1) -> bool:
+    """Whether the runner logged `event` (at least `times` times)."""
+    text = log.read_text(encoding="utf-8", errors="replace")
+    return text.count(f'"event": "{event}"') >= times
 
 
 def test_sigterm_during_dispatch_finishes_the_message_in_hand_and_loses_nothing(
@@ -75,6 +77,7 @@ def test_sigterm_during_dispatch_finishes_the_message_in_hand_and_loses_nothing(
                 proc.wait()
         assert _said(log, "runner.stopped")
         stopped_at = len(recorder.received)
+        recorder.delay = 0  # the stop has landed
         states = outbox_states(s)
         assert "sending" not in states and "unknown" not in states
         assert states["sent"] == stopped_at < 300
@@ -99,7 +102,7 @@ def test_two_runners_one_runs_the_other_waits_and_takes_over_when_it_dies(
         _wait(lambda: _said(first_log, "runner.lease_acquired"))
         second = _runner(config_dir, pg_url, tmp_path, second_log, lease)
         _wait(lambda: _said(second_log, "runner.standby"))
-        time.sleep(6)  # another tick of the standby: still waiting
+        _wait(lambda: _said(second_log, "runner.standby", times=2))  # its next tick: still waiting
         assert not _said(second_log, "runner.lease_acquired")
         first.send_signal(signal.SIGKILL)
         first.wait()

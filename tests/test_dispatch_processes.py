@@ -63,6 +63,7 @@ def test_a_dispatcher_killed_mid_batch_loses_and_doubles_nothing(
             proc.send_signal(signal.SIGKILL)
             proc.communicate()
         before_restart = len(recorder.received)
+        recorder.delay = 0  # the kill has landed
         # after the lease (notices.yaml outbox.lease_seconds = 600 s) the in-flight rows are unknown
         restart = _dispatch_process(cfg, db_url, tmp_path, now="2026-11-27T09:20")
         _out, err = restart.communicate(timeout=120)
