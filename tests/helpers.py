@@ -1,12 +1,17 @@
-"""Test helpers: snapshot rows and files, and an in-process CLI runner."""
+"""Test helpers: snapshot rows and files, an in-process CLI runner, and dispatch scenarios
+(a copy of the shipped config pointed at loopback SMTP / SMS servers, notices loaded through
+the CLI)."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as dt
 import io
 import json
 import os
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -81,7 +86,44 @@ class CliRunner:
         return Result(code, out.getvalue(), err.getvalue())
 
 
-__all__ = ["CliRunner", "entity_uscc", "missing_tool", "penalty", "uscc", "write_rows"]
+Build = Callable[[str, Path], None]
+"""Fills an empty database (its URL), with a folder for any files it needs (also its working
+folder); it must dispose of its engines when done."""
+DbCopy = Callable[[str, Build], str]
+"""The `db_copy` fixture: `db_copy(name, build)` is the URL of a fresh copy of the template
+database `name`, which `build` fills the first time it is asked for (once per backend)."""
+
+
+@contextlib.contextmanager
+def cli_at(db_url: str, cwd: Path, config_dir: Path) -> Iterator[CliRunner]:
+    """A `CliRunner` on `db_url` working in `cwd` (what the `cli` fixture sets up), for a
+    `Build` that fills a template database through the CLI."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CREDIT_REPAIR_DATABASE_URL", db_url)
+        patch.chdir(cwd)
+        yield CliRunner(config_dir)
+
+
+__all__ = [
+    "CONTACT_HEADERS",
+    "DISPATCH_NOW",
+    "RULE_CASES",
+    "UNLIMITED_EMAIL_RATE",
+    "Build",
+    "CliRunner",
+    "DbCopy",
+    "DispatchSetup",
+    "boundary_days",
+    "cli_at",
+    "dispatch_config",
+    "entity_uscc",
+    "load_notices",
+    "missing_tool",
+    "outbox_states",
+    "penalty",
+    "uscc",
+    "write_rows",
+]
 
 
 def missing_tool(reason: str) -> NoReturn:
@@ -89,3 +131,130 @@ def missing_tool(reason: str) -> NoReturn:
     if os.environ.get("CI", "").lower() in ("true", "1", "yes") or os.environ.get("CREDIT_REPAIR_REQUIRE_TOOLS") == "1":
         pytest.fail(f"required in CI: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+# --------------------------------------------------------------------------- dispatch scenarios
+
+CONTACT_HEADERS = ["统一社会信用代码", "联系人", "联系电话", "电子邮箱"]
+DISPATCH_NOW = "2026-11-27T09:00"
+UNLIMITED_EMAIL_RATE = "  rate_per_minute: 1000000\n"  # the business clock stands still under --now
+
+
+@dataclass
+class DispatchSetup:
+    cli: CliRunner
+    cfg: Path
+    tmp: Path
+
+
+def dispatch_config(tmp: Path, config_dir: Path, smtp_port: int, sms_url: str,
+                    extra_email: str = "") -> Path:  # fmt: skip
+    """A copy of `config_dir` in tmp/cfg sending e-mail to `smtp_port` and SMS to the webhook
+    at `sms_url`, files under tmp/var, and no department digests."""
+    cfg = tmp / "cfg"
+    shutil.copytree(config_dir, cfg)
+    settings = (cfg / "settings.yaml").read_text(encoding="utf-8")
+    settings = settings.replace("logging:", f"""email:
+  host: 127.0.0.1
+  port: {smtp_port}
+  ssl: false
+  starttls: false
+  sender: notice@example.gov.cn
+  timeout: 2
+{extra_email}
+sms:
+  provider: webhook
+  url: {sms_url}
+  secret: test-secret
+  timeout: 0.5
+  templates:
+    repair_notice: {{id: T1}}
+    eligibility_reminder: {{id: T2}}
+    follow_up: {{id: T3}}
+    list_notice: {{id: T4}}
+    department_digest: {{id: T5}}
+
+paths:
+  var_dir: {tmp}/var
+  outbox_dir: {tmp}/var/outbox
+  reports_dir: {tmp}/var/reports
+
+logging:""", 1).replace("paths:\n  var_dir: var\n  outbox_dir: var/outbox\n  reports_dir: var/reports\n", "", 1)
+    (cfg / "settings.yaml").write_text(settings, encoding="utf-8")
+    notices = (cfg / "notices.yaml").read_text(encoding="utf-8")
+    (cfg / "notices.yaml").write_text(notices.replace("  department_digest:      # 每个部门联系人每天一封：新增与到期案件\n    enabled: true",
+                                                      "  department_digest:\n    enabled: false"), encoding="utf-8")  # fmt: skip
+    return cfg
+
+
+def load_notices(s: DispatchSetup, n: int, email: bool = True, phone: bool = False,
+                 name: str = "王经理") -> None:  # fmt: skip
+    """n penalties with contacts through sync, contacts import, eligibility and notices plan."""
+    now = DISPATCH_NOW
+    rows = [penalty(i) for i in range(1, n + 1)]
+    contacts = [{"统一社会信用代码": uscc(i), "联系人": name, "联系电话": f"139{i:08d}" if phone else "",
+                 "电子邮箱": f"c{i}@example.com" if email else ""} for i in range(1, n + 1)]  # fmt: skip
+    assert s.cli("sync", "--file", str(write_rows(s.tmp / "p.csv", rows)), "--force", now=now).code == 0
+    assert s.cli("contacts", "import", str(write_rows(s.tmp / "c.csv", contacts, headers=CONTACT_HEADERS)), now=now).code == 0
+    assert s.cli("eligibility", now=now).code == 0
+    assert s.cli("notices", "plan", now=now).code == 0
+
+
+def outbox_states(s: DispatchSetup, now: str = DISPATCH_NOW) -> dict[str, int]:
+    """How many outbox rows are in each state, read through `credit-repair outbox`."""
+    states: dict[str, int] = {}
+    for row in s.cli("outbox", "--json", now=now).json_lines():
+        states[row["state"]] = states.get(row["state"], 0) + 1
+    return states
+
+
+# --------------------------------------------------------------------------- eligibility cases
+
+D = dt.date
+DAY = dt.timedelta(days=1)
+
+# Every rule set and severity with its periods, as the rules engine must compute them.
+# (case id, decision date, snapshot severity, rule set, severity, min_end, max_end)
+RULE_CASES = [
+    ("527-general", D(2022, 5, 9), "一般", "ndrc-2019-527", "general", D(2022, 8, 9), D(2023, 5, 9)),
+    ("527-minor-as-general", D(2022, 5, 9), "轻微", "ndrc-2019-527", "general",
+     D(2022, 8, 9), D(2023, 5, 9)),
+    ("527-serious", D(2022, 5, 9), "严重", "ndrc-2019-527", "serious", D(2022, 11, 9), D(2025, 5, 9)),
+    ("527-special", D(2022, 5, 9), "特定严重", "ndrc-2019-527", "special_serious", None,
+     D(2025, 5, 9)),
+    ("527-last-day", D(2023, 4, 30), "一般", "ndrc-2019-527", "general", D(2023, 7, 30),
+     D(2024, 4, 30)),
+    ("58-first-day", D(2023, 5, 1), "一般", "ndrc-2023-58", "general", D(2023, 8, 1), D(2026, 5, 1)),
+    ("58-general-month-end", D(2024, 1, 31), "一般", "ndrc-2023-58", "general", D(2024, 4, 30),
+     D(2027, 1, 31)),
+    ("58-minor-as-general", D(2024, 1, 31), "轻微", "ndrc-2023-58", "general", D(2024, 4, 30),
+     D(2027, 1, 31)),
+    ("58-serious-leap-day", D(2024, 2, 29), "严重", "ndrc-2023-58", "serious", D(2024, 5, 29),
+     D(2027, 2, 28)),
+    ("58-special", D(2024, 2, 29), "特定严重", "ndrc-2023-58", "special_serious", None,
+     D(2027, 2, 28)),
+    ("58-last-day", D(2026, 3, 31), "一般", "ndrc-2023-58", "general", D(2026, 6, 30),
+     D(2029, 3, 31)),
+    ("36-first-day", D(2026, 4, 1), "一般", "ndrc-2025-36", "general", D(2026, 7, 1), D(2027, 4, 1)),
+    ("36-general", D(2026, 9, 28), "一般", "ndrc-2025-36", "general", D(2026, 12, 28),
+     D(2027, 9, 28)),
+    ("36-serious", D(2026, 9, 28), "严重", "ndrc-2025-36", "serious", D(2027, 9, 28),
+     D(2029, 9, 28)),
+    ("36-special", D(2026, 9, 28), "特定严重", "ndrc-2025-36", "special_serious", None,
+     D(2029, 9, 28)),
+]  # fmt: skip
+
+
+def boundary_days(
+    decision: dt.date, min_end: dt.date | None, max_end: dt.date
+) -> list[tuple[dt.date, str]]:
+    """The day before, of and after repairable_from and removal_on, with the status due."""
+    removal = max_end + DAY
+    before = "non_repairable" if min_end is None else "repairable"
+    days = [(removal - DAY, before), (removal, "expired"), (removal + DAY, "expired")]
+    if min_end is not None:
+        start = min_end + DAY
+        days += [(start - DAY, "in_min_period"), (start, "repairable"), (start + DAY, "repairable")]
+    else:
+        days += [(decision, "non_repairable")]
+    return [(day, status) for day, status in days if day >= decision]

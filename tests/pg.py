@@ -11,7 +11,9 @@
 - no binaries: `PgUnavailable`; the fixtures skip on it, or fail when PostgreSQL is
   required (``CI=true`` or ``CREDIT_REPAIR_REQUIRE_PG=1``).
 
-Each test gets a fresh database (`PgServer.create_database`), dropped afterwards.
+Each test gets a fresh database (`PgServer.create_database`), dropped afterwards: empty,
+or a copy of a template database built once per session (`PgServer.template`: migrated,
+or holding a fixture's data) made by ``CREATE DATABASE … TEMPLATE``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -36,6 +39,7 @@ PG_ROOT = Path("/usr/lib/postgresql")
 PREFERRED_VERSION = "15"
 SUPERUSER = "postgres"
 NOT_FOUND = f"PostgreSQL server binaries not found under {PG_ROOT}; set {URL_ENV}"
+Connection = psycopg.Connection[tuple[object, ...]]
 
 
 class PgUnavailable(RuntimeError):
@@ -82,6 +86,7 @@ class PgServer:
         )
         self._names = itertools.count(1)
         self._prefix = "t_" if isinstance(self, PgCluster) else f"t_{os.getpid()}_"
+        self._templates: dict[str, str] = {}
 
     def url_for(self, database: str) -> str:
         """SQLAlchemy URL (psycopg 3) of one database on this server."""
@@ -89,34 +94,67 @@ class PgServer:
             drivername="postgresql+psycopg", database=database
         ).render_as_string(hide_password=False)
 
-    def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
+    def _connect(self) -> Connection:
         conninfo = self.admin_url.render_as_string(hide_password=False)
         return psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
 
-    def create_database(self) -> tuple[str, str]:
-        """A fresh empty database: (name, SQLAlchemy URL)."""
+    def create_database(self, template: str | None = None) -> tuple[str, str]:
+        """A fresh database, empty or a copy of `template`: (name, SQLAlchemy URL)."""
         name = f"{self._prefix}{next(self._names)}"
+        create = (
+            sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(
+                sql.Identifier(name)
+            )
+            if template is None
+            else sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
         with self._connect() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(
-                    sql.Identifier(name)
-                )
-            )
+            conn.execute(create)
         return name, self.url_for(name)
 
-    def drop_database(self, name: str) -> None:
-        """Drop, after kicking out leftover connections; errors are ignored."""
-        with contextlib.suppress(psycopg.Error), self._connect() as conn:
+    def template(self, key: str, build: Callable[[str], None]) -> str:
+        """The name of a database built once by `build(url)` and kept for copying.
+
+        `build` gets an empty database and must close its connections (dispose its
+        engines): PostgreSQL copies a database only while nobody is connected to it.
+        """
+        name = self._templates.get(key)
+        if name is None:
+            name, url = self.create_database()
+            try:
+                build(url)
+                self._disconnect(name)
+            except BaseException:
+                self.drop_database(name)
+                raise
+            self._templates[key] = name
+        return name
+
+    def _disconnect(self, name: str, conn: Connection | None = None) -> None:
+        """Kick out the connections to database `name`."""
+        with contextlib.ExitStack() as stack:
+            if conn is None:
+                conn = stack.enter_context(self._connect())
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = %s AND pid <> pg_backend_pid()",
                 (name,),
             )
+
+    def drop_database(self, name: str) -> None:
+        """Drop, after kicking out leftover connections; errors are ignored."""
+        with contextlib.suppress(psycopg.Error), self._connect() as conn:
+            self._disconnect(name, conn)
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
     def stop(self) -> None:
-        """Nothing to stop on a server we did not start."""
+        """Drop the templates; a server we did not start keeps running."""
+        for name in self._templates.values():
+            self.drop_database(name)
+        self._templates.clear()
 
 
 class PgCluster(PgServer):

@@ -12,11 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CliRunner
+from tests.helpers import (
+    UNLIMITED_EMAIL_RATE,
+    CliRunner,
+    DispatchSetup,
+    dispatch_config,
+    load_notices,
+    outbox_states,
+)
 from tests.sms_server import running_server
-from tests.test_dispatch import Setup, _config, _load, _states
-from tests.test_dispatch_processes import UNLIMITED, SlowRecorder
-from tests.test_email_channel import smtp_server
+from tests.smtp_server import SlowRecorder, smtp_server
 
 
 def _only_dispatch() -> dict[str, str]:
@@ -46,8 +51,10 @@ def _wait(predicate: Callable[[], bool], timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-def _said(log: Path, event: str) -> bool:
-    return f'"event": "{event}"' in log.read_text(encoding="utf-8", errors="replace")
+def _said(log: Path, event: str, times: int = 1) -> bool:
+    """Whether the runner logged `event` (at least `times` times)."""
+    text = log.read_text(encoding="utf-8", errors="replace")
+    return text.count(f'"event": "{event}"') >= times
 
 
 def test_sigterm_during_dispatch_finishes_the_message_in_hand_and_loses_nothing(
@@ -55,9 +62,9 @@ def test_sigterm_during_dispatch_finishes_the_message_in_hand_and_loses_nothing(
 ) -> None:
     recorder = SlowRecorder()
     with running_server() as sms, smtp_server(recorder) as port:
-        cfg = _config(tmp_path, config_dir, port, sms.url, extra_email=UNLIMITED)
-        s = Setup(CliRunner(cfg), cfg, tmp_path)
-        _load(s, 300)
+        cfg = dispatch_config(tmp_path, config_dir, port, sms.url, extra_email=UNLIMITED_EMAIL_RATE)
+        s = DispatchSetup(CliRunner(cfg), cfg, tmp_path)
+        load_notices(s, 300)
         log = tmp_path / "runner.log"
         proc = _runner(cfg, db_url, tmp_path, log, ONLY_DISPATCH)
         try:
@@ -70,14 +77,15 @@ def test_sigterm_during_dispatch_finishes_the_message_in_hand_and_loses_nothing(
                 proc.wait()
         assert _said(log, "runner.stopped")
         stopped_at = len(recorder.received)
-        states = _states(s)
+        recorder.delay = 0  # the stop has landed
+        states = outbox_states(s)
         assert "sending" not in states and "unknown" not in states
         assert states["sent"] == stopped_at < 300
         rest = s.cli(
             "dispatch", "--json", now=None
         )  # released rows are due from the real stop time
         assert rest.json()["sent"] == 300 - stopped_at
-    ids = [m["Message-ID"] for m in recorder.parsed()]
+    ids = recorder.message_ids()
     assert len(ids) == 300 and len(set(ids)) == 300
 
 
@@ -94,7 +102,7 @@ def test_two_runners_one_runs_the_other_waits_and_takes_over_when_it_dies(
         _wait(lambda: _said(first_log, "runner.lease_acquired"))
         second = _runner(config_dir, pg_url, tmp_path, second_log, lease)
         _wait(lambda: _said(second_log, "runner.standby"))
-        time.sleep(6)  # another tick of the standby: still waiting
+        _wait(lambda: _said(second_log, "runner.standby", times=2))  # its next tick: still waiting
         assert not _said(second_log, "runner.lease_acquired")
         first.send_signal(signal.SIGKILL)
         first.wait()

@@ -1,15 +1,16 @@
-"""Migrations and column types on SQLite and PostgreSQL."""
+"""Migrations (from an empty database) and column types on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import DateTime, Engine, create_engine, inspect, select, text
 from sqlalchemy.exc import StatementError
 
-from pipeline.db.engine import session_scope
+from pipeline.db.engine import normalise_url, session_scope
 from pipeline.db.migrate import current_revision, head_revision, upgrade
 from pipeline.db.models import Base, Lease
 
@@ -20,27 +21,27 @@ def _tables(engine: Engine) -> set[str]:
     return set(inspect(engine).get_table_names())
 
 
-def test_migrations_create_the_schema(engine: Engine) -> None:
-    tables = _tables(engine)
+def test_migrations_create_the_schema(upgraded_engine: Engine) -> None:
+    tables = _tables(upgraded_engine)
     assert set(Base.metadata.tables) <= tables
     assert "alembic_version" in tables
-    assert current_revision(engine) is not None
-    assert current_revision(engine) == head_revision(engine)
+    assert current_revision(upgraded_engine) is not None
+    assert current_revision(upgraded_engine) == head_revision(upgraded_engine)
 
 
-def test_migrated_columns_match_the_models(engine: Engine) -> None:
-    inspector = inspect(engine)
+def test_migrated_columns_match_the_models(upgraded_engine: Engine) -> None:
+    inspector = inspect(upgraded_engine)
     for table in Base.metadata.sorted_tables:
         columns = {c["name"] for c in inspector.get_columns(table.name)}
         assert columns == set(table.columns.keys()), table.name
 
 
-def test_upgrade_is_idempotent(engine: Engine) -> None:
-    before = _tables(engine)
-    upgrade(engine)
-    upgrade(engine)
-    assert _tables(engine) == before
-    assert current_revision(engine) == head_revision(engine)
+def test_upgrade_is_idempotent(upgraded_engine: Engine) -> None:
+    before = _tables(upgraded_engine)
+    upgrade(upgraded_engine)
+    upgrade(upgraded_engine)
+    assert _tables(upgraded_engine) == before
+    assert current_revision(upgraded_engine) == head_revision(upgraded_engine)
 
 
 def test_utc_datetime_round_trips_an_aware_datetime_as_utc(engine: Engine) -> None:
@@ -80,3 +81,20 @@ def test_pg_url_is_a_fresh_postgresql_database(pg_url: str) -> None:
         assert _tables(engine) == set()
     finally:
         engine.dispose()
+
+
+def test_each_test_gets_its_own_copy_of_the_migrated_template(engine: Engine, db_copy: Any) -> None:
+    assert current_revision(engine) == head_revision(engine)
+    with session_scope(engine) as session:
+        session.add(Lease(name="mine", holder="test"))
+
+    def rebuild(url: str, folder: Any) -> None:
+        pytest.fail("the migrated template is built once per session")
+
+    other = create_engine(normalise_url(db_copy("migrated", rebuild)))
+    try:
+        with other.connect() as conn:
+            assert conn.execute(select(Lease.name)).scalars().all() == []
+        assert current_revision(other) == head_revision(other)
+    finally:
+        other.dispose()

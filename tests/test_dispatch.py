@@ -7,92 +7,34 @@ checked, and the outbox states are read back through the CLI, as an operator wou
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import CliRunner, penalty, uscc, write_rows
+from tests.helpers import (
+    CONTACT_HEADERS,
+    DISPATCH_NOW,
+    CliRunner,
+    DispatchSetup,
+    dispatch_config,
+    load_notices,
+    outbox_states,
+    penalty,
+    uscc,
+    write_rows,
+)
 from tests.sms_server import Reply, SmsServer, running_server
-from tests.test_email_channel import Recorder, free_port, rejecting, smtp_server, smtp_server_on
+from tests.smtp_server import Recorder, free_port, rejecting, smtp_server, smtp_server_on
 
-CONTACT_HEADERS = ["统一社会信用代码", "联系人", "联系电话", "电子邮箱"]
-NOW = "2026-11-27T09:00"
-
-
-@dataclass
-class Setup:
-    cli: CliRunner
-    cfg: Path
-    tmp: Path
+NOW = DISPATCH_NOW
 
 
-def _config(tmp: Path, config_dir: Path, smtp_port: int, sms_url: str, extra_email: str = "") -> Path:
-    cfg = tmp / "cfg"
-    shutil.copytree(config_dir, cfg)
-    settings = (cfg / "settings.yaml").read_text(encoding="utf-8")
-    settings = settings.replace("logging:", f"""email:
-  host: 127.0.0.1
-  port: {smtp_port}
-  ssl: false
-  starttls: false
-  sender: notice@example.gov.cn
-  timeout: 2
-{extra_email}
-sms:
-  provider: webhook
-  url: {sms_url}
-  secret: test-secret
-  timeout: 0.5
-  templates:
-    repair_notice: {{id: T1}}
-    eligibility_reminder: {{id: T2}}
-    follow_up: {{id: T3}}
-    list_notice: {{id: T4}}
-    department_digest: {{id: T5}}
-
-paths:
-  var_dir: {tmp}/var
-  outbox_dir: {tmp}/var/outbox
-  reports_dir: {tmp}/var/reports
-
-logging:""", 1).replace("paths:\n  var_dir: var\n  outbox_dir: var/outbox\n  reports_dir: var/reports\n", "", 1)
-    (cfg / "settings.yaml").write_text(settings, encoding="utf-8")
-    notices = (cfg / "notices.yaml").read_text(encoding="utf-8")
-    (cfg / "notices.yaml").write_text(notices.replace("  department_digest:      # 每个部门联系人每天一封：新增与到期案件\n    enabled: true",
-                                                      "  department_digest:\n    enabled: false"), encoding="utf-8")  # fmt: skip
-    return cfg
-
-
-def _load(s: Setup, n: int, email: bool = True, phone: bool = False, name: str = "王经理") -> None:
-    rows = [penalty(i) for i in range(1, n + 1)]
-    contacts = [{"统一社会信用代码": uscc(i), "联系人": name, "联系电话": f"139{i:08d}" if phone else "",
-                 "电子邮箱": f"c{i}@example.com" if email else ""} for i in range(1, n + 1)]  # fmt: skip
-    assert s.cli("sync", "--file", str(write_rows(s.tmp / "p.csv", rows)), "--force", now=NOW).code == 0
-    assert s.cli("contacts", "import", str(write_rows(s.tmp / "c.csv", contacts, headers=CONTACT_HEADERS)), now=NOW).code == 0
-    assert s.cli("eligibility", now=NOW).code == 0
-    assert s.cli("notices", "plan", now=NOW).code == 0
-
-
-def _states(s: Setup, now: str = NOW) -> dict[str, int]:
-    states: dict[str, int] = {}
-    for row in s.cli("outbox", "--json", now=now).json_lines():
-        states[row["state"]] = states.get(row["state"], 0) + 1
-    return states
-
-
-def _dispatch(s: Setup, now: str = NOW) -> dict[str, int]:
+def _dispatch(s: DispatchSetup, now: str = NOW) -> dict[str, int]:
     result = s.cli("dispatch", "--json", now=now)
     assert result.code == 0, result.err
     out: dict[str, int] = result.json()
     return out
-
-
-@pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
 
 
 @pytest.fixture
@@ -102,14 +44,14 @@ def sms() -> Iterator[SmsServer]:
 
 
 @pytest.fixture
-def setup(cli: CliRunner, tmp_path: Path, config_dir: Path, recorder: Recorder, sms: SmsServer) -> Iterator[Setup]:
+def setup(cli: CliRunner, tmp_path: Path, config_dir: Path, recorder: Recorder, sms: SmsServer) -> Iterator[DispatchSetup]:
     with smtp_server(recorder) as port:
-        cfg = _config(tmp_path, config_dir, port, sms.url)
-        yield Setup(CliRunner(cfg), cfg, tmp_path)
+        cfg = dispatch_config(tmp_path, config_dir, port, sms.url)
+        yield DispatchSetup(CliRunner(cfg), cfg, tmp_path)
 
 
-def test_every_notice_goes_out_once_with_its_docx(setup: Setup, recorder: Recorder) -> None:
-    _load(setup, 5)
+def test_every_notice_goes_out_once_with_its_docx(setup: DispatchSetup, recorder: Recorder) -> None:
+    load_notices(setup, 5)
     assert _dispatch(setup)["sent"] == 5
     assert _dispatch(setup)["sent"] == 0
     assert recorder.connections == 1 and len(recorder.received) == 5
@@ -125,8 +67,8 @@ def test_every_notice_goes_out_once_with_its_docx(setup: Setup, recorder: Record
 
 def test_smtp_down_then_up_sends_every_notice_once(cli: CliRunner, tmp_path: Path, config_dir: Path, sms: SmsServer) -> None:
     port = free_port()
-    s = Setup(CliRunner(_config(tmp_path, config_dir, port, sms.url)), tmp_path / "cfg", tmp_path)
-    _load(s, 4)
+    s = DispatchSetup(CliRunner(dispatch_config(tmp_path, config_dir, port, sms.url)), tmp_path / "cfg", tmp_path)
+    load_notices(s, 4)
     down = _dispatch(s)
     assert (down["sent"], down["retry"]) == (0, 4)
     assert _dispatch(s)["claimed"] == 0  # not due again before the back-off
@@ -135,26 +77,26 @@ def test_smtp_down_then_up_sends_every_notice_once(cli: CliRunner, tmp_path: Pat
         up = _dispatch(s, now="2026-11-27T11:00")
     assert up["sent"] == 4 and len(recorder.received) == 4
     assert len({m["Message-ID"] for m in recorder.parsed()}) == 4
-    assert _states(s) == {"sent": 4}
+    assert outbox_states(s) == {"sent": 4}
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 def test_an_authentication_failure_takes_the_channel_down_without_a_retry_storm(cli: CliRunner, tmp_path: Path, config_dir: Path, sms: SmsServer) -> None:
     recorder = Recorder()
     with smtp_server(recorder, authenticator=rejecting, auth_require_tls=False) as port:
-        cfg = _config(tmp_path, config_dir, port, sms.url, extra_email="  user: notice\n  password: wrong\n")
-        s = Setup(CliRunner(cfg), cfg, tmp_path)
-        _load(s, 6)
+        cfg = dispatch_config(tmp_path, config_dir, port, sms.url, extra_email="  user: notice\n  password: wrong\n")
+        s = DispatchSetup(CliRunner(cfg), cfg, tmp_path)
+        load_notices(s, 6)
         result = _dispatch(s)
         assert result["channels_down"] == ["email"] and result["sent"] == 0 and result["failed"] == 0
         assert recorder.connections == 1  # one login attempt, not six
         again = _dispatch(s, now="2026-11-27T09:30")
         assert again["claimed"] == 0 and recorder.connections == 1
-    assert _states(s) == {"pending": 6}
+    assert outbox_states(s) == {"pending": 6}
 
 
-def test_sms_rate_limits_and_server_errors_retry_and_a_timeout_is_unknown(setup: Setup, sms: SmsServer) -> None:
-    _load(setup, 3, email=False, phone=True)
+def test_sms_rate_limits_and_server_errors_retry_and_a_timeout_is_unknown(setup: DispatchSetup, sms: SmsServer) -> None:
+    load_notices(setup, 3, email=False, phone=True)
     sms.reply(Reply(status=429, headers={"Retry-After": "120"}), Reply(status=503), Reply(delay=2.0))
     first = _dispatch(setup)
     assert (first["retry"], first["unknown"]) == (2, 1)
@@ -167,11 +109,11 @@ def test_sms_rate_limits_and_server_errors_retry_and_a_timeout_is_unknown(setup:
     assert len(sms.seen) == 5
 
 
-def test_the_webhook_is_signed_and_carries_the_rendered_text(setup: Setup, sms: SmsServer) -> None:
+def test_the_webhook_is_signed_and_carries_the_rendered_text(setup: DispatchSetup, sms: SmsServer) -> None:
     import hashlib
     import hmac
 
-    _load(setup, 1, email=False, phone=True)
+    load_notices(setup, 1, email=False, phone=True)
     sms.default = Reply(status=200, body=b"{}")
     assert _dispatch(setup)["sent"] == 1
     seen = sms.seen[0]
@@ -181,8 +123,8 @@ def test_the_webhook_is_signed_and_carries_the_rendered_text(setup: Setup, sms: 
     assert "2026年12月29日" in body["text"]
 
 
-def test_sms_stays_quiet_at_night_and_goes_in_the_morning(setup: Setup, sms: SmsServer) -> None:
-    _load(setup, 1, email=False, phone=True)
+def test_sms_stays_quiet_at_night_and_goes_in_the_morning(setup: DispatchSetup, sms: SmsServer) -> None:
+    load_notices(setup, 1, email=False, phone=True)
     sms.default = Reply(status=200, body=b"{}")
     night = _dispatch(setup, now="2026-11-27T22:30")
     assert (night["sent"], night["deferred"]) == (0, 1) and sms.seen == []
@@ -190,21 +132,21 @@ def test_sms_stays_quiet_at_night_and_goes_in_the_morning(setup: Setup, sms: Sms
     assert _dispatch(setup, now="2026-11-28T08:01")["sent"] == 1
 
 
-def test_a_permanent_failure_falls_back_to_the_next_channel(setup: Setup, sms: SmsServer, recorder: Recorder) -> None:
+def test_a_permanent_failure_falls_back_to_the_next_channel(setup: DispatchSetup, sms: SmsServer, recorder: Recorder) -> None:
     notices = (setup.cfg / "notices.yaml").read_text(encoding="utf-8")
     (setup.cfg / "notices.yaml").write_text(notices.replace("    channels: [email, sms, manual]\n    attach_docx: true",
                                                             "    channels: [sms, email, manual]\n    attach_docx: true"), encoding="utf-8")  # fmt: skip
-    _load(setup, 1, email=True, phone=True)
+    load_notices(setup, 1, email=True, phone=True)
     sms.reply(Reply(status=400, body=b'{"error": "blacklisted"}'))
     first = _dispatch(setup)
     assert (first["failed"], first["fallbacks"], first["sent"]) == (1, 1, 1)  # the e-mail went in the same run
     assert _dispatch(setup)["claimed"] == 0
     assert len(recorder.received) == 1
-    assert _states(setup) == {"failed": 1, "sent": 1}
+    assert outbox_states(setup) == {"failed": 1, "sent": 1}
 
 
-def test_a_record_closed_before_sending_cancels_its_notice(setup: Setup, recorder: Recorder) -> None:
-    _load(setup, 10)
+def test_a_record_closed_before_sending_cancels_its_notice(setup: DispatchSetup, recorder: Recorder) -> None:
+    load_notices(setup, 10)
     rows = [penalty(i) for i in range(2, 11)]
     assert setup.cli("sync", "--file", str(write_rows(setup.tmp / "p2.csv", rows)), now="2026-11-27T10:00").code == 0
     assert setup.cli("eligibility", now="2026-11-27T10:00").code == 0
@@ -213,7 +155,7 @@ def test_a_record_closed_before_sending_cancels_its_notice(setup: Setup, recorde
     assert len(recorder.received) == 9
 
 
-def test_a_name_with_cr_lf_or_html_cannot_inject_headers_and_is_escaped(setup: Setup, recorder: Recorder) -> None:
+def test_a_name_with_cr_lf_or_html_cannot_inject_headers_and_is_escaped(setup: DispatchSetup, recorder: Recorder) -> None:
     rows = [penalty(1, CF_XDR_MC="双鸭山<b>坏</b>公司")]
     assert setup.cli("sync", "--file", str(write_rows(setup.tmp / "p.csv", rows)), now=NOW).code == 0
     contacts = [{"统一社会信用代码": uscc(1), "联系人": "张三\r\nBcc: victim@example.net", "联系电话": "", "电子邮箱": "c1@example.com"}]

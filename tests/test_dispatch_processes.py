@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -13,23 +12,20 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import CliRunner
+from tests.helpers import (
+    DISPATCH_NOW,
+    UNLIMITED_EMAIL_RATE,
+    CliRunner,
+    DispatchSetup,
+    dispatch_config,
+    load_notices,
+    outbox_states,
+)
 from tests.sms_server import running_server
-from tests.test_dispatch import NOW, Setup, _config, _load, _states
-from tests.test_email_channel import Recorder, smtp_server
-
-UNLIMITED = "  rate_per_minute: 1000000\n"  # the business clock stands still under --now
+from tests.smtp_server import Recorder, SlowRecorder, smtp_server
 
 
-class SlowRecorder(Recorder):
-    """Takes a few milliseconds per message, like a real server, so a kill lands mid-batch."""
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        await asyncio.sleep(0.003)
-        return await super().handle_DATA(server, session, envelope)
-
-
-def _dispatch_process(cfg: Path, db_url: str, cwd: Path, now: str = NOW) -> subprocess.Popen[bytes]:
+def _dispatch_process(cfg: Path, db_url: str, cwd: Path, now: str = DISPATCH_NOW) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CREDIT_REPAIR_DATABASE_URL": db_url}
     argv = [
         sys.executable,
@@ -57,9 +53,9 @@ def test_a_dispatcher_killed_mid_batch_loses_and_doubles_nothing(
 ) -> None:
     recorder = SlowRecorder()
     with running_server() as sms, smtp_server(recorder) as port:
-        cfg = _config(tmp_path, config_dir, port, sms.url, extra_email=UNLIMITED)
-        s = Setup(CliRunner(cfg), cfg, tmp_path)
-        _load(s, 1000)
+        cfg = dispatch_config(tmp_path, config_dir, port, sms.url, extra_email=UNLIMITED_EMAIL_RATE)
+        s = DispatchSetup(CliRunner(cfg), cfg, tmp_path)
+        load_notices(s, 1000)
         proc = _dispatch_process(cfg, db_url, tmp_path)
         try:
             _wait_for(lambda: len(recorder.received) >= 317)  # inside a batch of 50
@@ -67,12 +63,13 @@ def test_a_dispatcher_killed_mid_batch_loses_and_doubles_nothing(
             proc.send_signal(signal.SIGKILL)
             proc.communicate()
         before_restart = len(recorder.received)
+        recorder.delay = 0  # the kill has landed
         # after the lease (notices.yaml outbox.lease_seconds = 600 s) the in-flight rows are unknown
         restart = _dispatch_process(cfg, db_url, tmp_path, now="2026-11-27T09:20")
         _out, err = restart.communicate(timeout=120)
         assert restart.returncode == 0, err.decode()
-    states = _states(s, now="2026-11-27T09:20")
-    ids = [m["Message-ID"] for m in recorder.parsed()]
+    states = outbox_states(s, now="2026-11-27T09:20")
+    ids = recorder.message_ids()
     assert len(ids) == len(set(ids)), "a notice was sent twice"
     assert states.get("sent", 0) + states.get("unknown", 0) == 1000
     assert 0 < states.get("unknown", 0) <= 50  # at most the batch in hand at the kill
@@ -88,15 +85,15 @@ def test_two_dispatchers_racing_on_postgresql_never_send_one_notice_twice(pg_url
     monkeypatch.chdir(tmp_path)
     recorder = Recorder()
     with running_server() as sms, smtp_server(recorder) as port:
-        cfg = _config(tmp_path, config_dir, port, sms.url, extra_email=UNLIMITED)
-        s = Setup(CliRunner(cfg), cfg, tmp_path)
-        _load(s, 400)
+        cfg = dispatch_config(tmp_path, config_dir, port, sms.url, extra_email=UNLIMITED_EMAIL_RATE)
+        s = DispatchSetup(CliRunner(cfg), cfg, tmp_path)
+        load_notices(s, 400)
         procs = [_dispatch_process(cfg, pg_url, tmp_path) for _ in range(2)]
         results = [p.communicate(timeout=120) for p in procs]
         assert all(p.returncode == 0 for p in procs), [r[1].decode()[-500:] for r in results]
-    ids = [m["Message-ID"] for m in recorder.parsed()]
+    ids = recorder.message_ids()
     assert len(ids) == 400 and len(set(ids)) == 400
-    assert _states(s) == {"sent": 400}
+    assert outbox_states(s) == {"sent": 400}
     import json
 
     sent = [json.loads(r[0])["sent"] for r in results]

@@ -15,6 +15,7 @@ from pipeline.config.rules import RulesConfig
 from pipeline.domain.calendar import WorkingCalendar
 from pipeline.domain.rules import Evaluation, RecordFacts, evaluate
 from pipeline.errors import CalendarError
+from tests.helpers import RULE_CASES, boundary_days
 
 D = dt.date
 DAY = dt.timedelta(days=1)
@@ -38,56 +39,10 @@ def run(facts: RecordFacts, today: dt.date, rules: RulesConfig = RULES) -> Evalu
     return evaluate(facts, today, rules, CAL)
 
 
-# (case id, decision date, snapshot severity, rule set, severity, min_end, max_end)
-CASES = [
-    ("527-general", D(2022, 5, 9), "一般", "ndrc-2019-527", "general", D(2022, 8, 9), D(2023, 5, 9)),
-    ("527-minor-as-general", D(2022, 5, 9), "轻微", "ndrc-2019-527", "general",
-     D(2022, 8, 9), D(2023, 5, 9)),
-    ("527-serious", D(2022, 5, 9), "严重", "ndrc-2019-527", "serious", D(2022, 11, 9), D(2025, 5, 9)),
-    ("527-special", D(2022, 5, 9), "特定严重", "ndrc-2019-527", "special_serious", None,
-     D(2025, 5, 9)),
-    ("527-last-day", D(2023, 4, 30), "一般", "ndrc-2019-527", "general", D(2023, 7, 30),
-     D(2024, 4, 30)),
-    ("58-first-day", D(2023, 5, 1), "一般", "ndrc-2023-58", "general", D(2023, 8, 1), D(2026, 5, 1)),
-    ("58-general-month-end", D(2024, 1, 31), "一般", "ndrc-2023-58", "general", D(2024, 4, 30),
-     D(2027, 1, 31)),
-    ("58-minor-as-general", D(2024, 1, 31), "轻微", "ndrc-2023-58", "general", D(2024, 4, 30),
-     D(2027, 1, 31)),
-    ("58-serious-leap-day", D(2024, 2, 29), "严重", "ndrc-2023-58", "serious", D(2024, 5, 29),
-     D(2027, 2, 28)),
-    ("58-special", D(2024, 2, 29), "特定严重", "ndrc-2023-58", "special_serious", None,
-     D(2027, 2, 28)),
-    ("58-last-day", D(2026, 3, 31), "一般", "ndrc-2023-58", "general", D(2026, 6, 30),
-     D(2029, 3, 31)),
-    ("36-first-day", D(2026, 4, 1), "一般", "ndrc-2025-36", "general", D(2026, 7, 1), D(2027, 4, 1)),
-    ("36-general", D(2026, 9, 28), "一般", "ndrc-2025-36", "general", D(2026, 12, 28),
-     D(2027, 9, 28)),
-    ("36-serious", D(2026, 9, 28), "严重", "ndrc-2025-36", "serious", D(2027, 9, 28),
-     D(2029, 9, 28)),
-    ("36-special", D(2026, 9, 28), "特定严重", "ndrc-2025-36", "special_serious", None,
-     D(2029, 9, 28)),
-]  # fmt: skip
-
-
-def boundary_days(
-    decision: dt.date, min_end: dt.date | None, max_end: dt.date
-) -> list[tuple[dt.date, str]]:
-    """The day before, of and after repairable_from and removal_on, with the status due."""
-    removal = max_end + DAY
-    before = "non_repairable" if min_end is None else "repairable"
-    days = [(removal - DAY, before), (removal, "expired"), (removal + DAY, "expired")]
-    if min_end is not None:
-        start = min_end + DAY
-        days += [(start - DAY, "in_min_period"), (start, "repairable"), (start + DAY, "repairable")]
-    else:
-        days += [(decision, "non_repairable")]
-    return [(day, status) for day, status in days if day >= decision]
-
-
 @pytest.mark.parametrize(
     ("decision", "given", "rule_set", "severity", "min_end", "max_end"),
-    [case[1:] for case in CASES],
-    ids=[case[0] for case in CASES],
+    [case[1:] for case in RULE_CASES],
+    ids=[case[0] for case in RULE_CASES],
 )
 def test_every_rule_set_and_severity_at_each_boundary(
     decision: dt.date, given: str, rule_set: str, severity: str,

@@ -6,8 +6,16 @@ import datetime as dt
 from collections import defaultdict
 from pathlib import Path
 
-from tests.helpers import EMERGENCY, TAX, CliRunner, penalty, uscc, write_rows
-from tests.test_eligibility import CASES, boundary_days
+from tests.helpers import (
+    EMERGENCY,
+    RULE_CASES,
+    TAX,
+    CliRunner,
+    boundary_days,
+    penalty,
+    uscc,
+    write_rows,
+)
 
 CONTRACT = ["decision_no", "authority", "entity_name", "uscc", "severity", "severity_source", "rule_set",
             "period_start", "min_end", "max_end", "repairable_from", "removal_on", "publish_by", "status", "reason"]  # fmt: skip
@@ -16,7 +24,7 @@ CONTRACT = ["decision_no", "authority", "entity_name", "uscc", "severity", "seve
 def _case_rows() -> list[dict[str, str]]:
     return [
         penalty(i, CF_WSH=f"表测〔{i}〕号", CF_JDRQ=decision.isoformat(), 失信严重程度=given)
-        for i, (_name, decision, given, *_rest) in enumerate(CASES, start=1)
+        for i, (_name, decision, given, *_rest) in enumerate(RULE_CASES, start=1)
     ]
 
 
@@ -25,7 +33,7 @@ def test_every_rule_set_severity_and_boundary_is_stored_per_day(cli: CliRunner, 
     sync = cli("sync", "--file", str(write_rows(tmp_path / "cases.csv", rows)), "--json", now="2022-05-09")
     assert sync.code == 0, sync.err
     expected: dict[dt.date, dict[str, str]] = defaultdict(dict)
-    for i, (_name, decision, _given, _rs, _sev, min_end, max_end) in enumerate(CASES, start=1):
+    for i, (_name, decision, _given, _rs, _sev, min_end, max_end) in enumerate(RULE_CASES, start=1):
         for day, status in boundary_days(decision, min_end, max_end):
             expected[day][f"表测〔{i}〕号"] = status
     for day, statuses in sorted(expected.items()):
@@ -57,11 +65,11 @@ def test_a_decision_after_now_is_an_error_record_and_the_rest_still_evaluate(cli
     assert bad["min_end"] is None
 
 
-def test_snapshot_mode_evaluates_a_file_without_the_database(cli: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_snapshot_mode_evaluates_a_file_without_the_database(empty_cli: CliRunner, tmp_path: Path, empty_db_url: str) -> None:
     rows = [penalty(1), penalty(2, CF_XDR_SHXYM=uscc(2, "110105")), penalty(3, 失信严重程度="很严重"),
             penalty(4, CF_JDRQ="2031-03-03"), penalty(5, CF_GSJZQ="2020-01-01"), penalty(6, CF_JDRQ="2022年13月1日")]  # fmt: skip
     path = write_rows(tmp_path / "snap.csv", rows, encoding="gb18030")
-    result = cli("eligibility", "--snapshot", str(path), "--json", now="2031-06-01")
+    result = empty_cli("eligibility", "--snapshot", str(path), "--json", now="2031-06-01")
     assert result.code == 0, result.err
     lines = result.json_lines()
     assert len(lines) == 6
@@ -70,7 +78,7 @@ def test_snapshot_mode_evaluates_a_file_without_the_database(cli: CliRunner, tmp
     assert lines[3]["status"] == "error" and "2031" in lines[3]["reason"]
     assert "warning" in lines[4]["reason"] and "2020-01-01" in lines[4]["reason"]
     assert lines[5]["status"] == "error" and "decision_date" in lines[5]["reason"]
-    assert not Path(db_url.removeprefix("sqlite:///")).exists() or "postgresql" in db_url
+    assert not Path(empty_db_url.removeprefix("sqlite:///")).exists() or "postgresql" in empty_db_url
 
 
 def test_snapshot_mode_reads_the_bundled_sample(cli: CliRunner, config_dir: Path) -> None:

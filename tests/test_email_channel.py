@@ -3,93 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import hashlib
-import socket
 import ssl
 from collections.abc import Iterator
-from contextlib import contextmanager
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
 
 from pipeline.channels.base import Attachment, ChannelError, Message, OutcomeUnknown
 from pipeline.channels.email import DOCX, EmailChannel, message_id, render_eml, sender_address
 from pipeline.config import EmailSettings
 from pipeline.errors import ConfigError
+from tests.smtp_server import Recorder, free_port, parse, rejecting, smtp_server, smtp_server_on
 
 SUBJECT = "关于信用修复的告知书（双鸭山市测试1有限公司）"
 SENDER_NAME = "宝山区营商环境局"
 TEXT = "您好：\n贵单位的行政处罚信息已满足信用修复条件。\n.\n请于十个工作日内办理。"
 HTML = "<p>您好：</p><p>贵单位的行政处罚信息已满足<b>信用修复</b>条件。</p>"
 NOTICE = Attachment("告知书.docx", b"PK\x03\x04" + bytes(range(256)) * 8, DOCX)
-
-
-class Recorder:
-    """An aiosmtpd handler that stores what arrives and counts connections (EHLOs)."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, list[str], bytes]] = []
-        self.connections = 0
-        self.mails = 0
-
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
-                          responses: list[str]) -> list[str]:  # fmt: skip
-        self.connections += 1
-        session.host_name = hostname
-        return responses
-
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
-                          options: list[str]) -> str:  # fmt: skip
-        self.mails += 1
-        envelope.mail_from = address
-        envelope.mail_options.extend(options)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 OK queued"
-
-    def parsed(self) -> list[EmailMessage]:
-        return [parse(content) for _, _, content in self.received]
-
-
-def parse(content: bytes) -> EmailMessage:
-    message = email.message_from_bytes(content, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
-    return message
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextmanager
-def smtp_server(handler: Any, **smtp_options: Any) -> Iterator[int]:
-    with smtp_server_on(free_port(), handler, **smtp_options) as port:
-        yield port
-
-
-@contextmanager
-def smtp_server_on(port: int, handler: Any, **smtp_options: Any) -> Iterator[int]:
-    controller = Controller(handler, hostname="127.0.0.1", port=port, **smtp_options)
-    controller.start()
-    try:
-        yield port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
 
 
 @pytest.fixture
@@ -305,10 +237,6 @@ def test_smtp_down_is_retryable() -> None:
 
     assert not caught.value.permanent and not caught.value.channel_down
     assert not isinstance(caught.value, OutcomeUnknown)
-
-
-def rejecting(*args: Any) -> AuthResult:
-    return AuthResult(success=False, handled=False)
 
 
 def test_authentication_failure_is_permanent_and_takes_the_channel_down(recorder: Recorder) -> None:

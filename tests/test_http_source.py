@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import openpyxl
 import pytest
@@ -21,6 +15,7 @@ from pipeline.config import SourceSettings
 from pipeline.errors import SourceError, SourceUnavailable
 from pipeline.sync.sources.base import RawRow
 from pipeline.sync.sources.http import HttpFetch, HttpState, fetch_snapshot
+from tests.source_server import Reply, Seen, SourceServer, json_reply, running_source
 
 RECORDS = [
     {"CF_WSH": "市场【2019】1号", "CF_XDR_MC": "双鸭山智慧城市运营有限公司",
@@ -30,96 +25,13 @@ RECORDS = [
      "CF_XDR_SHXYM": "91330100716105852F", "CF_NR_FK": 1.5, "CF_JDRQ": "2021-03-05",
      "CF_CFJG": "杭州市市场监督管理局"},
 ]
-JSON = "application/json; charset=utf-8"
 SECRET = "Bearer s3cret-token"
 
 
-@dataclass
-class Reply:
-    status: int = 200
-    body: bytes = b""
-    content_type: str = JSON
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-@dataclass
-class Seen:
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-
-
-Responder = Callable[[Seen], Reply]
-
-
-def json_reply(data: object, **kwargs: Any) -> Reply:
-    return Reply(body=json.dumps(data, ensure_ascii=False).encode(), **kwargs)
-
-
-class QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """The client gave up on a slow reply (the timeout test): expected, not an error."""
-
-
-class Server:
-    """A loopback HTTP server replying from a script: fixed replies in order, then `default`."""
-
-    def __init__(self) -> None:
-        self.replies: list[Reply | Responder] = []
-        self.default: Responder | None = None
-        self.seen: list[Seen] = []
-        self._lock = threading.Lock()
-        self.httpd = QuietServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/penalties"
-
-    def next_reply(self, seen: Seen) -> Reply:
-        with self._lock:
-            self.seen.append(seen)
-            step = self.replies.pop(0) if self.replies else self.default
-        assert step is not None, f"unscripted request {seen}"
-        return step if isinstance(step, Reply) else step(seen)
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-                reply = server.next_reply(Seen(parts.path, query, dict(self.headers.items())))
-                time.sleep(reply.delay)
-                self.send_response(reply.status)
-                self.send_header("Content-Type", reply.content_type)
-                self.send_header("Content-Length", str(len(reply.body)))
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(reply.body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
-
-
 @pytest.fixture
-def server() -> Iterator[Server]:
-    srv = Server()
-    thread = threading.Thread(target=srv.httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
+def server() -> Iterator[SourceServer]:
+    with running_source() as srv:
         yield srv
-    finally:
-        srv.httpd.shutdown()
-        srv.httpd.server_close()
-        thread.join()
-
-
-@pytest.fixture
-def session() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
 
 
 class Sleeps(list[float]):
@@ -140,7 +52,7 @@ def rows_of(fetch: HttpFetch) -> tuple[list[str], list[RawRow]]:
 
 
 def test_a_json_list_becomes_rows_numbered_from_one(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     server.replies = [json_reply(RECORDS)]
     headers, rows = rows_of(fetch_snapshot(session, source(server.url), None, tmp_path))
@@ -150,7 +62,7 @@ def test_a_json_list_becomes_rows_numbered_from_one(
 
 
 def test_a_json_object_gives_its_records_key(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     server.replies = [json_reply({"code": 0, "msg": "ok", "result": RECORDS})]
     fetch = fetch_snapshot(session, source(server.url, records_key="result"), None, tmp_path)
@@ -158,7 +70,7 @@ def test_a_json_object_gives_its_records_key(
 
 
 def test_a_500_is_retried_after_backoff_and_then_succeeds(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     server.replies = [Reply(status=500, body=b"oops"), json_reply(RECORDS)]
     sleeps = Sleeps()
@@ -168,7 +80,7 @@ def test_a_500_is_retried_after_backoff_and_then_succeeds(
 
 
 def test_a_timeout_is_retried_and_then_succeeds(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     server.replies = [json_reply(RECORDS, delay=1.0), json_reply(RECORDS)]
     sleeps = Sleeps()
@@ -179,7 +91,7 @@ def test_a_timeout_is_retried_and_then_succeeds(
 
 
 def test_backoff_doubles_and_exhausted_retries_name_the_url_and_last_error(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     server.default = lambda seen: Reply(status=503, body=b"busy")
     sleeps = Sleeps()
@@ -192,7 +104,7 @@ def test_backoff_doubles_and_exhausted_retries_name_the_url_and_last_error(
 
 
 def test_429_is_retried_like_a_server_error(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     server.replies = [Reply(status=429), json_reply(RECORDS)]
     fetch = fetch_snapshot(session, source(server.url), None, tmp_path, sleep=Sleeps())
@@ -200,7 +112,7 @@ def test_429_is_retried_like_a_server_error(
 
 
 def test_a_404_is_permanent_and_not_retried(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     server.default = lambda seen: Reply(status=404)
     sleeps = Sleeps()
@@ -223,7 +135,7 @@ def test_a_refused_connection_is_retried_then_reported(
 
 
 def test_html_instead_of_json_names_url_content_type_and_the_start_of_the_body(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     page = "<html><head><title>统一身份认证 登录</title></head><body>请登录</body></html>"
     server.replies = [Reply(body=page.encode(), content_type="text/html; charset=utf-8")]
@@ -236,7 +148,7 @@ def test_html_instead_of_json_names_url_content_type_and_the_start_of_the_body(
 
 
 def test_a_body_that_is_not_json_is_a_source_error(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     server.replies = [Reply(body=b'{"data": [1, 2', content_type="application/json")]
     with pytest.raises(SourceError, match=r"not valid JSON \(application/json\): '\{\"data\""):
@@ -244,7 +156,7 @@ def test_a_body_that_is_not_json_is_a_source_error(
 
 
 def test_etag_round_trip_gives_not_modified_the_second_time(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     def conditional(seen: Seen) -> Reply:
         if seen.headers.get("If-None-Match") == '"v1"':
@@ -260,7 +172,7 @@ def test_etag_round_trip_gives_not_modified_the_second_time(
 
 
 def test_last_modified_is_sent_back_as_if_modified_since(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     stamp = "Wed, 09 Nov 2022 08:00:00 GMT"
     server.replies = [Reply(status=304)]
@@ -271,7 +183,7 @@ def test_last_modified_is_sent_back_as_if_modified_since(
 
 
 def test_paged_json_is_fetched_until_an_empty_page(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     pages = {"1": RECORDS[:1], "2": [{**RECORDS[1], "CF_NR_WFFF": 3}], "3": []}
     server.default = lambda seen: json_reply({"total": 2, "rows": pages[seen.query["pageNo"]]})
@@ -286,7 +198,7 @@ def test_paged_json_is_fetched_until_an_empty_page(
 
 
 def test_a_server_ignoring_the_page_parameter_is_caught_not_looped_forever(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     server.default = lambda seen: json_reply(RECORDS)
     with pytest.raises(SourceError, match="page 2 repeats page 1"):
@@ -294,7 +206,7 @@ def test_a_server_ignoring_the_page_parameter_is_caught_not_looped_forever(
 
 
 def test_a_gb18030_csv_download_is_streamed_to_a_file_and_read(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     lines = ["行政处罚决定书文号,行政相对人名称,罚款金额（万元）,处罚决定日期,处罚机关"]
     lines += [f"市场【2019】{i}号,双鸭山智慧城市运营有限公司,0.2,2019-10-10,双鸭山市公安局"
@@ -309,7 +221,7 @@ def test_a_gb18030_csv_download_is_streamed_to_a_file_and_read(
 
 
 def test_a_workbook_download_is_read_as_xlsx_and_a_csv_labelled_excel_as_csv(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     book = openpyxl.Workbook()
     book.active.append(["CF_WSH", "CF_JDRQ"])
@@ -326,7 +238,7 @@ def test_a_workbook_download_is_read_as_xlsx_and_a_csv_labelled_excel_as_csv(
 
 
 def test_format_csv_in_the_source_overrides_a_wrong_content_type(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     server.replies = [Reply(body=b"CF_WSH,CF_JDRQ\nA1,20190101\n", content_type="text/plain")]
     fetch = fetch_snapshot(session, source(server.url, format="csv"), None, tmp_path)
@@ -334,7 +246,7 @@ def test_format_csv_in_the_source_overrides_a_wrong_content_type(
 
 
 def test_the_auth_header_is_sent_but_never_appears_in_errors(
-    server: Server, session: requests.Session, tmp_path: Path
+    server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     server.replies = [json_reply(RECORDS), Reply(status=401)]
     settings = source(server.url, auth_header=SECRET, auth_header_name="X-Api-Key")
@@ -357,7 +269,7 @@ def test_the_auth_header_is_sent_but_never_appears_in_errors(
     ],
 )
 def test_only_a_source_that_could_not_deliver_after_its_retries_is_unavailable(
-    server: Server, session: requests.Session, tmp_path: Path, reply: Reply, unavailable: bool
+    server: SourceServer, session: requests.Session, tmp_path: Path, reply: Reply, unavailable: bool
 ) -> None:
     """Unavailable (exit 1, the work failed) vs. an answer that is no snapshot (exit 2)."""
     server.default = lambda seen: reply

@@ -7,7 +7,6 @@ re-saved by LibreOffice headless.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import shutil
@@ -21,9 +20,7 @@ import openpyxl
 import pytest
 from sqlalchemy import create_engine, select
 
-from pipeline import cli as cli_module
-from pipeline.commands import ledger as ledger_commands
-from pipeline.commands.ledger_excel import register_ledger_actions
+from pipeline.cli import build_parser
 from pipeline.db.engine import normalise_url
 from pipeline.db.models import DepartmentReport, LedgerEvent, LedgerExport, table_of
 from pipeline.errors import InputError
@@ -41,7 +38,9 @@ from tests.helpers import (
     EMERGENCY_USCC,
     TAX,
     CliRunner,
+    DbCopy,
     Result,
+    cli_at,
     missing_tool,
     penalty,
     uscc,
@@ -63,52 +62,40 @@ IMPORT = "2026-12-03T15:00"
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture
-def lcli(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """The CLI with `ledger export/import` (added here until `commands/ledger.py` wires them)."""
-
-    def register(commands: Any) -> None:
-        ledger_commands.register(commands)
-        parser = commands.choices["ledger"]
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "export" not in sub.choices:
-            register_ledger_actions(sub)
-
-    wired = tuple(register if r is ledger_commands.register else r for r in cli_module.REGISTRARS)
-    monkeypatch.setattr(cli_module, "REGISTRARS", wired)
-    return cli
-
-
 def _ok(result: Result) -> Result:
     assert result.code == 0, result.err
     return result
 
 
-@pytest.fixture
-def ledger(lcli: CliRunner, tmp_path: Path) -> CliRunner:
+def _build_ledger(url: str, folder: Path, config_dir: Path) -> None:
     """Tax bureau (SWJ): 4 repairable penalties, 1 in its minimum period, 2 list entries;
     the emergency bureau (YJJ): 1 penalty. Contacts for entity 1."""
-    rows = [penalty(i, CF_JDRQ="2026-05-06") for i in range(1, 5)] + [penalty(5)]
-    rows.append(penalty(6, CF_WSH="宝应急罚〔2026〕6号", CF_CFJG=EMERGENCY, CF_CFJGDM=EMERGENCY_USCC,
-                        CF_JDRQ="2026-05-06"))  # fmt: skip
-    _ok(lcli("sync", "--file", str(write_rows(tmp_path / "p.csv", rows)), now=NOW))
-    entries = [{"名单名称": "重大税收违法失信主体名单", "企业名称": f"双鸭山市测试{n}有限公司", "统一社会信用代码": uscc(n),
-                "认定部门": TAX, "认定文书号": f"宝税认〔2026〕{n}号", "列入日期": "2026-03-01", "列入原因": "虚开发票"}
-               for n in (21, 22)]  # fmt: skip
-    _ok(
-        lcli(
-            "sync",
-            "--file",
-            str(write_rows(tmp_path / "l.csv", entries)),
-            "--kind",
-            "severe-list",
-            now=NOW,
-        )
-    )
-    _ok(lcli("eligibility", now=NOW))
-    contacts = [{"统一社会信用代码": uscc(1), "联系人": "王经理", "联系电话": "13900000001"}]
-    _ok(lcli("contacts", "import", str(write_rows(tmp_path / "c.csv", contacts)), now=NOW))
-    return lcli
+    with cli_at(url, folder, config_dir) as cli:
+        rows = [penalty(i, CF_JDRQ="2026-05-06") for i in range(1, 5)] + [penalty(5)]
+        rows.append(penalty(6, CF_WSH="宝应急罚〔2026〕6号", CF_CFJG=EMERGENCY, CF_CFJGDM=EMERGENCY_USCC,
+                            CF_JDRQ="2026-05-06"))  # fmt: skip
+        _ok(cli("sync", "--file", str(write_rows(folder / "p.csv", rows)), now=NOW))
+        entries = [{"名单名称": "重大税收违法失信主体名单", "企业名称": f"双鸭山市测试{n}有限公司", "统一社会信用代码": uscc(n),
+                    "认定部门": TAX, "认定文书号": f"宝税认〔2026〕{n}号", "列入日期": "2026-03-01", "列入原因": "虚开发票"}
+                   for n in (21, 22)]  # fmt: skip
+        kind = ("--kind", "severe-list")
+        _ok(cli("sync", "--file", str(write_rows(folder / "l.csv", entries)), *kind, now=NOW))
+        _ok(cli("eligibility", now=NOW))
+        contacts = [{"统一社会信用代码": uscc(1), "联系人": "王经理", "联系电话": "13900000001"}]
+        _ok(cli("contacts", "import", str(write_rows(folder / "c.csv", contacts)), now=NOW))
+
+
+@pytest.fixture
+def db_url(db_copy: DbCopy, config_dir: Path) -> str:
+    """Every database here starts as the ledger of `_build_ledger`: a fresh copy of it, built
+    once per backend and session (what `cli` runs on in this module)."""
+    return db_copy("ledger-excel", lambda url, folder: _build_ledger(url, folder, config_dir))
+
+
+@pytest.fixture
+def ledger(cli: CliRunner) -> CliRunner:
+    """The CLI on a fresh copy of the ledger of `_build_ledger`."""
+    return cli
 
 
 def _export(cli: CliRunner, path: Path, *args: str, now: str = NOW) -> dict[str, Any]:
@@ -265,7 +252,9 @@ def test_round_trip_edited_with_openpyxl(ledger: CliRunner, tmp_path: Path, db_u
     )
 
 
-def test_round_trip_saved_by_libreoffice(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_round_trip_saved_by_libreoffice(
+    ledger: CliRunner, tmp_path: Path, db_url: str, lo_profile: Path
+) -> None:
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     if soffice is None:
         missing_tool("LibreOffice (soffice) is not installed: apt-get install libreoffice-calc")
@@ -273,7 +262,7 @@ def test_round_trip_saved_by_libreoffice(ledger: CliRunner, tmp_path: Path, db_u
     edited = edit(tmp_path / "swj.xlsx", tmp_path / "edited.xlsx", GOOD)
     (tmp_path / "lo").mkdir()
     subprocess.run(
-        [soffice, "--headless", "--norestore", f"-env:UserInstallation=file://{tmp_path}/lo-profile",
+        [soffice, "--headless", "--norestore", f"-env:UserInstallation={lo_profile.as_uri()}",
          "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(tmp_path / "lo"), str(edited)],
         check=True, capture_output=True, timeout=180,
     )  # fmt: skip
@@ -293,7 +282,9 @@ def _lo_python() -> str | None:
     return None
 
 
-def test_round_trip_edited_in_libreoffice(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_round_trip_edited_in_libreoffice(
+    ledger: CliRunner, tmp_path: Path, db_url: str, lo_profile: Path
+) -> None:
     soffice, python = shutil.which("soffice") or shutil.which("libreoffice"), _lo_python()
     if soffice is None or python is None:
         missing_tool(
@@ -304,7 +295,7 @@ def test_round_trip_edited_in_libreoffice(ledger: CliRunner, tmp_path: Path, db_
                      for no, cells in rows.items()} for sheet, rows in GOOD.items()}  # fmt: skip
     (tmp_path / "edits.json").write_text(json.dumps(typed, ensure_ascii=False), encoding="utf-8")
     script = Path(__file__).with_name("lo_edit.py")
-    subprocess.run([python, str(script), soffice, str(tmp_path / "lo-profile"), str(tmp_path / "swj.xlsx"),
+    subprocess.run([python, str(script), soffice, str(lo_profile), str(tmp_path / "swj.xlsx"),
                     str(tmp_path / "lo.xlsx"), str(tmp_path / "edits.json")],
                    check=True, capture_output=True, timeout=240)  # fmt: skip
     book = openpyxl.load_workbook(tmp_path / "lo.xlsx")
@@ -633,6 +624,13 @@ def test_a_file_not_exported_by_the_pipeline_is_refused(
 
 
 # --------------------------------------------------------------------------- cell parsing
+
+
+def test_ledger_export_and_import_are_commands_of_the_cli() -> None:
+    parser = build_parser()
+    export = parser.parse_args(["ledger", "export", "--out", "x.xlsx", "--department", "SWJ"])
+    assert (export.ledger_command, export.out, export.department) == ("export", "x.xlsx", "SWJ")
+    assert parser.parse_args(["ledger", "import", "x.xlsx"]).ledger_command == "import"
 
 
 def test_cell_parsers() -> None:

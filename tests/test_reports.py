@@ -45,8 +45,7 @@ import openpyxl
 import pytest
 from sqlalchemy import Engine, select, update
 
-from pipeline import cli as cli_module
-from pipeline.commands import reports as report_commands
+from pipeline.cli import build_parser
 from pipeline.db.engine import make_engine
 from pipeline.db.models import OutboxMessage, Record, table_of
 from pipeline.ledger.state import change
@@ -55,6 +54,8 @@ from tests.helpers import (
     EMERGENCY,
     EMERGENCY_USCC,
     CliRunner,
+    DbCopy,
+    cli_at,
     missing_tool,
     penalty,
     uscc,
@@ -67,11 +68,11 @@ records = table_of(Record)
 outbox = table_of(OutboxMessage)
 
 
-@pytest.fixture(autouse=True)
-def _wired(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`report` on the command line, whether or not pipeline.cli lists it yet."""
-    if report_commands.register not in cli_module.REGISTRARS:
-        monkeypatch.setattr(cli_module, "REGISTRARS", (*cli_module.REGISTRARS, report_commands.register))
+def test_report_monthly_and_period_are_commands_of_the_cli() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["report", "monthly", "--month", "2026-10"]).month == "2026-10"
+    period = parser.parse_args(["report", "period", "--from", "2026-09-01", "--to", "2026-10-31"])
+    assert (period.start, period.end) == (dt.date(2026, 9, 1), dt.date(2026, 10, 31))
 
 
 def _at(text: str) -> dt.datetime:
@@ -140,15 +141,31 @@ def build_ledger(cli: CliRunner, tmp: Path, engine: Engine) -> None:
     _notice(engine, "宝税罚〔2026〕2号", "unknown", "2026-11-05T11:00")
 
 
-@pytest.fixture
-def ledger(cli: CliRunner, tmp_path: Path, db_url: str) -> CliRunner:
-    engine = make_engine(db_url)
+def _build(url: str, folder: Path, config_dir: Path) -> None:
+    """The ledger of the module docstring, from `init` on an empty database."""
+    engine = make_engine(url)
     try:
-        assert cli("init").code == 0
-        build_ledger(cli, tmp_path, engine)
+        with cli_at(url, folder, config_dir) as cli:
+            assert cli("init").code == 0
+            build_ledger(cli, folder, engine)
     finally:
         engine.dispose()
-    return cli
+
+
+@pytest.fixture
+def ledger_url(db_copy: DbCopy, config_dir: Path) -> str:
+    """A fresh copy of the ledger (built once per backend and session)."""
+    return db_copy("reports-ledger", lambda url, folder: _build(url, folder, config_dir))
+
+
+@pytest.fixture
+def ledger(
+    ledger_url: str, config_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> CliRunner:
+    """The CLI (as the `cli` fixture sets it up) on a fresh copy of the ledger."""
+    monkeypatch.setenv("CREDIT_REPAIR_DATABASE_URL", ledger_url)
+    monkeypatch.chdir(tmp_path)
+    return CliRunner(config_dir)
 
 
 def _dept(result: dict[str, Any], code: str) -> dict[str, Any]:
@@ -232,12 +249,12 @@ def test_the_html_summary_has_the_chinese_kpis_and_a_table_chart(ledger: CliRunn
     assert all(m["channel"] == "email" and m["state"] == "pending" and m["record_id"] is None for m in messages)
 
 
-def test_the_message_renders_as_an_email_through_the_dispatchers_mapping(ledger: CliRunner, tmp_path: Path, db_url: str) -> None:
+def test_the_message_renders_as_an_email_through_the_dispatchers_mapping(ledger: CliRunner, tmp_path: Path, ledger_url: str) -> None:
     from pipeline.channels.email import render_eml
     from pipeline.delivery.dispatcher import to_message
 
     ledger("report", "monthly", "--month", "2026-10", "--out", str(tmp_path), now=RUN)
-    engine = make_engine(db_url)
+    engine = make_engine(ledger_url)
     try:
         with engine.connect() as conn:
             row = conn.execute(select(outbox).where(outbox.c.recipient == "tax@example.org")).mappings().one()
@@ -302,13 +319,12 @@ def test_the_default_month_is_the_previous_one(cli: CliRunner, tmp_path: Path) -
     assert kpis["period"] == "2026-11"
 
 
-def test_the_workbook_opens_in_libreoffice_and_converts_to_pdf(ledger: CliRunner, tmp_path: Path) -> None:
+def test_the_workbook_opens_in_libreoffice_and_converts_to_pdf(ledger: CliRunner, tmp_path: Path, lo_profile: Path) -> None:
     if shutil.which("soffice") is None:
         missing_tool("LibreOffice (soffice) is not installed: apt-get install libreoffice-calc")
     kpis = ledger("report", "monthly", "--month", "2026-10", "--out", str(tmp_path / "out"), "--json", now=RUN).json()
     pdf_dir = tmp_path / "pdf"
-    profile = tmp_path / "lo-profile"
-    done = subprocess.run(["soffice", f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf",
+    done = subprocess.run(["soffice", f"-env:UserInstallation={lo_profile.as_uri()}", "--headless", "--convert-to", "pdf",
                            "--outdir", str(pdf_dir), kpis["files"]["xlsx"]], capture_output=True, timeout=180, check=False)  # fmt: skip
     pdf = pdf_dir / "credit-repair-report-2026-10.pdf"
     assert done.returncode == 0 and pdf.exists(), done.stderr

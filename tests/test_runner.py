@@ -161,7 +161,7 @@ def test_jobs_list_shows_next_runs_with_their_utc_offset(cli: Any) -> None:
     assert rows["sync"]["last_outcome"] == "ok"
 
 
-def test_health_needs_a_fresh_heartbeat(cli: Any) -> None:
-    assert cli("health").code == 1  # nothing ever ran
-    cli("run", "--once", now="2026-11-27T09:30")
-    assert cli("health").code == 0
+def test_health_needs_a_fresh_heartbeat(empty_cli: Any) -> None:
+    assert empty_cli("health").code == 1  # nothing ever ran
+    empty_cli("run", "--once", now="2026-11-27T09:30")
+    assert empty_cli("health").code == 0

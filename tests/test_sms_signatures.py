@@ -12,7 +12,6 @@ Aliyun Tea SDK; `tencentcloud-sdk-python-common`). Three layers:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +24,7 @@ from pipeline.channels.base import Message
 from pipeline.channels.sms.aliyun import AliyunSms, acs3_authorization
 from pipeline.channels.sms.tencent import TencentSms, tc3_authorization
 from pipeline.config import SmsSettings
-from tests.sms_server import NOW, PHONE, SmsServer, json_reply, running_server
+from tests.sms_server import NOW, PHONE, SmsServer, json_reply
 
 EMPTY = hashlib.sha256(b"").hexdigest()
 ALIYUN_QUERY = {"PhoneNumbers": PHONE, "SignName": "宝山区营商环境局", "TemplateCode": "SMS_465",
@@ -97,12 +96,6 @@ def test_acs3_agrees_with_the_aliyun_sdk(values: dict[str, str], secret: str) ->
 def test_tc3_agrees_with_the_tencent_sdk(body: str, secret: str, timestamp: int) -> None:
     ours = tc3_authorization("AKID", secret, "sms.tencentcloudapi.com", body.encode(), timestamp)
     assert ours == tencent_sdk("AKID", secret, "sms.tencentcloudapi.com", body, timestamp)
-
-
-@pytest.fixture
-def server() -> Iterator[SmsServer]:
-    with running_server() as server:
-        yield server
 
 
 def _message() -> Message:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import CliRunner, penalty
-from tests.test_http_source import Reply, Seen, Server, json_reply, server  # noqa: F401  (fixture)
+from tests.source_server import Reply, Seen, SourceServer, json_reply, running_source
+
+
+@pytest.fixture
+def server() -> Iterator[SourceServer]:
+    with running_source() as srv:
+        yield srv
 
 
 def _config(tmp_path: Path, config_dir: Path, url: str) -> Path:
@@ -24,7 +33,7 @@ def _config(tmp_path: Path, config_dir: Path, url: str) -> Path:
 
 
 def test_a_500_then_a_timeout_then_html_fails_clearly_and_loads_nothing(
-    server: Server, tmp_path: Path, config_dir: Path, cli: CliRunner  # noqa: F811
+    server: SourceServer, tmp_path: Path, config_dir: Path, cli: CliRunner
 ) -> None:
     server.replies = [Reply(status=500), Reply(delay=1.0), Reply(body=b"<html>login</html>", content_type="text/html")]
     run = CliRunner(_config(tmp_path, config_dir, server.url))
@@ -36,7 +45,7 @@ def test_a_500_then_a_timeout_then_html_fails_clearly_and_loads_nothing(
     assert run("ledger", "show", "--json").json_lines() == []
 
 
-def test_an_unchanged_export_costs_nothing_the_second_time(server: Server, tmp_path: Path, config_dir: Path, cli: CliRunner) -> None:  # noqa: F811
+def test_an_unchanged_export_costs_nothing_the_second_time(server: SourceServer, tmp_path: Path, config_dir: Path, cli: CliRunner) -> None:
     body = {"data": [penalty(1), penalty(2)]}
 
     def conditional(seen: Seen) -> Reply:
@@ -54,7 +63,7 @@ def test_an_unchanged_export_costs_nothing_the_second_time(server: Server, tmp_p
 
 
 def test_a_source_still_failing_after_its_retries_exits_1_the_work_failed(
-    server: Server, tmp_path: Path, config_dir: Path, cli: CliRunner  # noqa: F811
+    server: SourceServer, tmp_path: Path, config_dir: Path, cli: CliRunner
 ) -> None:
     server.default = lambda seen: Reply(status=503)
     run = CliRunner(_config(tmp_path, config_dir, server.url))
@@ -77,7 +86,7 @@ def test_a_source_nobody_answers_on_exits_1(
 
 
 def test_a_source_refusing_the_credentials_still_exits_2(
-    server: Server, tmp_path: Path, config_dir: Path, cli: CliRunner  # noqa: F811
+    server: SourceServer, tmp_path: Path, config_dir: Path, cli: CliRunner
 ) -> None:
     server.default = lambda seen: Reply(status=401)
     result = CliRunner(_config(tmp_path, config_dir, server.url))("sync", "--source", "province")
