@@ -37,7 +37,7 @@ from pipeline.checks import CheckReport
 from pipeline.delivery.dispatcher import DispatchResult
 from pipeline.errors import UsageError
 from pipeline.ledger.eligibility import Evaluator, Recompute, recompute
-from pipeline.ledger.state import Lifecycle, apply_lifecycle
+from pipeline.ledger.state import Lifecycle, apply_lifecycle, lifecycle_policy
 from pipeline.monthly import escalation
 from pipeline.monthly.data import Period
 from pipeline.monthly.escalation import EscalationResult, ReminderResult, month_of
@@ -133,9 +133,9 @@ def evaluate(app: App, progress: Progress | None = None) -> EvaluateResult:
     """Recompute eligibility as of today, then the automatic ledger transitions."""
     evaluator = Evaluator.from_config(app.config, app.calendar)
     recomputed = recompute(app.engine, evaluator, app.clock.today(), progress=progress)
-    lifecycle = apply_lifecycle(
-        app.engine, app.clock.today(), app.clock.now(), app.config.settings.green_channel
-    )
+    settings, today = app.config.settings, app.clock.today()
+    policy = lifecycle_policy(settings.ledger, settings.green_channel, today, app.calendar)
+    lifecycle = apply_lifecycle(app.engine, today, app.clock.now(), settings.green_channel, policy)
     return EvaluateResult(recomputed, lifecycle)
 
 

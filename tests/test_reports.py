@@ -129,6 +129,8 @@ def build_ledger(cli: CliRunner, tmp: Path, engine: Engine) -> None:
     second.append(penalty(7, CF_JDRQ="2026-09-28", CF_XDR_MC="双鸭山市测试7医药有限公司"))
     ok("sync", "--file", str(write_rows(tmp / "p2.csv", second)), "--force", now="2026-10-10T07:00")
     ok("eligibility", now="2026-10-10T07:30")
+    # P3 left the snapshot: 待核实 until the department confirms why (here: repaired)
+    ok("ledger", "set", "宝税罚〔2026〕3号", "--confirm", "repaired", now="2026-10-10T08:00")
     ok("ledger", "set", "宝应急认〔2026〕2号", "--willing", "yes", "--progress", "3", now="2026-10-12T10:00")
     ok("sync", "--file", str(write_rows(tmp / "l2.csv", [_list_row(10, 2)])), "--kind", "severe-list", "--force",
        now="2026-10-15T07:00")  # fmt: skip
@@ -347,3 +349,50 @@ def test_the_monthly_report_job_reports_the_previous_month_once(cli: CliRunner, 
         assert current["period"] == "2026-12"
     finally:
         app.close()
+
+
+def _task(engine: Engine, decision_no: str, channel: str, state: str, at: str) -> None:
+    """A repair notice in the outbox on `channel`, left in `state` (written: a file only)."""
+    with engine.begin() as conn:
+        row = conn.execute(select(records).where(records.c.decision_no == decision_no)).mappings().one()
+        key = f"repair_notice:{row['id']}:{at}:{channel}:x"
+        enqueue(conn, [Planned(key, "repair_notice", at, channel, "x", None, row["id"],
+                               row["department_code"], {"subject": "s"})], _at(at))  # fmt: skip
+        conn.execute(update(outbox).where(outbox.c.key == key).values(state=state))
+
+
+HONEST = {"records": 5, "open": 5, "entities": 5, "entities_told": 1, "told_rate": 0.2, "to_confirm": 1,
+          "overdue_display": 1, "file_only": 1, "manual_pending": 1, "repaired": 0, "closed_repaired": 0,
+          "willing_eligible": 0, "repair_rate": None, "added": 0}  # fmt: skip
+
+
+def test_kpis_count_what_was_not_concluded_apart_from_what_was(cli: CliRunner, tmp_path: Path, db_url: str) -> None:
+    """Vanished-unconfirmed, still shown past its period, file-only and manual-unconfirmed
+    notices: none is told or repaired; each has its own column. Hand-computed:
+    P11 file only · P12 vanished 10-10 (待核实) · P13 manual task unconfirmed ·
+    P14 manual task confirmed by phone (told) · P15 decided 2023-05-08, removed 2026-05-09, still shown."""
+    def ok(*args: str, now: str) -> None:
+        result = cli(*args, now=now)
+        assert result.code == 0, (args, result.err)
+
+    rows = [penalty(n, CF_JDRQ="2026-05-06") for n in (11, 12, 13, 14)] + [penalty(15, CF_JDRQ="2023-05-08")]
+    ok("sync", "--file", str(write_rows(tmp_path / "a.csv", rows)), "--force", now="2026-09-01T07:00")
+    ok("eligibility", now="2026-09-01T07:30")
+    ok("sync", "--file", str(write_rows(tmp_path / "b.csv", [r for r in rows if r["CF_WSH"] != "宝税罚〔2026〕12号"])),
+       "--force", now="2026-10-10T07:00")  # fmt: skip
+    ok("eligibility", now="2026-10-10T07:30")
+    engine = make_engine(db_url)
+    try:
+        _task(engine, "宝税罚〔2026〕11号", "email", "written", "2026-10-03T10:00")
+        _task(engine, "宝税罚〔2026〕13号", "manual", "sent", "2026-10-03T10:00")
+        _task(engine, "宝税罚〔2026〕14号", "manual", "sent", "2026-10-03T10:00")
+    finally:
+        engine.dispose()
+    ok("ledger", "set", "宝税罚〔2026〕14号", "--progress", "1", "--method", "phone", now="2026-10-05T10:00")
+    kpis = cli("report", "monthly", "--month", "2026-10", "--out", str(tmp_path), "--no-send", "--json", now=RUN).json()
+    swj = _dept(kpis, "SWJ")
+    assert {k: swj[k] for k in HONEST} == HONEST
+    assert {k: kpis["total"][k] for k in HONEST} == HONEST
+    september = cli("report", "monthly", "--month", "2026-09", "--out", str(tmp_path), "--no-send", "--json", now=RUN).json()
+    assert (september["total"]["to_confirm"], september["total"]["file_only"]) == (0, 0)  # P12 shown; no notice yet
+    assert september["total"]["overdue_display"] == 1

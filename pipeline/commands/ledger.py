@@ -14,9 +14,12 @@ from pipeline.commands.ledger_excel import register_ledger_actions
 from pipeline.errors import UsageError
 from pipeline.ledger.eligibility import Evaluator, evaluate_file, stored
 from pipeline.ledger.state import (
+    CONFIRMATIONS,
+    NOTIFY_METHODS,
     LedgerUpdate,
     apply_update,
     find_record,
+    ledger_flags,
     open_entries,
     progress_names,
 )
@@ -65,6 +68,19 @@ def register(commands: Any) -> None:
         "--confirm-receipt",
         action="store_true",
         help="the company confirmed it received the notice (知晓)",
+    )
+    st.add_argument(
+        "--confirm",
+        choices=list(CONFIRMATIONS),
+        help="待核实: why the record left the snapshot (repaired 已修复, revoked 决定已撤销, "
+        "data_gap 数据缺失, other 其他 with --remarks); expired: a penalty shown past its "
+        "period was taken down. Closes the entry",
+    )
+    st.add_argument(
+        "--method",
+        choices=list(NOTIFY_METHODS),
+        help="with --progress 1: how the notice was delivered (phone 电话, paper 纸质送达, "
+        "onsite 现场, other 其他)",
     )
     st.add_argument("--actor", default="cli", help="who makes the change (for the audit trail)")
     st.add_argument("--json", action="store_true")
@@ -127,12 +143,14 @@ LEDGER_FIELDS = ("kind", "decision_no", "authority", "entity_name", "uscc", "dep
                  "repairable_from", "removal_on", "progress", "willingness", "planned_on", "responsible",
                  "remarks", "repair_effect", "green_channel", "green_reason", "commitment_on", "follow_up_on",
                  "notified_at", "notified_channel", "receipt_confirmed_at", "closed_on", "close_reason",
-                 "list_name", "route_note")  # fmt: skip
+                 "list_name", "route_note", "verify_reason", "overdue_display_since", "restrictions",
+                 "notified_by", "notified_method")  # fmt: skip
 
 
 def _ledger_json(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: row[k] for k in LEDGER_FIELDS}
     out["progress_name"] = progress_names(row["kind"]).get(row["progress"])
+    out["flags"] = ledger_flags(row)
     return out
 
 
@@ -140,7 +158,8 @@ def cmd_ledger_set(app: App, args: argparse.Namespace) -> int:
     upd = LedgerUpdate(willingness=args.willing, progress=args.progress, planned_on=args.planned,
                        remarks=args.remarks, responsible=args.responsible, repair_effect=args.repair_effect,
                        commitment_on=args.commitment, follow_up_on=args.follow_up,
-                       receipt_confirmed=args.confirm_receipt)  # fmt: skip
+                       receipt_confirmed=args.confirm_receipt, confirm=args.confirm,
+                       notified_method=args.method)  # fmt: skip
     if all(v in (None, False) for k, v in upd.__dict__.items() if k != "extra"):
         raise UsageError(
             "ledger set needs at least one change (--willing, --progress, --planned, --remarks, ...)"

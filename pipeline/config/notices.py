@@ -14,6 +14,10 @@ KINDS = ("repair_notice", "eligibility_reminder", "follow_up", "list_notice", "d
          "department_reminder", "escalation", "monthly_report")  # fmt: skip
 
 
+TOLD_KINDS = ("repair_notice", "list_notice")
+"""The notices whose delivery tells a company (ledger progress 1 已告知)."""
+
+
 class Route(Strict):
     name: str
     url: str

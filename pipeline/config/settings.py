@@ -70,6 +70,18 @@ class SyncSettings(Strict):
     batch_size: int = Field(5000, ge=100)
 
 
+class LedgerSettings(Strict):
+    """How the ledger reads a snapshot's silence and its persistence."""
+
+    overdue_display: bool = True
+    """Keep a penalty past its removal date open while the latest snapshot still shows it
+    (超期仍公示, seed 四(二)1: the company or the bureau asks the site to take it down).
+    Off: every penalty past its removal date is closed as expired, shown or not."""
+    grace_days: int = Field(5, ge=0)
+    """Working days after the removal date before a still-shown penalty is flagged: the
+    sites take a few days to take a record down."""
+
+
 class Person(Strict):
     name: str = ""
     phone: str = ""
@@ -206,6 +218,7 @@ class Settings(Strict):
     jurisdiction: JurisdictionSettings = Field(default_factory=JurisdictionSettings)
     sources: list[SourceSettings] = Field(default_factory=list)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     green_channel: GreenChannelSettings = Field(default_factory=GreenChannelSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)

@@ -130,6 +130,8 @@ class Record(Base):
     status: Mapped[str | None] = mapped_column(String(20))
     status_reason: Mapped[str | None] = mapped_column(Text)
     evaluated_on: Mapped[dt.date | None] = mapped_column(Date)
+    # [{"code", "reason"}]: why repair may be refused (修复受限) — flags, never a status
+    restrictions: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
 
     # --- ledger (附件3/附件4)
     progress: Mapped[int] = mapped_column(SmallInteger, default=0)  # 0 = not yet told
@@ -140,12 +142,19 @@ class Record(Base):
     repair_effect: Mapped[str | None] = mapped_column(Text)
     closed_on: Mapped[dt.date | None] = mapped_column(Date)  # 销账
     close_reason: Mapped[str | None] = mapped_column(String(30))
+    # 待核实: vanished before its removal date, open until a person says why
+    # (likely_repaired | unexplained); NULL otherwise
+    verify_reason: Mapped[str | None] = mapped_column(String(20))
+    # 超期仍公示: still in the snapshot `grace_days` working days after removal_on
+    overdue_display_since: Mapped[dt.date | None] = mapped_column(Date)
     green_channel: Mapped[bool] = mapped_column(Boolean, default=False)
     green_reason: Mapped[str | None] = mapped_column(String(200))
     commitment_on: Mapped[dt.date | None] = mapped_column(Date)  # 承诺即修复
     follow_up_on: Mapped[dt.date | None] = mapped_column(Date)
     notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     notified_channel: Mapped[str | None] = mapped_column(String(20))
+    notified_by: Mapped[str | None] = mapped_column(String(100))  # a manual delivery: who
+    notified_method: Mapped[str | None] = mapped_column(String(20))  # phone | paper | onsite
     receipt_confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # 知晓
     ledger_updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 

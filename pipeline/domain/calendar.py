@@ -98,6 +98,13 @@ class WorkingCalendar:
             day += ONE_DAY
         return day
 
+    def latest_start(self, day: dt.date, n: int) -> dt.date:
+        """The last date from which `day` is at least n working days later (n=0 → day)."""
+        start = day
+        while self.add_working_days(start, n) > day:
+            start -= ONE_DAY
+        return start
+
     def previous_working_day(self, day: dt.date) -> dt.date:
         """The last working day strictly before `day`."""
         day -= ONE_DAY

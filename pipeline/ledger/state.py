@@ -5,13 +5,21 @@ Progress codes follow the forms: penalties (附件3) 1 已告知, 2 处罚整改
 0 means not yet told. Every change is a ``ledger_events`` row (what, old → new, when,
 source, actor), written in the same transaction as the change.
 
-Automatic transitions (`apply_lifecycle`, after each sync and each day):
+Automatic transitions (`apply_lifecycle`, after each sync and each day). The pipeline
+concludes only what the data proves; what it cannot know, a person confirms:
 
-- a penalty that vanished from the snapshot before its removal date → 4, closed as
-  ``repaired_early``; one that vanished on or after it → closed as ``expired``;
-- a penalty past its removal date → closed as ``expired`` (销账);
+- a penalty that vanished from the snapshot before its removal date stays **open** as
+  待核实 (``verify_reason``: ``likely_repaired`` when it was repairable, ``unexplained``
+  when it could not have been repaired early — revoked, corrected, or a gap in the
+  export). Only a confirmation (`confirm`) closes it: ``repaired`` (4 已完成, closed as
+  ``repaired_early``), ``revoked``, ``data_gap`` or ``other``;
+- a penalty that vanished on or after its removal date → closed as ``expired``;
+- a penalty past its removal date that the latest snapshot still shows stays open;
+  ``grace_days`` working days after the removal date it is flagged 超期仍公示
+  (``overdue_display_since``), until it vanishes (closed as expired) or a person closes it;
+  with ``ledger.overdue_display`` off, it is closed as expired at once (销账);
 - a list entry that vanished → 5 已移出, closed as ``removed``;
-- a closed-by-vanishing record that reappears is reopened at its previous progress;
+- a record that reappears is reopened at its previous progress, its 待核实 cleared;
 - green channel marks follow the configuration.
 """
 
@@ -35,10 +43,11 @@ from sqlalchemy import (
     update,
 )
 
-from pipeline.config import GreenChannelSettings
+from pipeline.config import GreenChannelSettings, LedgerSettings
 from pipeline.db.models import LedgerEvent, Record, table_of
 from pipeline.db.types import UTCDateTime
-from pipeline.errors import LedgerError
+from pipeline.domain.calendar import WorkingCalendar
+from pipeline.errors import CalendarError, LedgerError
 
 records = table_of(Record)
 events = table_of(LedgerEvent)
@@ -110,6 +119,19 @@ def record_told(
 
 # --------------------------------------------------------------------------- lifecycle
 
+VERIFY_REASONS = {"likely_repaired": "可能已修复", "unexplained": "原因不明"}
+CONFIRMATIONS = {
+    "repaired": "已修复",
+    "revoked": "决定已撤销",
+    "data_gap": "数据缺失",
+    "other": "其他",
+    "expired": "已届满撤下",
+}
+"""What a person may confirm about a record the snapshot no longer (or still) shows."""
+CONFIRMED_CLOSE = {"repaired": "repaired_early", "revoked": "revoked", "data_gap": "data_gap",
+                   "other": "other", "expired": "expired"}  # fmt: skip
+REOPENABLE = ("repaired_early", "removed", "revoked", "data_gap", "other")
+
 
 @dataclass
 class Lifecycle:
@@ -119,20 +141,62 @@ class Lifecycle:
     reopened: int = 0
     green_marked: int = 0
     green_unmarked: int = 0
+    to_confirm: int = 0
+    """Penalties that vanished before their removal date, newly 待核实."""
+    overdue_display: int = 0
+    """Penalties newly flagged 超期仍公示."""
 
     def as_json(self) -> dict[str, int]:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class Policy:
+    """What the lifecycle needs beyond the records: the green channel and the grace."""
+
+    green: GreenChannelSettings
+    overdue_display: bool = True
+    overdue_before: dt.date | None = None
+    """A still-shown penalty whose removal date is on or before this is 超期仍公示
+    (today minus `grace_days` working days); None: nothing is flagged yet."""
+
+
+def lifecycle_policy(
+    settings: LedgerSettings, green: GreenChannelSettings, today: dt.date, calendar: WorkingCalendar
+) -> Policy:
+    """The policy for `today`: flag still-shown penalties removed `grace_days` working days ago."""
+    try:
+        before = calendar.latest_start(today, settings.grace_days)
+    except CalendarError:
+        # no working-day data near today: count weekdays only — a flag, not a legal date,
+        # so an approximation (never earlier than the real count) beats no flag at all
+        before = _weekdays_back(today, settings.grace_days)
+    return Policy(green, settings.overdue_display, before)
+
+
+def _weekdays_back(day: dt.date, n: int) -> dt.date:
+    while n > 0:
+        day -= dt.timedelta(days=1)
+        n -= day.weekday() < 5
+    return day
+
+
 def apply_lifecycle(
-    engine: Engine, today: dt.date, now: dt.datetime, green: GreenChannelSettings
+    engine: Engine,
+    today: dt.date,
+    now: dt.datetime,
+    green: GreenChannelSettings,
+    policy: Policy | None = None,
 ) -> Lifecycle:
+    policy = policy or Policy(green)
     result = Lifecycle()
     with engine.begin() as conn:
         _close_vanished(conn, today, now, result)
-        _close_expired(conn, today, now, result)
+        _close_expired(conn, today, now, result, policy.overdue_display)
+        if policy.overdue_display and policy.overdue_before is not None:
+            _flag_overdue_display(conn, today, now, policy.overdue_before, result)
         _reopen_reappeared(conn, now, result)
-        _mark_green(conn, now, green, result)
+        _mark_green(conn, now, policy.green, result)
     return result
 
 
@@ -142,36 +206,45 @@ def _open(extra: Any) -> Any:
 
 def _close_vanished(conn: Connection, today: dt.date, now: dt.datetime, result: Lifecycle) -> None:
     r = records.c
-    for row in conn.execute(select(records).where(_open(r.vanished_on.is_not(None)))).mappings():
-        if row["kind"] == "list":
-            values, counter = (
-                {"progress": 5, "closed_on": row["vanished_on"], "close_reason": "removed"},
-                "removed",
-            )
-        elif row["removal_on"] is not None and row["vanished_on"] >= row["removal_on"]:
-            values, counter = (
-                {"closed_on": row["vanished_on"], "close_reason": "expired"},
-                "expired",
-            )
-        else:
-            values = {
-                "progress": 4,
-                "closed_on": row["vanished_on"],
-                "close_reason": "repaired_early",
-            }
-            counter = "repaired_early"
-        change(conn, row, values, now, "sync", SYSTEM, "record vanished from the snapshot")
+    query = select(records).where(_open(r.vanished_on.is_not(None)), r.verify_reason.is_(None))
+    for row in conn.execute(query).mappings():
+        values, counter, note = _vanished(row)
+        change(conn, row, values, now, "sync", SYSTEM, note)
         setattr(result, counter, getattr(result, counter) + 1)
 
 
-def _close_expired(conn: Connection, today: dt.date, now: dt.datetime, result: Lifecycle) -> None:
-    """Close (销账) every open penalty past its removal date: set-based, audited like `change`.
+def _vanished(row: Any) -> tuple[dict[str, Any], str, str]:
+    """(new values, the counter, the audit note) for a record gone from the snapshot."""
+    note = "record vanished from the snapshot"
+    if row["kind"] == "list":
+        return {"progress": 5, "closed_on": row["vanished_on"], "close_reason": "removed"}, "removed", note
+    if row["removal_on"] is not None and row["vanished_on"] >= row["removal_on"]:
+        return {"closed_on": row["vanished_on"], "close_reason": "expired"}, "expired", note
+    # Gone before its removal date: repaired, revoked, corrected, or a gap in the export —
+    # the data cannot tell which. A person confirms (`confirm`); until then it stays open.
+    reason = "likely_repaired" if _could_be_repaired(row) else "unexplained"
+    return {"verify_reason": reason}, "to_confirm", f"{note} before its removal date: to confirm"
 
+
+def _could_be_repaired(row: Any) -> bool:
+    start = row["repairable_from"]
+    return row["status"] == "repairable" or (start is not None and row["vanished_on"] >= start)
+
+
+def _close_expired(
+    conn: Connection, today: dt.date, now: dt.datetime, result: Lifecycle, keep_shown: bool
+) -> None:
+    """Close (销账) open penalties past their removal date: set-based, audited like `change`.
+
+    With `keep_shown`, only those the snapshot no longer shows (a 待核实 record whose
+    removal date came): one still shown is a case (超期仍公示), not a closure.
     On the first evaluation of a large ledger this closes hundreds of thousands of rows;
     two INSERT ... SELECT for the audit and one UPDATE do it in seconds, not minutes.
     """
     r = records.c
     due = _open(and_(r.kind == "penalty", r.removal_on <= today))
+    if keep_shown:
+        due = and_(due, r.vanished_on.is_not(None))
     note = "maximum disclosure period ended (销账)"
     for name, value in (
         ("closed_on", cast(r.removal_on, String)),
@@ -186,14 +259,37 @@ def _close_expired(conn: Connection, today: dt.date, now: dt.datetime, result: L
     result.expired += closed.rowcount
 
 
+def _flag_overdue_display(
+    conn: Connection, today: dt.date, now: dt.datetime, before: dt.date, result: Lifecycle
+) -> None:
+    """超期仍公示: still in the snapshot `grace_days` working days after the removal date."""
+    r = records.c
+    due = _open(
+        and_(
+            r.kind == "penalty",
+            r.vanished_on.is_(None),
+            r.removal_on <= before,
+            r.overdue_display_since.is_(None),
+        )
+    )
+    for row in conn.execute(select(records).where(due)).mappings():
+        note = f"still published {row['removal_on']} after the maximum period: ask the site to take it down"
+        change(conn, row, {"overdue_display_since": today}, now, "eligibility", SYSTEM, note)
+        result.overdue_display += 1
+
+
 def _reopen_reappeared(conn: Connection, now: dt.datetime, result: Lifecycle) -> None:
     r = records.c
+    to_confirm = and_(r.closed_on.is_(None), r.verify_reason.is_not(None))
     query = select(records).where(
-        r.vanished_on.is_(None), r.close_reason.in_(("repaired_early", "removed"))
+        r.vanished_on.is_(None), or_(r.close_reason.in_(REOPENABLE), to_confirm)
     )
     for row in conn.execute(query).mappings():
-        change(conn, row, {"progress": _previous_progress(conn, row["id"], row["progress"]),
-                           "closed_on": None, "close_reason": None},
+        progress = row["progress"]
+        if row["closed_on"] is not None:
+            progress = _previous_progress(conn, row["id"], progress)
+        change(conn, row, {"progress": progress, "closed_on": None, "close_reason": None,
+                           "verify_reason": None},
                now, "sync", SYSTEM, "record reappeared in the snapshot; reopened")  # fmt: skip
         result.reopened += 1
 
@@ -205,6 +301,30 @@ def _previous_progress(conn: Connection, record_id: int, current: int) -> int:
         .order_by(e.id.desc()).limit(1)
     ).scalar()  # fmt: skip
     return int(old) if old is not None else current
+
+
+FLAGS = {
+    "to_confirm": "待核实",
+    "overdue_display": "超期仍公示",
+    "restricted": "修复受限",
+    "unrouted": "未匹配部门",
+}
+
+
+def ledger_flags(row: Any) -> list[str]:
+    """What a person should look at on an open entry (codes of FLAGS, in that order)."""
+    if row["closed_on"] is not None:
+        return []
+    flags = []
+    if row["verify_reason"]:
+        flags.append("to_confirm")
+    if row["overdue_display_since"]:
+        flags.append("overdue_display")
+    if row["restrictions"]:
+        flags.append("restricted")
+    if row["route_note"]:
+        flags.append("unrouted")
+    return flags
 
 
 def is_green(row: Any, green: GreenChannelSettings) -> str | None:
@@ -263,7 +383,15 @@ class LedgerUpdate:
     commitment_on: dt.date | None = None
     follow_up_on: dt.date | None = None
     receipt_confirmed: bool = False
+    confirm: str | None = None
+    """Why a record left the snapshot (a key of CONFIRMATIONS): closes a 待核实 entry, or
+    (``expired``) one still shown past its period once the site took it down."""
+    notified_method: str | None = None
+    """How a person delivered the notice (a key of NOTIFY_METHODS), with progress 1."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+NOTIFY_METHODS = {"phone": "电话", "paper": "纸质送达", "onsite": "现场", "other": "其他"}
 
 
 def find_record(conn: Connection, decision_no: str, authority: str | None) -> Any:
@@ -292,13 +420,36 @@ def check_transition(row: Any, upd: LedgerUpdate) -> list[str]:
         problems += _progress_problems(row, upd.progress, names, willing)
     if upd.willingness is not None and upd.willingness not in WILLINGNESS:
         problems.append(f"willingness must be yes, no or unknown, not {upd.willingness!r}")
-    if row["closed_on"] is not None and (upd.progress is not None or upd.willingness is not None):
+    changes_state = upd.progress is not None or upd.willingness is not None or upd.confirm
+    if row["closed_on"] is not None and changes_state:
         problems.append(
             f"the entry was closed on {row['closed_on']} ({row['close_reason']}); it can no longer change"
         )
     if upd.commitment_on is not None and not row["green_channel"]:
         problems.append("a commitment (承诺即修复) is only recorded for green-channel records")
+    if upd.confirm is not None:
+        problems += _confirm_problems(row, upd)
+    if upd.notified_method is not None and upd.notified_method not in NOTIFY_METHODS:
+        problems.append(
+            f"method must be one of {', '.join(NOTIFY_METHODS)}, not {upd.notified_method!r}"
+        )
     return problems
+
+
+def _confirm_problems(row: Any, upd: LedgerUpdate) -> list[str]:
+    if upd.confirm not in CONFIRMATIONS:
+        return [f"confirm must be one of {', '.join(CONFIRMATIONS)}, not {upd.confirm!r}"]
+    if row["closed_on"] is not None:
+        return []  # reported above: a closed entry does not change
+    if upd.confirm == "expired":
+        if row["kind"] != "penalty" or row["status"] != "expired":
+            return ["confirm expired is for a penalty past its maximum period (status expired)"]
+        return []
+    if row["verify_reason"] is None:
+        return [f"confirm {upd.confirm} is for a record that left the snapshot (待核实); this one has not"]
+    if upd.confirm == "other" and not (upd.remarks or row["remarks"]):
+        return ["confirm other needs --remarks saying what happened"]
+    return []
 
 
 def _progress_problems(row: Any, new: int, names: dict[int, str], willing: str) -> list[str]:
@@ -326,13 +477,15 @@ def apply_update(conn: Connection, row: Any, upd: LedgerUpdate, now: dt.datetime
     problems = check_transition(row, upd)
     if problems:
         raise LedgerError(f"{row['decision_no']}: " + "; ".join(problems) + "; nothing changed")
-    values = _values(row, upd, now, follow_up_days)
+    values = _values(row, upd, now, follow_up_days, actor)
     diff = {k: (row[k], v) for k, v in values.items() if row[k] != v}
     change(conn, row, values, now, source, actor)
     return diff
 
 
-def _values(row: Any, upd: LedgerUpdate, now: dt.datetime, follow_up_days: int) -> dict[str, Any]:
+def _values(
+    row: Any, upd: LedgerUpdate, now: dt.datetime, follow_up_days: int, actor: str
+) -> dict[str, Any]:
     plain = {"willingness": upd.willingness, "progress": upd.progress, "planned_on": upd.planned_on,
              "remarks": upd.remarks, "responsible": upd.responsible, "repair_effect": upd.repair_effect,
              "commitment_on": upd.commitment_on, "follow_up_on": upd.follow_up_on}  # fmt: skip
@@ -343,6 +496,21 @@ def _values(row: Any, upd: LedgerUpdate, now: dt.datetime, follow_up_days: int) 
         values.update(notified_at=now, notified_channel="manual")  # a confirmed manual delivery
     if upd.receipt_confirmed or (upd.progress == 1 and row["notified_at"] is None):
         values["receipt_confirmed_at"] = row["receipt_confirmed_at"] or now
+    if upd.notified_method is not None:
+        values["notified_method"] = upd.notified_method
+    if values.get("notified_channel") == "manual":
+        values["notified_by"] = actor
+    if upd.confirm is not None:
+        values.update(_confirmed(row, upd.confirm))
+    return values
+
+
+def _confirmed(row: Any, confirm: str) -> dict[str, Any]:
+    """Close a record a person confirmed: the day it left the snapshot (or its removal)."""
+    values: dict[str, Any] = {"close_reason": CONFIRMED_CLOSE[confirm]}
+    values["closed_on"] = row["removal_on"] if confirm == "expired" else row["vanished_on"]
+    if confirm == "repaired":
+        values["progress"] = 4 if row["kind"] == "penalty" else max(row["progress"], 4)
     return values
 
 

@@ -35,10 +35,12 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, and_, func, or_, select
 
+from pipeline.config.notices import TOLD_KINDS
 from pipeline.db.models import DepartmentReport, LedgerEvent, OutboxMessage, Record, table_of
 from pipeline.errors import UsageError
+from pipeline.monthly.kpis import Undelivered
 
 records = table_of(Record)
 events = table_of(LedgerEvent)
@@ -137,6 +139,7 @@ LEDGER_FIELDS: dict[str, Callable[[str], Any]] = {
     "remarks": str, "repair_effect": str, "closed_on": _date, "close_reason": str,
     "green_channel": lambda t: t == "True", "commitment_on": _date, "follow_up_on": _date,
     "notified_at": _datetime, "notified_channel": str, "receipt_confirmed_at": _datetime,
+    "verify_reason": str, "overdue_display_since": _date, "notified_method": str,
 }  # fmt: skip
 """The ledger fields rolled back from ``ledger_events``, with the parser of their text."""
 
@@ -231,6 +234,22 @@ def delivery_problems(conn: Connection, when: AsOf) -> dict[str, dict[str, int]]
     for code, state, n in conn.execute(query):
         out[code or ""][state] = int(n)
     return out
+
+
+def undelivered(conn: Connection, when: AsOf) -> Undelivered:
+    """Records whose notice, created by `when`, was only written to a file or is a manual task."""
+    c = outbox.c
+    query = select(c.record_id, c.channel, c.state).where(
+        c.record_id.is_not(None),
+        c.kind.in_(TOLD_KINDS),
+        c.created_at <= when.instant,
+        or_(c.state == "written", and_(c.channel == "manual", c.state == "sent")),
+    )
+    files: set[int] = set()
+    manual: set[int] = set()
+    for record_id, channel, state in conn.execute(query):
+        (manual if channel == "manual" and state == "sent" else files).add(record_id)
+    return Undelivered(frozenset(files), frozenset(manual))
 
 
 def department_reports(conn: Connection, period: Period, when: AsOf) -> dict[str, dict[str, Any]]:

@@ -30,10 +30,19 @@ for the whole district. Definitions (D = the as-of day, normally the period's la
   below 3). A record meeting both is counted once.
 - **送达不明** (unknown delivery): notices to companies in the outbox in state
   ``unknown``, and **发送失败** those ``failed``, created by the instant, per department.
+- **仅生成文件** (file only): records not told whose notice was only written to a file
+  (no SMTP or SMS gateway configured: nobody received it). **待确认送达** (manual, not
+  confirmed): records not told with a manual-delivery task — a person must deliver it and
+  confirm (`ledger set --progress 1 --method ...`). Neither counts as told.
+- **待核实** (to confirm): open penalties that left the snapshot before their removal date,
+  not yet confirmed (repaired, revoked, data gap). **超期仍公示**: open penalties still
+  shown past their maximum period (flagged after the grace days). Neither counts as
+  repaired or closed until a person or the snapshot says so.
 - **绿色通道**: in-scope records in the green channel.
 - **动态调整** (ledger changes in the period): added (first seen in the period), and
-  closed in the period by repair (``repaired_early``), by expiry (``expired``) or by
-  removal from a list (``removed``).
+  closed in the period by repair (``repaired_early``), by expiry (``expired``), by
+  removal from a list (``removed``), or — confirmed by a person — as revoked (决定撤销),
+  a data gap (数据缺失) or for another reason (其他).
 
 A rate whose denominator is zero is ``None`` (shown as “—”): an empty month is an
 honest empty report, not 0 % and not 100 %.
@@ -47,11 +56,13 @@ from typing import Any
 
 OVERDUE_DAYS = 30
 CLOSE_REASONS = {"repaired_early": "closed_repaired", "expired": "closed_expired",
-                 "removed": "closed_removed"}  # fmt: skip
+                 "removed": "closed_removed", "revoked": "closed_revoked",
+                 "data_gap": "closed_data_gap", "other": "closed_other"}  # fmt: skip
 COUNTS = ("records", "penalties", "list_entries", "open", "entities", "entities_told",
           "entities_aware", "willing_eligible", "repaired", "overdue", "green_channel", "added",
           "closed_repaired", "closed_expired", "closed_removed", "delivery_unknown",
-          "delivery_failed")  # fmt: skip
+          "delivery_failed", "to_confirm", "overdue_display", "closed_revoked", "closed_data_gap",
+          "closed_other", "file_only", "manual_pending")  # fmt: skip
 RATES = {"told_rate": ("entities_told", "entities"), "aware_rate": ("entities_aware", "entities"),
          "repair_rate": ("repaired", "willing_eligible")}  # fmt: skip
 KPI_NAMES = {
@@ -61,6 +72,9 @@ KPI_NAMES = {
     "repaired": "已修复", "repair_rate": "修复率", "overdue": "逾期", "green_channel": "绿色通道",
     "added": "新增", "closed_repaired": "修复销账", "closed_expired": "到期销账",
     "closed_removed": "移出名单", "delivery_unknown": "送达不明", "delivery_failed": "发送失败",
+    "to_confirm": "待核实", "overdue_display": "超期仍公示", "closed_revoked": "撤销销账",
+    "closed_data_gap": "数据缺失销账", "closed_other": "其他销账", "file_only": "仅生成文件",
+    "manual_pending": "待确认送达",
 }  # fmt: skip
 
 
@@ -118,6 +132,27 @@ def change_of(state: dict[str, Any], start: dt.date, end: dt.date) -> list[str]:
     return out
 
 
+def open_flags(state: dict[str, Any], day: dt.date) -> list[str]:
+    """待核实 and 超期仍公示 as of `day` (open records only)."""
+    if state["closed_on"] is not None:
+        return []
+    out = ["to_confirm"] if state["verify_reason"] else []
+    since = state["overdue_display_since"]
+    if since is not None and since <= day:
+        out.append("overdue_display")
+    return out
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """Records with a notice that reached nobody yet, as of the instant (from the outbox)."""
+
+    file_only: frozenset[int] = frozenset()
+    """A notice only written to a file (no channel configured)."""
+    manual: frozenset[int] = frozenset()
+    """A manual-delivery task created."""
+
+
 @dataclass
 class Group:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
@@ -143,6 +178,7 @@ class Kpis:
     """False: the district total only (what a trend point needs), at half the cost."""
     groups: dict[str, Group] = field(default_factory=dict)
     total: Group = field(default_factory=Group)
+    undelivered: Undelivered = field(default_factory=Undelivered)
 
     def add(self, state: dict[str, Any]) -> bool:
         """Count one record as of the report's instant; False when it is out of scope."""
@@ -160,8 +196,11 @@ class Kpis:
         if state["green_channel"]:
             names.append("green_channel")
         names += change_of(state, self.start, self.end)
+        names += open_flags(state, self.day)
         entity = state["uscc"] or f"record:{state['id']}"
         told, aware = is_told(state), state["receipt_confirmed_at"] is not None
+        if not told:
+            names += self._undelivered(state["id"])
         targets = [self.total]
         if self.by_department:
             code = state["department_code"] or ""
@@ -179,6 +218,10 @@ class Kpis:
             if aware:
                 g.aware.add(entity)
         return True
+
+    def _undelivered(self, record_id: int) -> list[str]:
+        out = ["file_only"] if record_id in self.undelivered.file_only else []
+        return out + (["manual_pending"] if record_id in self.undelivered.manual else [])
 
     def result(self, departments: list[tuple[str, str]], delivery: dict[str, dict[str, int]],
                reports: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip

@@ -31,6 +31,7 @@ from pipeline.monthly.data import (
     scan,
     shift_month,
     state_at,
+    undelivered,
 )
 from pipeline.monthly.html import ReportRenderer, context
 from pipeline.monthly.kpis import OVERDUE_DAYS, Kpis, change_of
@@ -130,6 +131,9 @@ def build_report(engine: Engine, config: Config, req: ReportRequest) -> ReportRe
             for m, when in plan
             if when is not None
         ]
+        kpis.undelivered = undelivered(conn, main)
+        for _, when, k in todo:
+            k.undelivered = undelivered(conn, when)
         instants = [main, *(when for _, when, _ in todo)]
         since = min(w.instant for w in instants)
         for row, later in scan(conn, side, max(w.day for w in instants), since):

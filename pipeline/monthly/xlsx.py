@@ -36,11 +36,14 @@ PERCENT = "0.0%"
 STATUS = {"repairable": "可修复", "in_min_period": "最短公示期内", "non_repairable": "不可提前修复",
           "expired": "已到期", "error": "评估错误", None: "未评估", "not_published": "不公示"}  # fmt: skip
 CHANGE_NAMES = {"added": "新增", "closed_repaired": "修复销账", "closed_expired": "到期销账",
-                "closed_removed": "移出名单（修复退出）"}  # fmt: skip
+                "closed_removed": "移出名单（修复退出）", "closed_revoked": "决定撤销销账",
+                "closed_data_gap": "数据缺失销账", "closed_other": "其他原因销账"}  # fmt: skip
 SUMMARY_KPIS = ("records", "penalties", "list_entries", "open", "entities", "entities_told",
                 "told_rate", "entities_aware", "aware_rate", "willing_eligible", "repaired",
                 "repair_rate", "overdue", "delivery_unknown", "delivery_failed", "green_channel",
-                "added", "closed_repaired", "closed_expired", "closed_removed")  # fmt: skip
+                "added", "closed_repaired", "closed_expired", "closed_removed", "to_confirm",
+                "overdue_display", "file_only", "manual_pending", "closed_revoked",
+                "closed_data_gap", "closed_other")  # fmt: skip
 TREND_KPIS = ("told_rate", "aware_rate", "repair_rate", "records", "added", "closed", "overdue")
 PENALTY_HEAD = ("序号", "企业名称", "统一社会信用代码", "行政处罚决定书文号", "行政处罚可修复时间",
                 "企业修复意愿（是/否）", "计划完成修复时间", "工作进展", "责任部门/处室", "责任人及电话",
