@@ -213,6 +213,8 @@ class Dispatcher:
             return None
         if record["closed_on"] is not None:
             return f"the entry was closed ({record['close_reason']}) before sending"
+        if record.get("verify_reason"):
+            return "the record left the snapshot before sending (待核实)"
         if record["kind"] == "penalty" and record["status"] in ("expired", "not_published"):
             return f"the record is {record['status']}"
         if row["kind"] in REMINDER_KINDS and record["progress"] >= 3:

@@ -73,8 +73,8 @@ def due_occurrences(
     A reminder date that falls in a year no working-day data covers is skipped and
     reported in `gaps` (fail closed: no guessed dates); the record's other notices go on.
     """
-    if row["closed_on"] is not None:
-        return []
+    if row["closed_on"] is not None or row.get("verify_reason"):
+        return []  # closed, or gone from the snapshot (待核实): nothing to tell until confirmed
     if row["kind"] == "list":
         return (
             [Occurrence("list_notice", "initial")]
