@@ -23,6 +23,7 @@ from pipeline.notices.planner import Occurrence, digest_message
 from pipeline.wiring import make_planner
 
 CALENDAR_HORIZON_DAYS = 60
+CALENDAR_ERROR_DAYS = 30
 
 
 @dataclass
@@ -74,16 +75,25 @@ def _rules(app: App, report: CheckReport) -> None:
 
 
 def _calendar(app: App, report: CheckReport) -> None:
-    calendar = app.calendar
-    until = calendar.covered_until()
+    """Working-day data must reach past today: a warning 60 days ahead, an error 30 days ahead
+    (every publish_by and reminder date after the end is unknown: new penalties lose theirs)."""
+    until = app.calendar.covered_until()
     today = app.clock.today()
-    if until < today + dt.timedelta(days=CALENDAR_HORIZON_DAYS):
-        report.warnings.append(
-            f"holidays.yaml: working-day data ends {until.isoformat()}, within {CALENDAR_HORIZON_DAYS} days of {today.isoformat()}: "
-            f"add {until.year + 1} from the State Council's notice (see the comments in holidays.yaml)"
-        )
+    left = (until - today).days
+    if left < CALENDAR_ERROR_DAYS:
+        report.errors.append(calendar_message(until, today))
+    elif left < CALENDAR_HORIZON_DAYS:
+        report.warnings.append(calendar_message(until, today))
     else:
         report.passed.append(f"holidays.yaml valid; working-day data until {until.isoformat()}")
+
+
+def calendar_message(until: dt.date, today: dt.date) -> str:
+    return (
+        f"holidays.yaml: working-day data ends {until.isoformat()}, {(until - today).days} days "
+        f"after {today.isoformat()}: add {until.year + 1} from the State Council's notice "
+        "(see the comments in holidays.yaml); until then publish_by dates after it are unknown"
+    )
 
 
 def _templates(app: App, report: CheckReport) -> None:

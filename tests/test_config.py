@@ -110,6 +110,14 @@ def test_check_config_reports_calendar_coverage(cli: CliRunner) -> None:
     assert any("2026-12-31" in w and "2027" in w for w in body["warnings"])
 
 
+def test_check_config_fails_30_days_before_the_working_day_data_runs_out(cli: CliRunner) -> None:
+    result = cli("check-config", "--json", now="2026-12-02")
+    assert result.code == 2
+    body = result.json()
+    assert body["ok"] is False
+    assert any("2026-12-31" in e and "29 days" in e and "2027" in e for e in body["errors"])
+
+
 def test_a_secret_file_can_be_named_by_an_environment_variable(cfg: Path, tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("from-a-file\n", encoding="utf-8")

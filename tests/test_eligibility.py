@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.config.holidays import HolidaysConfig, YearOverride
 from pipeline.config.rules import RulesConfig
 from pipeline.domain.calendar import WorkingCalendar
 from pipeline.domain.rules import Evaluation, RecordFacts, evaluate
@@ -294,10 +295,19 @@ def test_unknown_severity_text_is_a_value_error_naming_it() -> None:
         run(record(D(2026, 9, 28), severity_given="非常严重"), D(2026, 11, 27))
 
 
-def test_without_calendar_data_for_the_publish_by_year_the_record_fails_closed() -> None:
-    with pytest.raises(CalendarError) as caught:
-        run(record(D(2027, 1, 5)), D(2027, 2, 1))
-    assert caught.value.year == 2027 and "2027" in str(caught.value)
+def test_without_calendar_data_only_the_working_day_date_is_unknown() -> None:
+    # 36号令, general, decided 2026-12-24: publish_by falls in 2027, which no data covers
+    result = run(record(D(2026, 12, 24)), D(2027, 2, 1))
+    assert result.publish_by is None and "publish_by unknown: no working-day data for 2027" in result.reason
+    assert (result.min_end, result.repairable_from) == (D(2027, 3, 24), D(2027, 3, 25))
+    assert (result.max_end, result.removal_on, result.status) == (D(2027, 12, 24), D(2027, 12, 25), "in_min_period")
+
+
+def test_with_the_year_in_holidays_yaml_the_publish_by_date_is_computed() -> None:
+    year = YearOverride(holidays=[D(2027, 1, 1)], complete=True)
+    cal = WorkingCalendar(HolidaysConfig(years={2027: year}))
+    result = evaluate(record(D(2026, 12, 24)), D(2027, 2, 1), RULES, cal)
+    assert result.publish_by == D(2027, 1, 5)  # 12-25, 12-28 … 12-31, (01-01 off) 01-04, 01-05: the 7th
 
 
 def test_a_publish_until_before_the_decision_date_is_a_warning() -> None:

@@ -75,7 +75,8 @@ def test_snapshot_mode_evaluates_a_file_without_the_database(empty_cli: CliRunne
     assert len(lines) == 6
     assert lines[0]["status"] == "expired" and lines[1]["status"] == "expired"  # out of scope rows are answered too
     assert lines[2]["status"] == "error" and "很严重" in lines[2]["reason"]
-    assert lines[3]["status"] == "error" and "2031" in lines[3]["reason"]
+    # no working-day data for 2031: the periods stand, only publish_by is unknown (said why)
+    assert lines[3]["status"] == "in_min_period" and lines[3]["publish_by"] is None and "2031" in lines[3]["reason"]
     assert "warning" in lines[4]["reason"] and "2020-01-01" in lines[4]["reason"]
     assert lines[5]["status"] == "error" and "decision_date" in lines[5]["reason"]
     assert not Path(empty_db_url.removeprefix("sqlite:///")).exists() or "postgresql" in empty_db_url

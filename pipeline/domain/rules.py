@@ -419,9 +419,14 @@ def _publish_by(
 ) -> dt.date | None:
     if plan.max_months is None:
         return None  # never published: no publication deadline
-    # CalendarError propagates: the notice promises this date, so a record whose year
-    # no calendar covers is an error for that record (fail closed), not a guess.
-    return calendar.add_working_days(facts.decision_date, rules.publish_within_working_days)
+    # The periods are calendar arithmetic and stand without working-day data; only this
+    # date needs it. The notice promises it, so without data it is unknown (None, said in
+    # the reason) rather than guessed — and the rest of the evaluation goes on.
+    try:
+        return calendar.add_working_days(facts.decision_date, rules.publish_within_working_days)
+    except CalendarError as exc:
+        plan.notes.append(f"publish_by unknown: no working-day data for {exc.year}")
+        return None
 
 
 def _finish(
