@@ -15,7 +15,6 @@ from pipeline.config.holidays import HolidaysConfig, YearOverride
 from pipeline.config.rules import RulesConfig
 from pipeline.domain.calendar import WorkingCalendar
 from pipeline.domain.rules import Evaluation, RecordFacts, evaluate
-from pipeline.errors import CalendarError
 from tests.helpers import RULE_CASES, boundary_days
 
 D = dt.date
@@ -115,6 +114,8 @@ def test_rules_copied_with_an_update_use_the_updated_values() -> None:
         ("basis", "《中华人民共和国消防法》第六十条", "消防"),
         ("authority", "双鸭山市宝山区消防救援大队", "消防"),
         ("industry", "特种设备制造", "特种设备"),
+        ("violation_type", "生产经营不符合食品安全标准的食品", "食品"),
+        ("facts", "销售劣药（不合格药品）", "药品"),
     ],
 )
 def test_ndrc_2023_58_sector_override_raises_the_minimum_to_1_year(
@@ -132,6 +133,35 @@ def test_sector_overrides_apply_only_in_ndrc_2023_58() -> None:
     for decision in (D(2022, 5, 9), D(2026, 9, 28)):
         result = run(record(decision, facts="安全生产"), D(2026, 11, 27))
         assert result.min_end == decision.replace(month=decision.month + 3)
+
+
+def _with_overrides(*overrides: dict[str, Any]) -> RulesConfig:
+    sets = RULES.model_dump()["rule_sets"]
+    sets["ndrc-2023-58"]["sector_overrides"] = list(overrides)
+    return RulesConfig.model_validate({"rule_sets": sets})
+
+
+def test_a_sector_override_can_match_on_the_department_and_a_minimum_fine() -> None:
+    rules = _with_overrides({"name": "安全生产（应急管理）", "departments": ["YJJ"], "min_fine_wan": "10", "min_months": 12})
+    big = record(D(2024, 1, 31), department_code="YJJ", fine_amount_wan=Decimal("12"))
+    assert run(big, D(2024, 6, 1), rules).min_end == D(2025, 1, 31)
+    assert "sector 安全生产（应急管理）: min 1 year" in run(big, D(2024, 6, 1), rules).reason
+    for other in (replace(big, fine_amount_wan=Decimal("9.99")), replace(big, fine_amount_wan=None),
+                  replace(big, department_code="SWJ")):  # fmt: skip
+        assert run(other, D(2024, 6, 1), rules).min_end == D(2024, 4, 30)
+
+
+def test_a_sector_override_with_departments_and_keywords_needs_both() -> None:
+    rules = _with_overrides({"name": "食品（市场监管）", "departments": ["SCJG"], "keywords": ["食品"], "min_months": 12})
+    food = record(D(2024, 1, 31), department_code="SCJG", facts="销售过期食品")
+    assert run(food, D(2024, 6, 1), rules).min_end == D(2025, 1, 31)
+    assert run(replace(food, facts="虚假广告"), D(2024, 6, 1), rules).min_end == D(2024, 4, 30)
+    assert run(replace(food, department_code="SWJ"), D(2024, 6, 1), rules).min_end == D(2024, 4, 30)
+
+
+def test_a_sector_override_without_keywords_or_departments_is_a_config_error() -> None:
+    with pytest.raises(ValueError, match="give keywords, departments or both"):
+        _with_overrides({"name": "空", "min_months": 12})
 
 
 def test_sector_match_fields_are_configurable() -> None:

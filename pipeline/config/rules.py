@@ -54,13 +54,25 @@ class Periods(Strict):
 
 
 class SectorOverride(Strict):
-    """A sector whose penalties have another minimum (58号令: 特种设备/安全生产/消防 → 1 year)."""
+    """A sector whose penalties have another minimum (58号令: 食品/药品/特种设备/安全生产/消防
+    → 1 year). Every test given must hold: the department, a keyword, the fine."""
 
     name: str
-    keywords: list[str] = Field(min_length=1)
+    keywords: list[str] = Field(default_factory=list)
     """Matched as substrings of the fields in `sector_match_fields`."""
+    departments: list[str] = Field(default_factory=list)
+    """Department codes (departments.yaml): only their penalties match — with `keywords`,
+    those within the remit the keywords name; without, all of them."""
+    min_fine_wan: Decimal | None = None
+    """Only penalties with a fine of at least this (万元), e.g. a serious safety violation."""
     min_months: int = Field(ge=0)
     severities: list[Severity] = Field(default_factory=_general_and_serious)
+
+    @model_validator(mode="after")
+    def _some_test(self) -> SectorOverride:
+        if not self.keywords and not self.departments:
+            raise ValueError(f"sector override {self.name!r}: give keywords, departments or both")
+        return self
 
 
 class RuleSet(Strict):
@@ -175,6 +187,8 @@ def _default_rule_sets() -> dict[str, RuleSet]:
                 special_serious=Period(min_months=None, max_months=36),
             ),
             sector_overrides=[
+                SectorOverride(name="食品", keywords=["食品"], min_months=12),
+                SectorOverride(name="药品", keywords=["药品"], min_months=12),
                 SectorOverride(name="特种设备", keywords=["特种设备"], min_months=12),
                 SectorOverride(name="安全生产", keywords=["安全生产"], min_months=12),
                 SectorOverride(name="消防", keywords=["消防"], min_months=12),

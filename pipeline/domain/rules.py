@@ -70,6 +70,8 @@ class RecordFacts:
     industry: str = ""
     market_regulation: bool = False
     """The penalising department is market regulation (departments.yaml flag)."""
+    department_code: str = ""
+    """The department the record is routed to (sector overrides may name departments)."""
     publish_until: dt.date | None = None
     """CF_GSJZQ as the source gives it: compared for a warning only, never used."""
 
@@ -134,7 +136,7 @@ class _Engine:
             if (p := getattr(rs.periods, sev)) is not None
         }
         self.overrides = {
-            rs_id: [(o, _keywords_pattern(o.keywords)) for o in rs.sector_overrides]
+            rs_id: [(o, _keywords_pattern(o.keywords) if o.keywords else None) for o in rs.sector_overrides]
             for rs_id, rs in rules.rule_sets.items()
         }
         self.sector_fields = attrgetter(*rules.sector_match_fields)
@@ -172,7 +174,7 @@ class _Engine:
         return values if isinstance(values, str) else "\n".join(values)
 
 
-_Override = tuple[SectorOverride, re.Pattern[str]]
+_Override = tuple[SectorOverride, re.Pattern[str] | None]
 
 
 def _keywords_pattern(keywords: list[str]) -> re.Pattern[str]:
@@ -297,10 +299,21 @@ def _sector_override(
         return  # not published, or never early anyway
     text = engine.sector_text(facts)
     for override, pattern in overrides:
-        if plan.severity in override.severities and pattern.search(text):
+        if plan.severity in override.severities and _sector_match(override, pattern, facts, text):
             plan.min_months = min(override.min_months, plan.max_months)
             plan.notes.append(f"sector {override.name}: min {_span(plan.min_months)}")
             return
+
+
+def _sector_match(
+    override: SectorOverride, pattern: re.Pattern[str] | None, facts: RecordFacts, text: str
+) -> bool:
+    if override.departments and facts.department_code not in override.departments:
+        return False
+    if pattern is not None and not pattern.search(text):
+        return False
+    threshold, fine = override.min_fine_wan, facts.fine_amount_wan
+    return threshold is None or (fine is not None and fine >= threshold)
 
 
 def _never_early(plan: _Plan, types: tuple[str, ...], never_types: list[str]) -> None:

@@ -69,6 +69,7 @@ class Evaluator:
             fine_amount_wan=_decimal(fine_amount), severity_given=severity_given,
             violation_type=violation_type or "", facts=facts or "", basis=basis or "",
             industry=industry or "", market_regulation=department_code in self.market_departments,
+            department_code=department_code or "",
             publish_until=publish_until,
         )  # fmt: skip
 
