@@ -37,6 +37,7 @@ from pipeline.checks import CheckReport
 from pipeline.delivery.dispatcher import DispatchResult
 from pipeline.errors import UsageError
 from pipeline.ledger.eligibility import Evaluator, Recompute, recompute
+from pipeline.ledger.restrictions import apply_list_dates, apply_restrictions
 from pipeline.ledger.state import Lifecycle, apply_lifecycle, lifecycle_policy
 from pipeline.monthly import escalation
 from pipeline.monthly.data import Period
@@ -124,19 +125,27 @@ def sync_all(app: App, now: dt.datetime) -> SyncAllResult:
 class EvaluateResult:
     recompute: Recompute
     lifecycle: Lifecycle
+    restrictions_changed: int = 0
+    """Open penalties whose 修复受限 flags changed."""
+    list_dates_changed: int = 0
+    """List entries whose 可修复时间 / removal date changed (rules.yaml lists)."""
 
     def as_json(self) -> dict[str, Any]:
-        return {**self.recompute.as_json(), **self.lifecycle.as_json()}
+        return {**self.recompute.as_json(), **self.lifecycle.as_json(),
+                "restrictions_changed": self.restrictions_changed,
+                "list_dates_changed": self.list_dates_changed}  # fmt: skip
 
 
 def evaluate(app: App, progress: Progress | None = None) -> EvaluateResult:
     """Recompute eligibility as of today, then the automatic ledger transitions."""
     evaluator = Evaluator.from_config(app.config, app.calendar)
     recomputed = recompute(app.engine, evaluator, app.clock.today(), progress=progress)
+    lists = apply_list_dates(app.engine, app.config.rules)
+    restricted = apply_restrictions(app.engine, app.config.rules)
     settings, today = app.config.settings, app.clock.today()
     policy = lifecycle_policy(settings.ledger, settings.green_channel, today, app.calendar)
     lifecycle = apply_lifecycle(app.engine, today, app.clock.now(), settings.green_channel, policy)
-    return EvaluateResult(recomputed, lifecycle)
+    return EvaluateResult(recomputed, lifecycle, restricted, lists)
 
 
 # --------------------------------------------------------------------------- notices

@@ -91,6 +91,11 @@ class RuleSet(Strict):
     """Area keywords that make a penalty special serious when it also has one of
     `special_serious_types` (527: recalled, unverified)."""
     special_serious_types: list[str] = Field(default_factory=list)
+    repeat_offender_bar: bool = False
+    """The rule set bars (or limits) repair for an entity penalised again (36号令)."""
+    repeat_offender_years: int | None = Field(None, ge=1)
+    """The bar's look-back in years; null = unknown: any earlier penalty is flagged for a
+    person to check, never decided."""
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleSet:
@@ -197,6 +202,7 @@ def _default_rule_sets() -> dict[str, RuleSet]:
         "ndrc-2025-36": RuleSet(
             title="国家发展改革委令第36号《信用修复管理办法》",
             effective_from=dt.date(2026, 4, 1),
+            repeat_offender_bar=True,
             periods=Periods(
                 minor=Period(min_months=0, max_months=3),
                 general=Period(min_months=3, max_months=12),
@@ -218,6 +224,32 @@ def _default_severity_rules() -> list[SeverityRule]:
     ]
 
 
+class ListRule(Strict):
+    """A severe-dishonesty list's own periods (附件4 可修复时间), counted from the listing date."""
+
+    earliest_removal_months: int | None = Field(None, ge=0)
+    """When removal may first be applied for (0: at once, e.g. on performance); null: unknown."""
+    removal_months: int | None = Field(None, ge=1)
+    """When the entry comes off by itself; null: unknown or never by itself."""
+
+
+def _default_lists() -> dict[str, ListRule]:
+    return {
+        "安全生产严重失信主体名单": ListRule(earliest_removal_months=12, removal_months=36),
+        "失信被执行人名单": ListRule(earliest_removal_months=0, removal_months=24),
+    }
+
+
+class Restrictions(Strict):
+    """修复受限: facts that may keep a company from repairing, flagged with the reason."""
+
+    severe_list: bool = True
+    """Flag a penalty whose entity is on an open severe-dishonesty list entry."""
+    same_violation_window_months: int | None = Field(12, ge=1)
+    """Flag a penalty with another of the same violation type (same entity) decided within
+    this many months of it; null: off."""
+
+
 class RulesConfig(Strict):
     """rules.yaml. The defaults equal the shipped file."""
 
@@ -233,6 +265,9 @@ class RulesConfig(Strict):
     market_regulation: MarketRegulationRules = Field(default_factory=MarketRegulationRules)
     severity_rules: list[SeverityRule] = Field(default_factory=_default_severity_rules)
     default_severity: Severity = "general"
+    restrictions: Restrictions = Field(default_factory=Restrictions)
+    lists: dict[str, ListRule] = Field(default_factory=_default_lists)
+    """Severe-dishonesty lists by name (列表名称 as in the snapshot)."""
 
 
     @model_validator(mode="after")

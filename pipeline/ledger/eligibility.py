@@ -277,7 +277,8 @@ def stored(
     with engine.connect() as conn:
         for row in conn.execute(query).mappings():
             yield {**{k: row[k] for k in OUTPUT_FIELDS if k != "reason"}, "reason": row["status_reason"],
-                   "department": row["department_code"], "vanished_on": row["vanished_on"]}  # fmt: skip
+                   "department": row["department_code"], "vanished_on": row["vanished_on"],
+                   "restrictions": row["restrictions"] or []}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- snapshot file
@@ -321,7 +322,7 @@ def _error_line(fields: dict[str, object], reason: str) -> dict[str, Any]:
     for key in ("decision_no", "authority", "entity_name", "uscc"):
         value = fields.get(key)
         out[key] = str(value).strip() if value not in (None, "") else None
-    out.update(status="error", reason=reason)
+    out.update(status="error", reason=reason, restrictions=None)
     return out
 
 
@@ -330,4 +331,5 @@ def _output(row: dict[str, Any], columns: dict[str, Any]) -> dict[str, Any]:
     out.update({k: columns[k] for k in OUTPUT_FIELDS if k in columns})
     out["reason"] = columns["status_reason"]
     out["department"] = row.get("department_code")
+    out["restrictions"] = None  # needs the ledger: the entity's other records and the lists
     return out
