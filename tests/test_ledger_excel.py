@@ -186,9 +186,11 @@ def test_export_writes_the_annex_layout_locked_with_dropdowns_and_dates(
     ws = book[P]
     assert [c.value for c in ws[2]][: len(PEN_HEADERS)] == PEN_HEADERS
     assert [c.value for c in book[L][2]][: len(LIST_HEADERS)] == LIST_HEADERS
-    assert "税务局" in ws["A1"].value and "A1:N1" in {str(m) for m in ws.merged_cells.ranges}
+    # the annex's 12 columns, then 核实结果 and 提示, then the hidden authority and record number
+    assert "税务局" in ws["A1"].value and "A1:P1" in {str(m) for m in ws.merged_cells.ranges}
     assert ws.freeze_panes == "A3" and ws.protection.sheet
-    assert ws.column_dimensions["B"].width == 30 and ws.column_dimensions["N"].hidden
+    assert ws.column_dimensions["B"].width == 30 and ws.column_dimensions["O"].hidden
+    assert ws["M2"].value.startswith("核实结果") and ws["N2"].value.startswith("提示")
     row = _row_of(ws, "宝税罚〔2026〕1号")
     repairable = ws.cell(row, _col(ws, "行政处罚可修复时间"))
     assert isinstance(repairable.value, dt.datetime) and repairable.is_date
@@ -199,6 +201,7 @@ def test_export_writes_the_annex_layout_locked_with_dropdowns_and_dates(
     assert not ws.cell(row, _col(ws, "备注")).protection.locked
     lists = {dv.formula1 for dv in ws.data_validations.dataValidation}
     assert '"是,否"' in lists and '"1已告知,2处罚整改,3已申请,4已完成"' in lists
+    assert '"已修复,决定已撤销,数据缺失,其他"' in lists
     list_dv = {dv.formula1 for dv in book[L].data_validations.dataValidation}
     assert '"1已告知,2处罚决定整改,3已申请,4已修复,5已移出"' in list_dv
     meta = {r[0]: r[1] for r in book["meta"].iter_rows(values_only=True)}
@@ -558,7 +561,7 @@ def test_a_row_of_another_department_pasted_in_is_refused(
     ledger: CliRunner, tmp_path: Path, db_url: str
 ) -> None:
     _export(ledger, tmp_path / "yjj.xlsx", "--department", "YJJ")
-    foreign_id = openpyxl.load_workbook(tmp_path / "yjj.xlsx")[P]["N3"].value
+    foreign_id = openpyxl.load_workbook(tmp_path / "yjj.xlsx")[P]["P3"].value
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
     cells = {
         P: {
@@ -649,3 +652,32 @@ def test_cell_parsers() -> None:
     assert parse_date_cell("2026.12.31") == dt.date(2026, 12, 31)
     with pytest.raises(ValueError):
         parse_date_cell("明年")
+
+
+def test_a_record_to_confirm_is_closed_by_the_departments_verification_in_the_workbook(
+    ledger: CliRunner, tmp_path: Path
+) -> None:
+    rows = [penalty(i, CF_JDRQ="2026-05-06") for i in range(2, 5)] + [penalty(5)]
+    rows.append(penalty(6, CF_WSH="宝应急罚〔2026〕6号", CF_CFJG=EMERGENCY, CF_CFJGDM=EMERGENCY_USCC, CF_JDRQ="2026-05-06"))
+    _ok(ledger("sync", "--file", str(write_rows(tmp_path / "p2.csv", rows)), "--force", now="2026-11-28T09:00"))
+    _ok(ledger("eligibility", now="2026-11-28T09:00"))
+    _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ", now="2026-11-28T10:00")
+    ws = openpyxl.load_workbook(tmp_path / "swj.xlsx")[P]
+    row = _row_of(ws, "宝税罚〔2026〕1号")
+    assert "待核实" in ws.cell(row, _col(ws, "提示")).value and not ws.cell(row, _col(ws, "核实结果")).protection.locked
+    cells = {P: {"宝税罚〔2026〕1号": {"核实结果": "决定已撤销"}},
+             L: {"宝税认〔2026〕21号": {"可修复时间": dt.datetime(2027, 3, 1)}}}  # fmt: skip
+    result = _import(ledger, edit(tmp_path / "swj.xlsx", tmp_path / "e.xlsx", cells))
+    assert result.code == 0, result.err
+    entries = _show(ledger)
+    one = entries["宝税罚〔2026〕1号"]
+    assert (one["closed_on"], one["close_reason"], one["progress"]) == ("2026-11-28", "revoked", 0)
+    assert entries["宝税认〔2026〕21号"]["repairable_from"] == "2027-03-01"  # a list with no periods in rules.yaml
+
+
+def test_a_bad_verification_or_one_for_a_record_still_shown_is_refused(ledger: CliRunner, tmp_path: Path) -> None:
+    _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
+    bad = _import(ledger, edit(tmp_path / "swj.xlsx", tmp_path / "a.xlsx", {P: {"宝税罚〔2026〕1号": {"核实结果": "没了"}}}))
+    assert bad.code == 2 and "'没了' is not one of 已修复, 决定已撤销, 数据缺失, 其他" in bad.err
+    shown = _import(ledger, edit(tmp_path / "swj.xlsx", tmp_path / "b.xlsx", {P: {"宝税罚〔2026〕1号": {"核实结果": "已修复"}}}))
+    assert shown.code == 2 and "待核实" in shown.err

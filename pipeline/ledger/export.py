@@ -24,8 +24,9 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from sqlalchemy import Connection, Engine, insert, select
 
 from pipeline.db.models import Contact, LedgerExport, table_of
-from pipeline.ledger.state import open_entries
+from pipeline.ledger.state import FLAGS, VERIFY_REASONS, ledger_flags, open_entries
 from pipeline.ledger.workbook import (
+    CONFIRM_LABELS,
     FORMAT,
     LAYOUTS,
     META_SHEET,
@@ -113,8 +114,25 @@ def _value(column: Column, row: dict[str, Any], seq: int, layout: SheetLayout,
         return names.get(row["department_code"], row["department_code"])
     if column.field == "contact":
         return people.get(row["uscc"] or "")
+    if column.field == "confirm":
+        return None  # filled by the department for a 待核实 record (open entries only here)
+    if column.field == "flags":
+        return flag_text(row)
     value: Any = row.get(column.field)
     return value
+
+
+def flag_text(row: dict[str, Any]) -> str | None:
+    """The entry's flags in words, for the department (待核实 with its likely reason first)."""
+    parts = []
+    for flag in ledger_flags(row):
+        if flag == "to_confirm":
+            parts.append(f"待核实（{VERIFY_REASONS.get(row['verify_reason'], '')}，请填核实结果）")
+        elif flag == "restricted":
+            parts.append("修复受限：" + "；".join(r["reason"] for r in row["restrictions"]))
+        else:
+            parts.append(FLAGS[flag])
+    return "；".join(parts) or None
 
 
 def _sheet(book: Workbook, layout: SheetLayout, rows: list[dict[str, Any]],
@@ -179,6 +197,13 @@ def _validations(ws: Any, layout: SheetLayout, end: int) -> None:
                                    error="请从下拉列表选择工作进展代码"))  # fmt: skip
     add("planned_on", DataValidation(type="date", operator="greaterThan", formula1="36526",
                                      allow_blank=True, error="请输入日期，如 2026-12-31"))  # fmt: skip
+    if layout.kind == "penalty":
+        labels = ",".join(CONFIRM_LABELS)
+        add("confirm", DataValidation(type="list", formula1=f'"{labels}"', allow_blank=True,
+                                      error="请从下拉列表选择核实结果"))  # fmt: skip
+    if layout.column("repairable_from").editable:
+        add("repairable_from", DataValidation(type="date", operator="greaterThan", formula1="36526",
+                                              allow_blank=True, error="请输入日期，如 2027-03-01"))  # fmt: skip
 
 
 def _meta(book: Workbook, token: str, department: str | None, now: dt.datetime) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select
 
 from pipeline.db.models import DepartmentReport, LedgerEvent, LedgerExport, Record, table_of
-from pipeline.ledger.state import LedgerUpdate, apply_update, check_transition
+from pipeline.ledger.state import CONFIRMED_CLOSE, LedgerUpdate, apply_update, check_transition
 from pipeline.ledger.workbook import (
     MAX_BYTES,
     MAX_ROWS,
@@ -234,12 +234,20 @@ def _records(conn: Connection, rows: list[FileRow]) -> tuple[dict[int, dict[str,
         for rec in conn.execute(
             select(records).where(r.id.in_(ids[start : start + CHUNK]))
         ).mappings():
-            by_id[rec["id"]] = dict(rec)
+            by_id[rec["id"]] = _with_confirm(dict(rec))
     for start in range(0, len(numbers), CHUNK):
         query = select(records).where(r.decision_no.in_(numbers[start : start + CHUNK]))
         for rec in conn.execute(query).mappings():
-            by_no.setdefault(rec["decision_no"], []).append(dict(rec))
+            by_no.setdefault(rec["decision_no"], []).append(_with_confirm(dict(rec)))
     return by_id, by_no
+
+
+def _with_confirm(rec: dict[str, Any]) -> dict[str, Any]:
+    """The record with its 核实结果 as the file shows it: the confirmation that closed it."""
+    confirmed = rec["closed_on"] is not None and rec["verify_reason"] is not None
+    by_reason = {v: k for k, v in CONFIRMED_CLOSE.items()}
+    rec["confirm"] = by_reason.get(rec["close_reason"]) if confirmed else None
+    return rec
 
 
 def _match(row: FileRow, by_id: dict[int, dict[str, Any]],
@@ -328,8 +336,8 @@ def _reconcile(plan: _Plan, history: dict[tuple[int, str], tuple[str | None, dt.
                 Conflict(*base, exported, new, current, when.isoformat(), reason)
             )
             continue
-        if name == "planned_on" and value is None:
-            report.warnings.append(Issue("a planned date cannot be cleared by an import; left as is",
+        if name in ("planned_on", "repairable_from") and value is None:
+            report.warnings.append(Issue("a date cannot be cleared by an import; left as is",
                                          layout.name, row.row_no, column))  # fmt: skip
             continue
         plan.values[name] = value

@@ -388,6 +388,8 @@ class LedgerUpdate:
     (``expired``) one still shown past its period once the site took it down."""
     notified_method: str | None = None
     """How a person delivered the notice (a key of NOTIFY_METHODS), with progress 1."""
+    repairable_from: dt.date | None = None
+    """附件4 可修复时间 of a list entry whose list has no periods in rules.yaml."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -429,6 +431,8 @@ def check_transition(row: Any, upd: LedgerUpdate) -> list[str]:
         problems.append("a commitment (承诺即修复) is only recorded for green-channel records")
     if upd.confirm is not None:
         problems += _confirm_problems(row, upd)
+    if upd.repairable_from is not None and row["kind"] != "list":
+        problems.append("a penalty's repairable date is computed from the rules; it cannot be set")
     if upd.notified_method is not None and upd.notified_method not in NOTIFY_METHODS:
         problems.append(
             f"method must be one of {', '.join(NOTIFY_METHODS)}, not {upd.notified_method!r}"
@@ -488,7 +492,8 @@ def _values(
 ) -> dict[str, Any]:
     plain = {"willingness": upd.willingness, "progress": upd.progress, "planned_on": upd.planned_on,
              "remarks": upd.remarks, "responsible": upd.responsible, "repair_effect": upd.repair_effect,
-             "commitment_on": upd.commitment_on, "follow_up_on": upd.follow_up_on}  # fmt: skip
+             "commitment_on": upd.commitment_on, "follow_up_on": upd.follow_up_on,
+             "repairable_from": upd.repairable_from}  # fmt: skip
     values = {k: v for k, v in plain.items() if v is not None}
     if upd.commitment_on is not None and upd.follow_up_on is None:
         values["follow_up_on"] = upd.commitment_on + dt.timedelta(days=follow_up_days)

@@ -53,7 +53,10 @@ META_SHEET = "meta"
 PROTECTION_PASSWORD = None  # sheets are protected without a password: a guard, not security
 
 # Editable fields (the department's columns) in the order they are imported.
-EDITABLE = ("willingness", "planned_on", "progress", "responsible", "remarks", "repair_effect")
+EDITABLE = ("willingness", "planned_on", "progress", "responsible", "remarks", "repair_effect",
+            "confirm", "repairable_from")
+CONFIRM_LABELS = {"已修复": "repaired", "决定已撤销": "revoked", "数据缺失": "data_gap", "其他": "other"}
+"""核实结果: why a 待核实 record left the snapshot, as the department writes it."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class Column:
     hidden: bool = False
     prefix: str | None = None  # a header starting with this matches too
     aliases: tuple[str, ...] = ()
+    optional: bool = False  # an editable column a file may lack (exported by older versions)
 
     def matches(self, text: str) -> bool:
         key = header_key(text)
@@ -87,13 +91,15 @@ class SheetLayout:
 
     @property
     def required(self) -> tuple[str, ...]:
-        return ("decision_no", *(c.field for c in self.columns if c.editable))
+        return ("decision_no", *(c.field for c in self.columns if c.editable and not c.optional))
 
     def progress_choices(self) -> list[str]:
         return [f"{k}{v}" for k, v in self.progress.items() if k]
 
 
-def _common_head(decision_header: str, repairable_header: str) -> tuple[Column, ...]:
+def _common_head(
+    decision_header: str, repairable_header: str, repairable_editable: bool = False
+) -> tuple[Column, ...]:
     return (
         Column("seq", "序号", 6, kind="seq"),
         Column("entity_name", "企业名称", 30),
@@ -101,19 +107,29 @@ def _common_head(decision_header: str, repairable_header: str) -> tuple[Column, 
         Column("decision_no", decision_header, 26,
                aliases=("行政处罚决定书文号", "处罚/判决决定书文号", "决定书文号", "文号")),
         Column("repairable_from", repairable_header, 14, kind="date",
-               aliases=("行政处罚可修复时间", "可修复时间")),
+               aliases=("行政处罚可修复时间", "可修复时间"), editable=repairable_editable,
+               optional=True),
         Column("willingness", "企业修复意愿（是/否）", 12, kind="yesno", editable=True,
                prefix="企业修复意愿"),
         Column("planned_on", "计划完成修复时间", 14, kind="date", editable=True),
     )  # fmt: skip
 
 
-def _common_tail(department_header: str, authority_header: str) -> tuple[Column, ...]:
+# After the annex's own columns: the system's additions, then the hidden keys.
+CONFIRM_COLUMN = Column("confirm", "核实结果（待核实记录：已修复/决定已撤销/数据缺失/其他）", 20,
+                        kind="confirm", editable=True, prefix="核实结果", optional=True)  # fmt: skip
+
+
+def _common_tail(
+    department_header: str, authority_header: str, *extra: Column
+) -> tuple[Column, ...]:
     return (
         Column("department", department_header, 20, aliases=("责任部门/处室", "责任处室")),
         Column("responsible", "责任人及电话", 22, editable=True),
         Column("contact", "企业负责人及电话", 22),
         Column("remarks", "备注", 30, editable=True),
+        *extra,
+        Column("flags", "提示（待核实/超期仍公示/修复受限）", 30),
         Column("authority", authority_header, 30, hidden=True, aliases=("处罚机关", "认定部门")),
         Column(
             "record_id", "记录编号（系统，勿改）", 10, kind="id", hidden=True, prefix="记录编号"
@@ -129,7 +145,7 @@ PENALTY_LAYOUT = SheetLayout(
         *_common_head("行政处罚决定书文号", "行政处罚可修复时间"),
         Column("progress", "工作进展（1已告知/2处罚整改/3已申请/4已完成）", 20, kind="progress",
                editable=True, prefix="工作进展"),
-        *_common_tail("责任部门/处室", "处罚机关"),
+        *_common_tail("责任部门/处室", "处罚机关", CONFIRM_COLUMN),
     ),
     progress=PENALTY_PROGRESS,
 )  # fmt: skip
@@ -139,7 +155,7 @@ LIST_LAYOUT = SheetLayout(
     name="附件4 严重失信名单",
     title="{department}严重失信市场主体信用修复工作台账",
     columns=(
-        *_common_head("处罚/判决决定书文号", "可修复时间"),
+        *_common_head("处罚/判决决定书文号", "可修复时间", repairable_editable=True),
         Column("progress", "工作进展（1 已告知/2 处罚决定整改/3 已申请/4 已修复/5 已移出）", 22,
                kind="progress", editable=True, prefix="工作进展"),
         Column("repair_effect", "修复效果（执行金额等）", 22, editable=True, prefix="修复效果"),
@@ -300,7 +316,19 @@ def _parse(column: Column, value: object, layout: SheetLayout) -> Any:
         return parse_progress(value, layout.progress)
     if column.kind == "date":
         return parse_date_cell(value)
+    if column.kind == "confirm":
+        return parse_confirm(value)
     return parse_text(value)
+
+
+def parse_confirm(value: object) -> str | None:
+    text = parse_text(value)
+    if text is None:
+        return None
+    code = CONFIRM_LABELS.get(text) or (text if text in CONFIRM_LABELS.values() else None)
+    if code is None:
+        raise ValueError(f"{text!r} is not one of {', '.join(CONFIRM_LABELS)}")
+    return code
 
 
 # --------------------------------------------------------------------------- reading
@@ -469,10 +497,10 @@ def _row(values: tuple[Any, ...], columns: dict[str, int], layout: SheetLayout, 
         row.error(f"{raw_id!r} is not a record number", layout.column("record_id").header)
     if not row.decision_no and record_id is None:
         row.error("the row has values but no decision number", layout.column("decision_no").header)
-    for name in EDITABLE:
-        if name not in columns:
+    for column in layout.columns:
+        name = column.field
+        if not column.editable or name not in columns:
             continue
-        column = layout.column(name)
         try:
             row.values[name] = _parse(column, cell(name), layout)
         except ValueError as exc:
