@@ -8,6 +8,7 @@ the working-day calendar is checked for coverage, and file sources for existence
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,7 +144,35 @@ SAMPLE_NOTICES = (("repair_notice", "initial"), ("eligibility_reminder", "before
                   ("eligibility_reminder", "on"), ("follow_up", "initial"))  # fmt: skip
 
 
-CHECKS: list[Check] = [_settings, _rules, _calendar, _templates]
+EXAMPLE_PHONE = re.compile(r"^138000000\d{2}$")
+EXAMPLE_DOMAIN = re.compile(r"@(.+\.)?example(\.[a-z]+)?$", re.IGNORECASE)
+
+
+def _contacts(app: App, report: CheckReport) -> None:
+    """A notice prints the department's contact: the shipped examples must not reach a company."""
+    found = [
+        f"departments.yaml: departments[{i}].{role}.{key}: {value!r} is an example"
+        for i, dep in enumerate(app.config.departments.departments)
+        for role in ("contact", "head")
+        for key, value in getattr(dep, role).model_dump().items()
+        if _example(key, value)
+    ]
+    settings = app.config.settings
+    if not found:
+        report.passed.append("departments.yaml: no example contacts")
+    elif settings.email.host or settings.sms.provider:
+        report.errors += [f"{f}: replace it before notices are sent" for f in found]
+    else:
+        report.warnings += [f"{f}: replace it before enabling e-mail or SMS" for f in found]
+
+
+def _example(key: str, value: str) -> bool:
+    if key == "phone":
+        return bool(EXAMPLE_PHONE.match(value.strip()))
+    return key == "email" and bool(EXAMPLE_DOMAIN.search(value.strip()))
+
+
+CHECKS: list[Check] = [_settings, _rules, _calendar, _contacts, _templates]
 
 
 def check_config(app: App) -> CheckReport:

@@ -126,3 +126,19 @@ def test_a_secret_file_can_be_named_by_an_environment_variable(cfg: Path, tmp_pa
     assert (settings.email.password, settings.database.url) == ("from-a-file", "from-a-file")
     with pytest.raises(ConfigError, match="environment CREDIT_REPAIR_EMAIL__PASSWORD_FILE: cannot read secret file"):
         load_config(cfg, env={"CREDIT_REPAIR_EMAIL__PASSWORD_FILE": str(tmp_path / "missing")})
+
+
+def test_check_config_warns_about_example_contacts_while_nothing_is_sent(cli: CliRunner) -> None:
+    body = cli("check-config", "--json", now="2026-11-01").json()
+    assert any("departments[0].contact.phone: '13800000001' is an example" in w for w in body["warnings"])
+    assert any("departments[0].contact.email: 'credit-bureau@example.org' is an example" in w for w in body["warnings"])
+    assert body["ok"] is True
+
+
+def test_check_config_fails_on_example_contacts_once_a_channel_is_configured(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CREDIT_REPAIR_EMAIL__HOST", "smtp.example.gov.cn")
+    result = cli("check-config", "--json", now="2026-11-01")
+    assert result.code == 2
+    assert any("departments[1].head.email: 'tax-head@example.org' is an example" in e for e in result.json()["errors"])
