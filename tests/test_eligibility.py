@@ -221,7 +221,7 @@ def test_samr_counts_from_the_publication_date() -> None:
     assert run(facts, D(2027, 3, 15)).status == "repairable"
     assert run(facts, D(2027, 3, 16)).status == "expired"
     assert "counted from publication 2024-03-15" in result.reason
-    assert result.publish_by == D(2024, 3, 12)  # from the decision date
+    assert result.publish_by == D(2024, 3, 29)  # from the decision date, 45号令's own limit: 20 working days
 
 
 def test_samr_without_a_publication_date_counts_from_the_decision_and_says_so() -> None:

@@ -24,10 +24,26 @@ class Route(Strict):
 
 
 class Wording(Strict):
+    """What a 告知书 says under one rule set: its documents, what to submit, how to apply."""
+
     basis: str
     """The document under which the record is published (first sentence of 附件5)."""
     citation: str
     """The document under which the company applies (second sentence)."""
+    repair_term: str = "信用修复"
+    """What the company applies for (45号令: 提前停止公示)."""
+    severity_words: bool = True
+    """Print the NDRC severity class (一般失信 …); not for market regulation (45号令)."""
+    sites: list[str] | None = None
+    """Where it is published, when not the notices' `sites` (45号令: the gsxt system)."""
+    apply: str = ""
+    """Where and how to apply, a clause: "通过“信用中国”网站…在线提交申请"."""
+    materials: list[str] = Field(default_factory=list)
+    """What to submit, each item as printed."""
+    process: str = ""
+    """The process and its time limits, a sentence (say so where a limit is unverified)."""
+    commitment: str = ""
+    """The credit commitment (信用承诺) every applicant makes, a sentence."""
 
 
 def _all_channels() -> list[ChannelName]:
@@ -89,6 +105,9 @@ class EscalationSettings(Strict):
 
 class NoticesConfig(Strict):
     issuer: str = "宝山区营商环境局"
+    """The bureau: signs department digests and reports; named on notices for questions."""
+    issued_by: Literal["authority", "bureau"] = "authority"
+    """Who signs a 告知书: the penalising authority (处罚即告知, 附件5's "XXX局"), or the bureau."""
     publish_within_working_days: int = 7
     sites: list[str] = Field(
         default_factory=lambda: ["信用中国", "信用中国（黑龙江）", "信用中国（双鸭山）"]

@@ -140,6 +140,8 @@ class MarketRegulationRules(Strict):
     )
     earliest_early_stop_months: int = Field(6, ge=0)
     """Earliest early stop (unverified; capped at the period itself)."""
+    publish_within_working_days: int = Field(20, ge=0)
+    """Publication time limit of 45号令 (unverified), for publish_by of its records."""
 
 
 class SeverityRule(Strict):

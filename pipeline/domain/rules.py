@@ -436,7 +436,10 @@ def _publish_by(
     # date needs it. The notice promises it, so without data it is unknown (None, said in
     # the reason) rather than guessed — and the rest of the evaluation goes on.
     try:
-        return calendar.add_working_days(facts.decision_date, rules.publish_within_working_days)
+        days = rules.publish_within_working_days
+        if plan.rule_set == rules.market_regulation.id:
+            days = rules.market_regulation.publish_within_working_days
+        return calendar.add_working_days(facts.decision_date, days)
     except CalendarError as exc:
         plan.notes.append(f"publish_by unknown: no working-day data for {exc.year}")
         return None

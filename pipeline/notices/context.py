@@ -24,7 +24,8 @@ STATUS_TEXT = {"in_min_period": "最短公示期内", "repairable": "可申请�
                "expired": "已过最长公示期", "not_published": "不予公示", "error": "待核实"}  # fmt: skip
 RECORD_KEYS = ("id", "kind", "entity_name", "decision_no", "authority", "uscc", "decision_date", "status",
                "publish_by", "repairable_from", "min_end", "max_end", "removal_on", "green_channel",
-               "list_name", "list_reason", "progress", "rule_set", "market_regulation")  # fmt: skip
+               "list_name", "list_reason", "progress", "rule_set", "market_regulation",
+               "period_start", "publication_date")  # fmt: skip
 
 
 def penalty_text(row: Any) -> str:
@@ -49,6 +50,22 @@ def record_view(row: Any) -> dict[str, Any]:
     return view
 
 
+def span(start: dt.date | None, end: dt.date | None) -> str:
+    """The length of a period that ends `end` (inclusive) after `start`: 3个月, 1年, 3年."""
+    if start is None or end is None:
+        return ""
+    months = (end.year - start.year) * 12 + end.month - start.month
+    return f"{months // 12}年" if months and months % 12 == 0 else f"{months}个月"
+
+
+def wording_view(notices: NoticesConfig, row: Any) -> dict[str, Any]:
+    """The rule set's wording (empty for list entries, which the listing department governs)."""
+    if row.get("kind") != "penalty":
+        return {"basis": "", "citation": "", "repair_term": "信用修复", "severity_words": True,
+                "sites": None, "apply": "", "materials": [], "process": "", "commitment": ""}  # fmt: skip
+    return notices.wording(row.get("rule_set")).model_dump()
+
+
 def department_view(dep: Department) -> dict[str, Any]:
     return {"code": dep.code, "name": dep.name, "contact_name": dep.contact.name,
             "contact_phone": dep.contact.phone, "contact_email": dep.contact.email}  # fmt: skip
@@ -61,20 +78,35 @@ def notice_context(config: Config, notices: NoticesConfig, row: Any, today: dt.d
     list_rule = notices.list_rules.get(
         row.get("list_name") or "", notices.list_rules.get("default", "")
     )
-    wording = notices.wording(row.get("rule_set")) if row.get("kind") == "penalty" else None
+    rule = wording_view(notices, row)
+    market = row.get("rule_set") == config.rules.market_regulation.id
+    publish_by = row.get("publish_by")
     return {
         "record": record_view(row),
         "department": department_view(dep),
-        "issuer": notices.issuer,
+        "bureau": department_view(config.departments.bureau),
+        "issuer": _issuer(notices, row),
         "sign_name": config.settings.sms.sign_name,
-        "sites": notices.sites,
-        "publish_days": notices.publish_within_working_days,
+        "sites": rule["sites"] or notices.sites,
+        "publish_days": config.rules.market_regulation.publish_within_working_days
+        if market else notices.publish_within_working_days,
+        "published": publish_by is not None and today > publish_by,
+        "min_span": span(row.get("period_start"), row.get("min_end")),
+        "max_span": span(row.get("period_start"), row.get("max_end")),
+        "restrictions": [r["reason"] for r in row.get("restrictions") or []],
         "route": route.model_dump(),
-        "rule": wording.model_dump() if wording else {"basis": "", "citation": ""},
+        "rule": rule,
         "list_rule": {"removal_conditions": list_rule},
         "today": today,
         "occurrence_kind": occurrence_kind,
-    }
+    }  # fmt: skip
+
+
+def _issuer(notices: NoticesConfig, row: Any) -> str:
+    """A company's notice is signed by the penalising authority (处罚即告知) unless configured."""
+    if notices.issued_by == "authority" and row.get("kind") == "penalty" and row.get("authority"):
+        return str(row["authority"])
+    return notices.issuer
 
 
 def sms_params(context: dict[str, Any]) -> dict[str, str]:
@@ -97,7 +129,7 @@ def sample_row(
     return {
         "id": 0, "kind": kind, "entity_name": "双鸭山市示例<商贸>有限公司", "decision_no": "宝示罚〔2026〕1号",
         "authority": dep.authorities[0].name if dep.authorities else dep.name, "uscc": "91230506MA1B3N1N2M",
-        "decision_date": dt.date(2026, 9, 28), "status": "in_min_period", "publish_by": dt.date(2026, 10, 13),
+        "decision_date": dt.date(2026, 9, 28), "period_start": dt.date(2026, 9, 28), "status": "in_min_period", "publish_by": dt.date(2026, 10, 13),
         "repairable_from": dt.date(2026, 12, 29), "min_end": dt.date(2026, 12, 28), "max_end": dt.date(2027, 9, 28),
         "removal_on": dt.date(2027, 9, 29), "green_channel": True, "list_name": "安全生产严重失信主体名单",
         "list_reason": "发生较大生产安全事故", "progress": 0, "rule_set": rule_set, "market_regulation": False,

@@ -9,6 +9,7 @@ against sample data). HTML parts are autoescaped — a company name with ``<b>``
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,16 @@ def cn_date(value: dt.date | str | None) -> str:
 
 def quote(value: str) -> str:
     return f"“{value}”"
+
+
+def paragraphs(text: str) -> list[str]:
+    """Paragraphs separated by blank lines, each on one line (Chinese needs no line breaks).
+
+    Keeps markup-safe text safe: `Markup.split` and `strip` return Markup.
+    """
+    safe = type(text)  # re.split returns plain str: wrap again (no second escaping)
+    parts = re.split(r"\n\s*\n", text)
+    return [safe("".join(line.strip() for line in p.splitlines())) for p in parts if p.strip()]
 
 
 def template_dirs(config: Config) -> list[Path]:
@@ -68,6 +79,7 @@ class Renderer:
         )
         env.filters["cn_date"] = cn_date
         env.filters["quote"] = quote
+        env.filters["paragraphs"] = paragraphs
         return env
 
     def render(self, kind: str, part: str, context: dict[str, Any]) -> str:
