@@ -142,11 +142,18 @@ def _preview_row(app: App, args: argparse.Namespace) -> dict[str, Any]:
         return sample_row(app.config, kind="list" if args.kind == "list_notice" else "penalty")
     with app.engine.connect() as conn:
         found = find_record(conn, args.decision_no, args.authority)
-        return dict(
+        row = dict(
             conn.execute(select(table_of(Record)).where(table_of(Record).c.id == found["id"]))
             .mappings()
             .one()
         )
+    if row["kind"] == "penalty" and row["status"] in (None, "error"):
+        why = row["status_reason"] or "run `credit-repair eligibility` first"
+        raise UsageError(
+            f"{row['decision_no']} ({row['authority']}) has no evaluated dates, so no notice can "
+            f"be written for it: {why}"
+        )
+    return row
 
 
 def _preview_bytes(app: App, channel: str, message: Message) -> bytes:

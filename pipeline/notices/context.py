@@ -25,7 +25,7 @@ STATUS_TEXT = {"in_min_period": "最短公示期内", "repairable": "可申请�
 RECORD_KEYS = ("id", "kind", "entity_name", "decision_no", "authority", "uscc", "decision_date", "status",
                "publish_by", "repairable_from", "min_end", "max_end", "removal_on", "green_channel",
                "list_name", "list_reason", "progress", "rule_set", "market_regulation",
-               "period_start", "publication_date")  # fmt: skip
+               "period_start", "publication_date", "restrictions")  # fmt: skip
 
 
 def penalty_text(row: Any) -> str:
@@ -112,7 +112,8 @@ def _issuer(notices: NoticesConfig, row: Any) -> str:
 def sms_params(context: dict[str, Any]) -> dict[str, str]:
     """Short named values for provider templates (Tencent allows 12 characters each)."""
     if "record" not in context:  # a digest to a department: how many cases it lists
-        count = sum(len(context.get(k) or []) for k in ("new_cases", "due_cases", "cases", "items"))
+        lists = ("new_cases", "due_cases", "to_confirm", "overdue_display", "cases", "items")
+        count = sum(len(context.get(k) or []) for k in lists)
         return {"count": str(count), "phone": str(context["department"]["contact_phone"] or "")}
     rec = context["record"]
     date = rec.get("repairable_from") or rec.get("max_end")

@@ -36,6 +36,7 @@ from pipeline.config.notices import ChannelName, KindSettings, NoticesConfig
 from pipeline.db.models import Contact, OutboxMessage, Record, table_of
 from pipeline.domain.calendar import WorkingCalendar
 from pipeline.errors import CalendarError
+from pipeline.ledger.state import VERIFY_REASONS
 from pipeline.notices.context import department_view, notice_context, record_view, sms_params
 from pipeline.notices.docx import docx_payload
 from pipeline.notices.outbox import Planned, enqueue, message_key
@@ -223,12 +224,23 @@ class Planner:
         return payload
 
 
+CALENDAR_WARNING_DAYS = 60
+CALENDAR_ALONE_DAYS = 30
+
+
+def calendar_warning(calendar: WorkingCalendar, today: dt.date) -> str | None:
+    """The bureau's warning that working-day data runs out (from 60 days before)."""
+    until = calendar.covered_until()
+    if (until - today).days >= CALENDAR_WARNING_DAYS:
+        return None
+    return (f"工作日数据（config/holidays.yaml）截至{cn_date(until)}，请尽快补充{until.year + 1}年"
+            "节假日安排（国务院办公厅通知）；此后的公示截止日期（publish_by）将无法计算。")
+
+
 def plan_notices(engine: Engine, planner: Planner, today: dt.date, now: dt.datetime, dry_run: bool = False,
                  page_size: int = PAGE_SIZE) -> PlanResult:  # fmt: skip
     result = PlanResult()
-    digest: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(
-        lambda: {"new_cases": [], "due_cases": []}
-    )
+    digest: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(_digest_lists)
     with engine.connect() as conn:
         transaction = conn.begin()
         for page in _open_records(conn, page_size):
@@ -297,9 +309,19 @@ def _contacts(conn: Connection, usccs: set[str]) -> dict[str, dict[str, Any]]:
     return {row["uscc"]: dict(row) for row in rows}
 
 
+DIGEST_LISTS = ("new_cases", "due_cases", "to_confirm", "overdue_display")
+RECENT = dt.timedelta(days=7)
+
+
+def _digest_lists() -> dict[str, list[dict[str, Any]]]:
+    return {name: [] for name in DIGEST_LISTS}
+
+
 def _collect_digest(
     row: dict[str, Any], today: dt.date, digest: dict[str, dict[str, list[dict[str, Any]]]]
 ) -> None:
+    if _attention(row, today, digest):
+        return
     if row["kind"] == "penalty" and row["status"] not in PUBLISHED_OPEN:
         return
     view = record_view(row)
@@ -310,10 +332,37 @@ def _collect_digest(
         digest[row["department_code"]]["due_cases"].append(view)
 
 
+def _attention(
+    row: dict[str, Any], today: dt.date, digest: dict[str, dict[str, list[dict[str, Any]]]]
+) -> bool:
+    """待核实 and 超期仍公示 entries of the last week go to the digest (True: listed there).
+
+    Recent ones only: the digest is daily, and the monthly ledger export and report list
+    every open one.
+    """
+    vanished, shown = row["vanished_on"], row["overdue_display_since"]
+    if row["verify_reason"] and vanished is not None and today - vanished < RECENT:
+        digest[row["department_code"]]["to_confirm"].append(_attention_view(row))
+        return True
+    if shown is not None and today - shown < RECENT:
+        digest[row["department_code"]]["overdue_display"].append(_attention_view(row))
+    return bool(row["verify_reason"])
+
+
+def _attention_view(row: dict[str, Any]) -> dict[str, Any]:
+    view = record_view(row)
+    view.update(vanished_on=row["vanished_on"], verify_text=VERIFY_REASONS.get(row["verify_reason"] or "", ""))
+    return view
+
+
 def _digests(planner: Planner, digest: dict[str, dict[str, list[dict[str, Any]]]], today: dt.date,
              result: PlanResult) -> list[Planned]:  # fmt: skip
     if not planner.notices.kind("department_digest").enabled:
         return []
+    # From 60 days before the working-day data ends, the bureau's digest carries the warning;
+    # from 30 days (when check-config fails too) the bureau gets a digest for it alone.
+    if (planner.calendar.covered_until() - today).days < CALENDAR_ALONE_DAYS:
+        digest.setdefault(planner.config.departments.bureau.code, _digest_lists())
     out = []
     for code, cases in sorted(digest.items()):
         message = digest_message(planner, code, cases, today)
@@ -341,8 +390,11 @@ def digest_message(
     channel, recipient, name = chosen
     for group in cases.values():
         group.sort(key=lambda c: (not c["green_channel"], c["decision_no"]))
+    cases = {**_digest_lists(), **cases}
+    bureau = code == planner.config.departments.bureau.code
     context = {**cases, "department": department_view(dep), "today": today, "issuer": planner.notices.issuer,
-               "sign_name": planner.config.settings.sms.sign_name}  # fmt: skip
+               "sign_name": planner.config.settings.sms.sign_name,
+               "calendar_warning": calendar_warning(planner.calendar, today) if bureau else None}  # fmt: skip
     key = message_key("department_digest", f"dept-{code}", today.isoformat(), channel, recipient)
     return Planned(key, "department_digest", today.isoformat(), channel, recipient, name, None, code,
                    planner.payload("department_digest", context, settings))  # fmt: skip
