@@ -98,7 +98,7 @@ def test_the_docx_sent_is_the_one_rendered_at_plan_time(
     planned = _planned_docx(row)
     assert "双鸭山市测试1有限公司" in docx_text(planned)
     monkeypatch.setattr(docx_module, "render_docx", _no_rendering)
-    assert cli("dispatch", "--json").json()["sent"] >= 1
+    assert cli("dispatch", "--json").json()["written"] >= 1  # the file channel: written, not sent
     folder = tmp_path / "var" / "outbox" / "email"
     stem = file_stem(row["key"])
     assert (folder / f"{stem}-{DOCX_FILENAME}").read_bytes() == planned
@@ -276,3 +276,17 @@ def test_no_code_reads_the_host_time_zone() -> None:
         for line, call in _host_time_calls(ast.parse(path.read_text(encoding="utf-8")))
     ]
     assert found == []
+
+
+def test_a_notice_only_written_to_a_file_does_not_tell_the_company(cli: CliRunner, db_url: str, tmp_path: Path) -> None:
+    _plan(cli, tmp_path, email="c1@example.com")
+    result = cli("dispatch", "--json")
+    body = result.json()
+    assert (body["sent"], body["written"], body["written_by_channel"]) == (0, 2, {"email": 2})  # notice + digest
+    assert "e-mail is not configured (email.host): 2 notices written to var/outbox/email, not sent" in result.err
+    assert "邮件未配置（email.host）" in result.err
+    states = {r["kind"]: r["state"] for r in cli("outbox", "--json").json_lines()}
+    assert states == {"repair_notice": "written", "department_digest": "written"}
+    [entry] = cli("ledger", "show", "--json").json_lines()
+    assert (entry["progress"], entry["notified_at"], entry["notified_channel"]) == (0, None, None)
+    assert cli("dispatch", "--json").json()["written"] == 0  # final: not written twice

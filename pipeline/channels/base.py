@@ -54,6 +54,8 @@ class Receipt:
     provider_id: str | None = None
     """The provider's message id (SMTP Message-ID, SMS BizId / SerialNo), for status checks."""
     detail: dict[str, Any] = field(default_factory=dict)
+    delivered: bool = True
+    """False: the message went to a file, not to the recipient (the file channel)."""
 
 
 class Channel(Protocol):

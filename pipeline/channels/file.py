@@ -31,6 +31,8 @@ class FileChannel:
     ) -> None:
         self.name = name
         self.folder = folder
+        self.delivers = False
+        """A file reaches nobody: the outbox row becomes `written`, never `sent`."""
         self.sender = sender
         self.sender_name = sender_name
 
@@ -55,7 +57,7 @@ class FileChannel:
             path.write_text(json.dumps(body, ensure_ascii=False, indent=2), encoding="utf-8")
         for attachment in message.attachments:
             (folder / f"{stem}-{attachment.filename}").write_bytes(attachment.content)
-        return Receipt(provider_id=str(path), detail={"file": str(path)})
+        return Receipt(provider_id=str(path), detail={"file": str(path)}, delivered=self.delivers)
 
     def __enter__(self) -> FileChannel:
         return self

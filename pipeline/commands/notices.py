@@ -14,7 +14,7 @@ from pipeline.app import App, print_json
 from pipeline.channels.base import Message
 from pipeline.config.notices import KINDS, ChannelName
 from pipeline.db.models import Record, table_of
-from pipeline.delivery.dispatcher import to_message
+from pipeline.delivery.dispatcher import DispatchResult, to_message
 from pipeline.errors import UsageError
 from pipeline.ledger.state import find_record
 from pipeline.notices.context import sample_row
@@ -93,11 +93,28 @@ def cmd_dispatch(app: App, args: argparse.Namespace) -> int:
             )
         return 0
     result = stages.dispatch(app, args.limit)
+    for warning in not_sent_lines(result, app.config.settings.paths.outbox_dir):
+        print(warning, file=sys.stderr)
     if args.json:
         print_json(result.as_json())
     else:
         print(f"dispatch: {result.as_json()}", file=sys.stderr)
     return 0
+
+
+CONFIG_KEY = {"email": ("邮件", "e-mail", "email.host"), "sms": ("短信", "SMS", "sms.provider")}
+
+
+def not_sent_lines(result: DispatchResult, outbox_dir: str) -> list[str]:
+    """One line per channel whose messages went to files: nobody received them."""
+    lines = []
+    for channel, n in sorted(result.written_by_channel.items()):
+        zh, en, key = CONFIG_KEY.get(channel, (channel, channel, channel))
+        lines.append(
+            f"{zh}未配置（{key}）：{n} 条通知仅写入 {outbox_dir}/{channel}，未发送，企业未被告知 / "
+            f"{en} is not configured ({key}): {n} notices written to {outbox_dir}/{channel}, not sent"
+        )
+    return lines
 
 
 def cmd_outbox(app: App, args: argparse.Namespace) -> int:

@@ -71,6 +71,9 @@ class DispatchResult:
     fallbacks: int = 0
     recovered_unknown: int = 0
     channels_down: list[str] = field(default_factory=list)
+    written: int = 0
+    """Handed to a file, not sent (no SMTP / gateway configured): nobody was told."""
+    written_by_channel: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -248,6 +251,9 @@ class Dispatcher:
             self._sent(row, record, receipt)
 
     def _sent(self, row: dict[str, Any], record: dict[str, Any] | None, receipt: Receipt) -> None:
+        if not receipt.delivered:
+            self._written(row, receipt)
+            return
         now = self.now()
         told = None
         if (
@@ -272,6 +278,14 @@ class Dispatcher:
             told=told,
         )
         self.result.sent += 1
+
+    def _written(self, row: dict[str, Any], receipt: Receipt) -> None:
+        """A file, not a delivery: recorded as `written`; the ledger is not told."""
+        self._finish(row, "written", self.now(), provider_id=receipt.provider_id,
+                     detail=receipt.detail or None)  # fmt: skip
+        self.result.written += 1
+        by = self.result.written_by_channel
+        by[row["channel"]] = by.get(row["channel"], 0) + 1
 
     def _failed(self, row: dict[str, Any], exc: ChannelError) -> None:
         now = self.now()

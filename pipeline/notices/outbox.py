@@ -30,7 +30,10 @@ from pipeline.db.models import DeliveryAttempt, OutboxMessage, table_of
 outbox = table_of(OutboxMessage)
 attempts = table_of(DeliveryAttempt)
 DUE_STATES = ("pending", "retry")
-STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "cancelled")
+STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "cancelled", "written")
+"""`written`: handed to a file, not to the recipient (no SMTP / gateway configured): final,
+never counted as delivered; a person may requeue it once a channel is configured."""
+DONE = ("sent", "written")
 
 
 @dataclass(frozen=True)
@@ -220,13 +223,14 @@ def finish_many(conn: Connection, outcomes: list[Outcome]) -> None:
     held = and_(
         c.id == bindparam("b_id"), c.state == "sending", c.claimed_by == bindparam("b_worker")
     )
-    sent = [o for o in outcomes if o.state == "sent"]
-    other = [o for o in outcomes if o.state != "sent"]
+    sent = [o for o in outcomes if o.state in DONE]
+    other = [o for o in outcomes if o.state not in DONE]
     if sent:
         conn.execute(update(outbox).where(held).values(
-            state="sent", updated_at=bindparam("b_now"), sent_at=bindparam("b_now"), last_error=None,
+            state=bindparam("b_state"), updated_at=bindparam("b_now"), sent_at=bindparam("b_now"), last_error=None,
             lease_until=None, provider_id=bindparam("b_pid")),
-            [{"b_id": o.row["id"], "b_worker": o.row["claimed_by"], "b_now": o.now, "b_pid": o.provider_id} for o in sent])  # fmt: skip
+            [{"b_id": o.row["id"], "b_worker": o.row["claimed_by"], "b_now": o.now, "b_pid": o.provider_id,
+              "b_state": o.state} for o in sent])  # fmt: skip
     if other:
         conn.execute(update(outbox).where(held).values(
             state=bindparam("b_state"), updated_at=bindparam("b_now"), last_error=bindparam("b_error"), lease_until=None,
