@@ -1,7 +1,7 @@
 # credit-repair developer entry points. Everything runs from the venv in .venv.
 #   make run    install and run the main job once on the embedded defaults
 #   make test   ruff + mypy + pytest (THE test command; CI runs it via .ci/run)
-#   make lint   ruff + mypy
+#   make lint   ruff check + ruff format --check + mypy
 #   make bench  every bench/bench_*.py on a small input
 
 PYTHON ?= python3
@@ -37,6 +37,7 @@ run: $(STAMP_RUN)
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test: lint

@@ -53,11 +53,16 @@ NOTICE = random.Random(7).randbytes(30_000)
 def messages(rows: int) -> list[Message]:
     def one(n: int) -> Message:
         name = f"双鸭山市测试{n}有限公司"
-        return Message(key=f"rec{n}:notice:1:email", channel="email",
-                       recipient=f"contact{n}@example.com", recipient_name="张三",
-                       subject=SUBJECT.format(name=name), text=TEXT.format(name=name),
-                       html=HTML.format(name=name),
-                       attachments=(Attachment("告知书.docx", NOTICE, DOCX),))  # fmt: skip
+        return Message(
+            key=f"rec{n}:notice:1:email",
+            channel="email",
+            recipient=f"contact{n}@example.com",
+            recipient_name="张三",
+            subject=SUBJECT.format(name=name),
+            text=TEXT.format(name=name),
+            html=HTML.format(name=name),
+            attachments=(Attachment("告知书.docx", NOTICE, DOCX),),
+        )
 
     return [one(n) for n in range(rows)]
 
@@ -78,8 +83,14 @@ def serve() -> None:
 
 
 def settings(port: int) -> EmailSettings:
-    return EmailSettings(host="127.0.0.1", port=port, ssl=False, starttls=False,
-                         sender=SENDER, sender_name=SENDER_NAME)  # fmt: skip
+    return EmailSettings(
+        host="127.0.0.1",
+        port=port,
+        ssl=False,
+        starttls=False,
+        sender=SENDER,
+        sender_name=SENDER_NAME,
+    )
 
 
 def run_baseline(port: int, batch: list[Message]) -> float:
@@ -109,12 +120,26 @@ def run_yagmail(port: int, batch: list[Message]) -> float:
     folder = Path(tempfile.mkdtemp())
     attachment = folder / "告知书.docx"  # yagmail takes attachments only as files
     attachment.write_bytes(NOTICE)
-    yag = yagmail.SMTP({SENDER: SENDER_NAME}, host="127.0.0.1", port=port, smtp_ssl=False,
-                       smtp_starttls=False, smtp_skip_login=True, soft_email_validation=False)  # fmt: skip
+    yag = yagmail.SMTP(
+        {SENDER: SENDER_NAME},
+        host="127.0.0.1",
+        port=port,
+        smtp_ssl=False,
+        smtp_starttls=False,
+        smtp_skip_login=True,
+        soft_email_validation=False,
+    )
     start = time.perf_counter()
     for m in batch:
-        if yag.send(to={m.recipient: m.recipient_name}, subject=m.subject,
-                    contents=[m.html], attachments=[str(attachment)]) is False:  # fmt: skip
+        if (
+            yag.send(
+                to={m.recipient: m.recipient_name},
+                subject=m.subject,
+                contents=[m.html],
+                attachments=[str(attachment)],
+            )
+            is False
+        ):
             raise RuntimeError("yagmail.send returned False")
     yag.close()
     return time.perf_counter() - start
@@ -133,8 +158,13 @@ def worker(name: str, port: int, rows: int) -> None:
 
 def measure(name: str, rows: int) -> tuple[dict[str, Any], float, dict[str, Any]]:
     """(worker report, worker peak RSS, server counts) for one measurement."""
-    server = subprocess.Popen([sys.executable, SCRIPT, "--serve"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, cwd=REPO)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, SCRIPT, "--serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     assert server.stdin is not None and server.stdout is not None
     try:
         port = json.loads(server.stdout.readline())["port"]
@@ -163,8 +193,16 @@ def main() -> None:
         result, rss, counts = (
             (base, base_rss, base_counts) if name == "baseline" else measure(name, args.rows)
         )
-        emit(name, args.rows, result["seconds"], base["seconds"], rss, None,  # type: ignore[arg-type]
-             server_connections=counts.get("connections"), server_messages=counts.get("messages"))  # fmt: skip
+        emit(
+            name,
+            args.rows,
+            result["seconds"],
+            base["seconds"],
+            rss,
+            None,  # type: ignore[arg-type]
+            server_connections=counts.get("connections"),
+            server_messages=counts.get("messages"),
+        )
 
 
 if __name__ == "__main__":

@@ -108,8 +108,12 @@ def serve() -> None:
     sys.stdin.read()
     httpd.shutdown()
     controller.stop()
-    report(smtp_connections=counter.connections, smtp_messages=counter.messages,
-           sms_connections=sms["connections"], sms_requests=sms["requests"])  # fmt: skip
+    report(
+        smtp_connections=counter.connections,
+        smtp_messages=counter.messages,
+        sms_connections=sms["connections"],
+        sms_requests=sms["requests"],
+    )
 
 
 class Servers:
@@ -118,8 +122,13 @@ class Servers:
     def __enter__(self) -> Servers:
         import subprocess
 
-        self.proc = subprocess.Popen([sys.executable, SCRIPT, "--serve"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, cwd=REPO)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, SCRIPT, "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
         assert self.proc.stdout is not None
         ports = json.loads(self.proc.stdout.readline())
         self.smtp_port: int = ports["smtp_port"]
@@ -144,13 +153,21 @@ def write_config(folder: Path, smtp_port: int, sms_url: str) -> Path:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    cfg = _config(folder, REPO / "config", smtp_port, sms_url,
-                  extra_email=f"  rate_per_minute: {UNLIMITED}\n")  # fmt: skip
+    cfg = _config(
+        folder, REPO / "config", smtp_port, sms_url, extra_email=f"  rate_per_minute: {UNLIMITED}\n"
+    )
     settings = cfg / "settings.yaml"
-    text = settings.read_text(encoding="utf-8").replace(
-        "  secret: test-secret\n",
-        f"  secret: {SECRET}\n  rate_per_minute: {UNLIMITED}\n  daily_cap_per_number: {UNLIMITED}\n"
-        "  timeout: 10\n", 1).replace("  timeout: 0.5\n", "", 1).replace("  timeout: 2\n", "  timeout: 30\n", 1)  # fmt: skip
+    text = (
+        settings.read_text(encoding="utf-8")
+        .replace(
+            "  secret: test-secret\n",
+            f"  secret: {SECRET}\n  rate_per_minute: {UNLIMITED}\n  daily_cap_per_number: {UNLIMITED}\n"
+            "  timeout: 10\n",
+            1,
+        )
+        .replace("  timeout: 0.5\n", "", 1)
+        .replace("  timeout: 2\n", "  timeout: 30\n", 1)
+    )
     settings.write_text(text, encoding="utf-8")
     return cfg
 
@@ -162,17 +179,34 @@ def worker_prepare(cfg: Path, work: Path, rows: int) -> None:
 
     def contact(i: int) -> dict[str, str]:
         sms_only = i % SMS_EVERY == 0
-        return {"统一社会信用代码": uscc(i), "联系人": "王经理",
-                "联系电话": f"139{i:08d}" if sms_only else "",
-                "电子邮箱": "" if sms_only else f"c{i}@example.com"}  # fmt: skip
+        return {
+            "统一社会信用代码": uscc(i),
+            "联系人": "王经理",
+            "联系电话": f"139{i:08d}" if sms_only else "",
+            "电子邮箱": "" if sms_only else f"c{i}@example.com",
+        }
 
     cli = CliRunner(cfg)
     steps = {
-        "sync": ("sync", "--file", str(write_rows(work / "p.csv", [penalty(i) for i in range(1, rows + 1)])), "--force"),
-        "contacts": ("contacts", "import", str(write_rows(work / "c.csv", [contact(i) for i in range(1, rows + 1)],
-                                                          headers=CONTACT_HEADERS))),
+        "sync": (
+            "sync",
+            "--file",
+            str(write_rows(work / "p.csv", [penalty(i) for i in range(1, rows + 1)])),
+            "--force",
+        ),
+        "contacts": (
+            "contacts",
+            "import",
+            str(
+                write_rows(
+                    work / "c.csv",
+                    [contact(i) for i in range(1, rows + 1)],
+                    headers=CONTACT_HEADERS,
+                )
+            ),
+        ),
         "eligibility": ("eligibility",),
-    }  # fmt: skip
+    }
     seconds = {}
     for name, argv in steps.items():
         took, result = timed(lambda argv=argv: cli(*argv, now=NOW))  # type: ignore[misc]
@@ -206,8 +240,12 @@ def worker_run(cfg: Path, profile: Path | None) -> None:
     else:
         seconds, (planned, dispatched) = timed(step)
     app.close()
-    report(step="run", seconds=seconds, planned=planned.planned,
-           dispatched={k: v for k, v in dispatched.as_json().items() if v})  # fmt: skip
+    report(
+        step="run",
+        seconds=seconds,
+        planned=planned.planned,
+        dispatched={k: v for k, v in dispatched.as_json().items() if v},
+    )
 
 
 def prerender(cfg: Path) -> tuple[str, list[tuple[str, bytes]], list[tuple[bytes, dict[str, str]]]]:
@@ -227,17 +265,34 @@ def prerender(cfg: Path) -> tuple[str, list[tuple[str, bytes]], list[tuple[bytes
     emails: list[tuple[str, bytes]] = []
     sms: list[tuple[bytes, dict[str, str]]] = []
     with app.engine.connect() as conn:
-        rows = conn.execute(outbox.select().where(outbox.c.state == "sent").order_by(outbox.c.id)).mappings()
+        rows = conn.execute(
+            outbox.select().where(outbox.c.state == "sent").order_by(outbox.c.id)
+        ).mappings()
         for row in rows:
             message = to_message(dict(row))
             if row["channel"] == "email":
                 emails.append((message.recipient, render_eml(message, channel.sender)))
             else:
                 request = prepare(message, sms_settings, LIMITS)
-                body = json.dumps({"id": request.key, "phone": request.phone, "template": request.template,
-                                   "params": request.params, "text": message.text}, ensure_ascii=False).encode()  # fmt: skip
-                sms.append((body, {"Content-Type": "application/json; charset=utf-8",
-                                   "X-Signature": sign(SECRET, body)}))  # fmt: skip
+                body = json.dumps(
+                    {
+                        "id": request.key,
+                        "phone": request.phone,
+                        "template": request.template,
+                        "params": request.params,
+                        "text": message.text,
+                    },
+                    ensure_ascii=False,
+                ).encode()
+                sms.append(
+                    (
+                        body,
+                        {
+                            "Content-Type": "application/json; charset=utf-8",
+                            "X-Signature": sign(SECRET, body),
+                        },
+                    )
+                )
     app.close()
     return channel.sender.addr_spec, emails, sms
 
@@ -263,8 +318,14 @@ def worker_baseline(cfg: Path, smtp_port: int, sms_url: str) -> None:
         return smtp_seconds
 
     seconds, smtp_seconds = timed(send_all)
-    report(step="baseline", seconds=seconds, smtp_seconds=smtp_seconds, emails=len(emails),
-           sms=len(sms), render_seconds=render_seconds)  # fmt: skip
+    report(
+        step="baseline",
+        seconds=seconds,
+        smtp_seconds=smtp_seconds,
+        emails=len(emails),
+        sms=len(sms),
+        render_seconds=render_seconds,
+    )
 
 
 def _smtp_loop(smtplib: Any, port: int, sender: str, emails: list[tuple[str, bytes]]) -> None:
@@ -280,8 +341,20 @@ def bench_db(db: str, url: str, work: Path, rows: int, profile: Path | None) -> 
     env = {**os.environ, "CREDIT_REPAIR_DATABASE_URL": url}
     with Servers() as servers:
         cfg = write_config(work / "cfg", servers.smtp_port, servers.sms_url)
-        prep = run_child([SCRIPT, "--worker", "prepare", "--cfg", str(cfg), "--work", str(work),
-                          "--rows", str(rows)], env).report  # fmt: skip
+        prep = run_child(
+            [
+                SCRIPT,
+                "--worker",
+                "prepare",
+                "--cfg",
+                str(cfg),
+                "--work",
+                str(work),
+                "--rows",
+                str(rows),
+            ],
+            env,
+        ).report
         note(f"{db}: set-up (not timed) {prep['seconds']}")
         args = [SCRIPT, "--worker", "run", "--cfg", str(cfg)]
         if profile is not None:
@@ -289,34 +362,57 @@ def bench_db(db: str, url: str, work: Path, rows: int, profile: Path | None) -> 
         run = run_child(args, env)
     with Servers() as base_servers:
         base_cfg = write_config(work / "cfg", base_servers.smtp_port, base_servers.sms_url)
-        base = run_child([SCRIPT, "--worker", "baseline", "--cfg", str(base_cfg), "--smtp-port",
-                          str(base_servers.smtp_port), "--sms-url", base_servers.sms_url], env)  # fmt: skip
+        base = run_child(
+            [
+                SCRIPT,
+                "--worker",
+                "baseline",
+                "--cfg",
+                str(base_cfg),
+                "--smtp-port",
+                str(base_servers.smtp_port),
+                "--sms-url",
+                base_servers.sms_url,
+            ],
+            env,
+        )
     r, b = run.report, base.report
     sent = r["dispatched"].get("sent", 0)
     messages = b["emails"] + b["sms"]
     rate = sent / r["seconds"]
     base_rate = messages / b["seconds"]
     return emit(
-        "notices_end_to_end", sent, r["seconds"], b["seconds"], run.peak_rss_mb, db,
+        "notices_end_to_end",
+        sent,
+        r["seconds"],
+        b["seconds"],
+        run.peak_rss_mb,
+        db,
         messages_per_s=round(rate, 1),
         baseline_messages_per_s=round(base_rate, 1),
         rate_share=round(rate / base_rate, 3),
         target_rate_share=TARGET,
         ok=rate / base_rate >= TARGET and sent == rows,
-        planned=r["planned"], dispatched=r["dispatched"],
-        emails=b["emails"], sms=b["sms"],
+        planned=r["planned"],
+        dispatched=r["dispatched"],
+        emails=b["emails"],
+        sms=b["sms"],
         baseline_smtp_only_seconds=round(b["smtp_seconds"], 3),
         baseline_peak_rss_mb=round(base.peak_rss_mb, 1),
-        servers=servers.counts, baseline_servers=base_servers.counts,
-    )  # fmt: skip
+        servers=servers.counts,
+        baseline_servers=base_servers.counts,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rows", type=int, default=10_000, help="notices (one per penalty)")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--profile", action="store_true",
-                        help="cProfile the measured run into bench/out/notices_<db>.prof")  # fmt: skip
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the measured run into bench/out/notices_<db>.prof",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when the target is missed")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=["prepare", "run", "baseline"], help=argparse.SUPPRESS)
@@ -341,8 +437,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _drive(args: argparse.Namespace) -> int:
-    note(f"{args.rows} notices ({100 - 100 // SMS_EVERY} % e-mail with DOCX, {100 // SMS_EVERY} % SMS); "
-         f"timed: plan_notices + dispatch vs a bare smtplib + http.client loop over the same bytes")  # fmt: skip
+    note(
+        f"{args.rows} notices ({100 - 100 // SMS_EVERY} % e-mail with DOCX, {100 // SMS_EVERY} % SMS); "
+        f"timed: plan_notices + dispatch vs a bare smtplib + http.client loop over the same bytes"
+    )
     lines: list[dict[str, Any]] = []
     if args.profile:
         OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -355,7 +453,9 @@ def _drive(args: argparse.Namespace) -> int:
                 lines.append(bench_db(db, sqlite_url(work / "bench.db"), work, args.rows, profile))
             else:
                 with postgres() as server:
-                    lines.append(bench_db(db, server.create_database()[1], work, args.rows, profile))
+                    lines.append(
+                        bench_db(db, server.create_database()[1], work, args.rows, profile)
+                    )
         finally:
             shutil.rmtree(work, ignore_errors=True)
     missed = [x["db"] for x in lines if not x["ok"]]

@@ -64,8 +64,12 @@ NOW = {
     "first": dt.datetime(2026, 11, 25, 10, 0, tzinfo=TZ),
     "daily": dt.datetime(2026, 11, 26, 6, 0, tzinfo=TZ),
 }
-STEPS = {"first_evaluation": "first", "daily_recompute": "daily",
-         "first_lifecycle": "first", "daily_lifecycle": "daily"}  # fmt: skip
+STEPS = {
+    "first_evaluation": "first",
+    "daily_recompute": "daily",
+    "first_lifecycle": "first",
+    "daily_lifecycle": "daily",
+}
 BASELINE_DESCRIPTION = (
     "baseline = a plain streaming SELECT of the {n} columns the recompute reads, of every "
     "record (ORDER BY id, one statement) through the bare DB-API driver (sqlite3 cursor / "
@@ -230,8 +234,13 @@ def bench_db(
             ok = (
                 out["seconds"] * TARGET_ROWS / max(evaluated, 1) < TARGET_SECONDS
             ) and rss < MAX_RSS_MB
-            extra.update(target_seconds_per_million=TARGET_SECONDS, ok=ok,
-                         result={k: v for k, v in out.items() if k not in ("step", "seconds", "cpu_seconds")})  # fmt: skip
+            extra.update(
+                target_seconds_per_million=TARGET_SECONDS,
+                ok=ok,
+                result={
+                    k: v for k, v in out.items() if k not in ("step", "seconds", "cpu_seconds")
+                },
+            )
         lines.append(emit(name, rows, out["seconds"], base["seconds"], rss, db, **extra))
     return lines
 
@@ -241,14 +250,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=TARGET_ROWS)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--keep", action="store_true",
-                        help="work in bench/out (git-ignored): the generated file and a loaded SQLite "
-                             "template database are kept there and reused")  # fmt: skip
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="work in bench/out (git-ignored): the generated file and a loaded SQLite "
+        "template database are kept there and reused",
+    )
     parser.add_argument(
         "--no-lifecycle", action="store_true", help="skip the apply_lifecycle measurements"
     )
-    parser.add_argument("--profile", action="store_true",
-                        help="cProfile each step into bench/out/recompute_<name>_<db>.prof")  # fmt: skip
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile each step into bench/out/recompute_<name>_<db>.prof",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     # worker mode: one step in this (fresh) process
     parser.add_argument("--worker", choices=["baseline", "step"], help=argparse.SUPPRESS)
@@ -293,12 +308,18 @@ def _drive(args: argparse.Namespace) -> int:
     lifecycle = not args.no_lifecycle
     lines: list[dict[str, Any]] = []
     try:
-        path = generate(work / f"penalties_{args.rows}_s{args.seed}_inscope.csv", args.rows,
-                        args.seed, reuse=args.keep)  # fmt: skip
+        path = generate(
+            work / f"penalties_{args.rows}_s{args.seed}_inscope.csv",
+            args.rows,
+            args.seed,
+            reuse=args.keep,
+        )
         note(f"file: {path} ({args.rows} rows, all in the district); loaded by sync, untimed")
         note(BASELINE_DESCRIPTION.format(n=len(_columns()), batch=_batch()))
-        note(f"target: a recompute of {TARGET_ROWS:,} records in < {TARGET_SECONDS:.0f} s, "
-             f"peak RSS < {MAX_RSS_MB:.0f} MB")  # fmt: skip
+        note(
+            f"target: a recompute of {TARGET_ROWS:,} records in < {TARGET_SECONDS:.0f} s, "
+            f"peak RSS < {MAX_RSS_MB:.0f} MB"
+        )
         if args.db in ("sqlite", "both"):
             db = _sqlite_db(work, path, args.rows, args.seed, args.keep)
             try:

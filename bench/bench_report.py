@@ -51,8 +51,17 @@ MAX_SECONDS = 60.0
 MAX_RSS_MB = 500.0
 DEPARTMENTS = 12
 BATCH = 5000
-LEDGER_DATES = ("notified_at", "notified_channel", "receipt_confirmed_at", "planned_on", "closed_on", "close_reason",
-                "status", "repairable_from", "removal_on")  # fmt: skip
+LEDGER_DATES = (
+    "notified_at",
+    "notified_channel",
+    "receipt_confirmed_at",
+    "planned_on",
+    "closed_on",
+    "close_reason",
+    "status",
+    "repairable_from",
+    "removal_on",
+)
 
 
 # --------------------------------------------------------------------------- data
@@ -62,13 +71,27 @@ def write_config(folder: Path) -> Path:
     """The shipped config with 12 departments (the bureau and 11 penalising ones)."""
     cfg = folder / "cfg"
     shutil.copytree(REPO / "config", cfg, dirs_exist_ok=True)
-    deps: list[dict[str, Any]] = [{"code": "YSHJ", "name": "宝山区营商环境局", "bureau": True,
-                                   "contact": {"name": "信用科", "email": "credit-bureau@example.org"},
-                                   "head": {"name": "局长", "email": "bureau-head@example.org"}}]  # fmt: skip
+    deps: list[dict[str, Any]] = [
+        {
+            "code": "YSHJ",
+            "name": "宝山区营商环境局",
+            "bureau": True,
+            "contact": {"name": "信用科", "email": "credit-bureau@example.org"},
+            "head": {"name": "局长", "email": "bureau-head@example.org"},
+        }
+    ]
     for i in range(1, DEPARTMENTS):
-        deps.append({"code": f"D{i:02d}", "name": f"宝山区第{i}执法局", "authorities": [{"name": f"宝山区第{i}执法局"}],
-                     "contact": {"name": f"联系人{i}", "email": f"dept{i}@example.org"}})  # fmt: skip
-    (cfg / "departments.yaml").write_text(yaml.safe_dump({"departments": deps}, allow_unicode=True), encoding="utf-8")
+        deps.append(
+            {
+                "code": f"D{i:02d}",
+                "name": f"宝山区第{i}执法局",
+                "authorities": [{"name": f"宝山区第{i}执法局"}],
+                "contact": {"name": f"联系人{i}", "email": f"dept{i}@example.org"},
+            }
+        )
+    (cfg / "departments.yaml").write_text(
+        yaml.safe_dump({"departments": deps}, allow_unicode=True), encoding="utf-8"
+    )
     return cfg
 
 
@@ -76,7 +99,9 @@ def _at(day: dt.date, rng: random.Random) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(rng.randrange(8, 18), rng.randrange(60)), TZ)
 
 
-def generate(n: int, seed: int) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]]:
+def generate(
+    n: int, seed: int
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]]:
     """(record, its ledger events, an outbox row or None), deterministic for a seed."""
     rng = random.Random(seed)
     codes = ["YSHJ", *(f"D{i:02d}" for i in range(1, DEPARTMENTS))]
@@ -86,14 +111,29 @@ def generate(n: int, seed: int) -> Iterator[tuple[dict[str, Any], list[dict[str,
         seen = today - dt.timedelta(days=rng.randrange(0, 3 * 365))
         decided = seen - dt.timedelta(days=rng.randrange(0, 20))
         rec: dict[str, Any] = {
-            "id": i, "kind": kind, "authority": f"宝山区第{i % 11 + 1}执法局", "decision_no": f"宝罚〔{decided.year}〕{i}号",
-            "entity_name": f"双鸭山市测试{i % (n // 2 + 1)}有限公司", "uscc": f"91230506{i % (n // 2 + 1):010d}",
-            "legal_rep": "张三", "decision_date": decided, "content_hash": f"{i:032x}", "department_code": rng.choice(codes),
-            "source": "bench", "first_sync_id": 1, "last_sync_id": 1, "first_seen_on": seen, "market_regulation": False,
-            "list_name": "严重失信主体名单" if kind == "list" else None, "progress": 0, "willingness": "unknown",
-            "green_channel": rng.random() < 0.03, "remarks": "备注" if rng.random() < 0.1 else None,
-            "responsible": "李四 13800000000", **dict.fromkeys(LEDGER_DATES),
-        }  # fmt: skip
+            "id": i,
+            "kind": kind,
+            "authority": f"宝山区第{i % 11 + 1}执法局",
+            "decision_no": f"宝罚〔{decided.year}〕{i}号",
+            "entity_name": f"双鸭山市测试{i % (n // 2 + 1)}有限公司",
+            "uscc": f"91230506{i % (n // 2 + 1):010d}",
+            "legal_rep": "张三",
+            "decision_date": decided,
+            "content_hash": f"{i:032x}",
+            "department_code": rng.choice(codes),
+            "source": "bench",
+            "first_sync_id": 1,
+            "last_sync_id": 1,
+            "first_seen_on": seen,
+            "market_regulation": False,
+            "list_name": "严重失信主体名单" if kind == "list" else None,
+            "progress": 0,
+            "willingness": "unknown",
+            "green_channel": rng.random() < 0.03,
+            "remarks": "备注" if rng.random() < 0.1 else None,
+            "responsible": "李四 13800000000",
+            **dict.fromkeys(LEDGER_DATES),
+        }
         if kind == "penalty":
             rec["status"] = "not_published" if rng.random() < 0.05 else None
             rec["repairable_from"] = decided + dt.timedelta(days=92)
@@ -102,11 +142,32 @@ def generate(n: int, seed: int) -> Iterator[tuple[dict[str, Any], list[dict[str,
                 rec["status"] = "repairable" if today >= rec["repairable_from"] else "in_min_period"
         events: list[dict[str, Any]] = []
 
-        def event(name: str, old: Any, new: Any, day: dt.date, rec: dict[str, Any] = rec, events: list[dict[str, Any]] = events) -> None:
+        def event(
+            name: str,
+            old: Any,
+            new: Any,
+            day: dt.date,
+            rec: dict[str, Any] = rec,
+            events: list[dict[str, Any]] = events,
+        ) -> None:
             at = _at(min(day, today), rng)
-            text = [None if v is None else (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else str(v)) for v in (old, new)]
-            events.append({"record_id": rec["id"], "field": name, "old_value": text[0], "new_value": text[1], "at": at,
-                           "source": "cli", "actor": "bench"})  # fmt: skip
+            text = [
+                None
+                if v is None
+                else (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else str(v))
+                for v in (old, new)
+            ]
+            events.append(
+                {
+                    "record_id": rec["id"],
+                    "field": name,
+                    "old_value": text[0],
+                    "new_value": text[1],
+                    "at": at,
+                    "source": "cli",
+                    "actor": "bench",
+                }
+            )
             rec[name] = new
 
         told = seen + dt.timedelta(days=rng.randrange(0, 60))
@@ -118,7 +179,12 @@ def generate(n: int, seed: int) -> Iterator[tuple[dict[str, Any], list[dict[str,
             if channel == "manual" or rng.random() < 0.4:
                 event("receipt_confirmed_at", None, _at(told, rng), told)
             if rng.random() < 0.6:
-                event("willingness", "unknown", rng.choice(["yes", "yes", "no"]), told + dt.timedelta(days=3))
+                event(
+                    "willingness",
+                    "unknown",
+                    rng.choice(["yes", "yes", "no"]),
+                    told + dt.timedelta(days=3),
+                )
             if rec["willingness"] == "yes" and rng.random() < 0.5:
                 later = told + dt.timedelta(days=rng.randrange(10, 120))
                 event("progress", 1, rng.choice([2, 3, 4]), later)
@@ -132,11 +198,21 @@ def generate(n: int, seed: int) -> Iterator[tuple[dict[str, Any], list[dict[str,
                 event("close_reason", None, reason, closed)
         box = None
         if rec["notified_at"] is not None and rng.random() < 0.05:
-            box = {"key": f"repair_notice:{i}:initial:email:c{i}@example.com", "record_id": i,
-                   "department_code": rec["department_code"], "kind": "repair_notice", "occurrence": "initial",
-                   "channel": "email", "recipient": f"c{i}@example.com", "state": rng.choice(["unknown", "failed"]),
-                   "attempts": 1, "next_attempt_at": rec["notified_at"], "payload": {}, "created_at": rec["notified_at"],
-                   "updated_at": rec["notified_at"]}  # fmt: skip
+            box = {
+                "key": f"repair_notice:{i}:initial:email:c{i}@example.com",
+                "record_id": i,
+                "department_code": rec["department_code"],
+                "kind": "repair_notice",
+                "occurrence": "initial",
+                "channel": "email",
+                "recipient": f"c{i}@example.com",
+                "state": rng.choice(["unknown", "failed"]),
+                "attempts": 1,
+                "next_attempt_at": rec["notified_at"],
+                "payload": {},
+                "created_at": rec["notified_at"],
+                "updated_at": rec["notified_at"],
+            }
         yield rec, events, box
 
 
@@ -196,9 +272,22 @@ def prepare_trend(engine: Any, warm: bool) -> None:
         conn.execute(delete(runs).where(runs.c.period.in_([m.key for m in months])))
         if warm:
             tz = ZoneInfo("Asia/Shanghai")
-            conn.execute(insert(runs), [{"period": m.key, "created_at": NOW, "files": {}, "sent_at": NOW,
-                                         "kpis": {"as_of": as_of(m, NOW, tz).instant.isoformat(), "total": {"records": 1}}}
-                                        for m in months])  # fmt: skip
+            conn.execute(
+                insert(runs),
+                [
+                    {
+                        "period": m.key,
+                        "created_at": NOW,
+                        "files": {},
+                        "sent_at": NOW,
+                        "kpis": {
+                            "as_of": as_of(m, NOW, tz).instant.isoformat(),
+                            "total": {"records": 1},
+                        },
+                    }
+                    for m in months
+                ],
+            )
 
 
 def worker_report(url: str, cfg: Path, out: Path, write_only: bool, warm: bool) -> None:
@@ -217,8 +306,16 @@ def worker_report(url: str, cfg: Path, out: Path, write_only: bool, warm: bool) 
     engine.dispose()
     size = Path(result.files["xlsx"]).stat().st_size
     sources = sorted({p["source"] for p in result.trend})
-    report(step="report", seconds=seconds, cpu_seconds=round(cpu, 3), rows=result.rows, records=result.total["records"],
-           told_rate=result.total["told_rate"], xlsx_mb=round(size / 2**20, 1), trend_sources=sources)  # fmt: skip
+    report(
+        step="report",
+        seconds=seconds,
+        cpu_seconds=round(cpu, 3),
+        rows=result.rows,
+        records=result.total["records"],
+        told_rate=result.total["told_rate"],
+        xlsx_mb=round(size / 2**20, 1),
+        trend_sources=sources,
+    )
 
 
 # --------------------------------------------------------------------------- driver
@@ -229,21 +326,41 @@ def _child(*args: str) -> tuple[dict[str, Any], float]:
     return result.report, result.peak_rss_mb
 
 
-def bench_db(db: str, url: str, cfg: Path, work: Path, rows: int, seed: int) -> list[dict[str, Any]]:
+def bench_db(
+    db: str, url: str, cfg: Path, work: Path, rows: int, seed: int
+) -> list[dict[str, Any]]:
     """Per trend state (warm: earlier months stored; cold: recomputed): baseline, then ours."""
     seeded, _ = _child("seed", "--url", url, "--rows", str(rows), "--seed", str(seed))
     note(f"{db}: seeded {seeded}")
     lines = []
     for name, trend in (("monthly_report", "--warm"), ("monthly_report_cold", "--cold")):
         common = ["report", "--url", url, "--cfg", str(cfg), trend]
-        base, base_rss = _child(*common, "--out", str(work / f"{db}-{name}-baseline"), "--normal-mode")
+        base, base_rss = _child(
+            *common, "--out", str(work / f"{db}-{name}-baseline"), "--normal-mode"
+        )
         ours, rss = _child(*common, "--out", str(work / f"{db}-{name}"))
         ok = ours["seconds"] < MAX_SECONDS and rss < MAX_RSS_MB
-        lines.append(emit(name, rows, ours["seconds"], base["seconds"], rss, db,
-                          baseline_peak_rss_mb=round(base_rss, 1), cpu_seconds=ours["cpu_seconds"],
-                          baseline_cpu_seconds=base["cpu_seconds"], target_seconds=MAX_SECONDS,
-                          target_rss_mb=MAX_RSS_MB, ok=ok, events=seeded["events"], departments=DEPARTMENTS,
-                          result={k: v for k, v in ours.items() if k not in ("step", "seconds", "cpu_seconds")}))  # fmt: skip
+        lines.append(
+            emit(
+                name,
+                rows,
+                ours["seconds"],
+                base["seconds"],
+                rss,
+                db,
+                baseline_peak_rss_mb=round(base_rss, 1),
+                cpu_seconds=ours["cpu_seconds"],
+                baseline_cpu_seconds=base["cpu_seconds"],
+                target_seconds=MAX_SECONDS,
+                target_rss_mb=MAX_RSS_MB,
+                ok=ok,
+                events=seeded["events"],
+                departments=DEPARTMENTS,
+                result={
+                    k: v for k, v in ours.items() if k not in ("step", "seconds", "cpu_seconds")
+                },
+            )
+        )
     return lines
 
 
@@ -252,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--keep", action="store_true", help="keep the workbooks and databases in bench/out")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the workbooks and databases in bench/out"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--worker", choices=["seed", "report"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -275,17 +394,25 @@ def _drive(args: argparse.Namespace) -> int:
     if args.keep:
         OUT_DIR.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-report-", dir=OUT_DIR if args.keep else None))
-    note(f"monthly report {MONTH} as of {NOW.isoformat()}: {args.rows} ledger entries, {DEPARTMENTS} departments; "
-         f"baseline = the same report with the workbook in openpyxl's normal mode; "
-         f"targets: < {MAX_SECONDS:.0f} s and < {MAX_RSS_MB:.0f} MB peak RSS")  # fmt: skip
+    note(
+        f"monthly report {MONTH} as of {NOW.isoformat()}: {args.rows} ledger entries, {DEPARTMENTS} departments; "
+        f"baseline = the same report with the workbook in openpyxl's normal mode; "
+        f"targets: < {MAX_SECONDS:.0f} s and < {MAX_RSS_MB:.0f} MB peak RSS"
+    )
     lines = []
     try:
         cfg = write_config(work)
         if args.db in ("sqlite", "both"):
-            lines.extend(bench_db("sqlite", sqlite_url(work / "report.db"), cfg, work, args.rows, args.seed))
+            lines.extend(
+                bench_db("sqlite", sqlite_url(work / "report.db"), cfg, work, args.rows, args.seed)
+            )
         if args.db in ("postgresql", "both"):
             with postgres() as server:
-                lines.extend(bench_db("postgresql", server.create_database()[1], cfg, work, args.rows, args.seed))
+                lines.extend(
+                    bench_db(
+                        "postgresql", server.create_database()[1], cfg, work, args.rows, args.seed
+                    )
+                )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -100,8 +100,20 @@ def worker_sync(url: str, path: Path, name: str, profile: Path | None) -> None:
         seconds, result = timed(step)
     engine.dispose()
     body = result.as_json()
-    counts = {k: body[k] for k in ("rows_read", "added", "updated", "unchanged", "vanished",
-                                   "out_of_scope", "quarantined", "warnings", "refused")}  # fmt: skip
+    counts = {
+        k: body[k]
+        for k in (
+            "rows_read",
+            "added",
+            "updated",
+            "unchanged",
+            "vanished",
+            "out_of_scope",
+            "quarantined",
+            "warnings",
+            "refused",
+        )
+    }
     report(step=name, seconds=seconds, **counts)
 
 
@@ -119,14 +131,18 @@ def _child(*args: str) -> tuple[dict[str, Any], float]:
     return result.report, result.peak_rss_mb
 
 
-def bench_db(db: str, url_for: Any, files: dict[str, Path], rows: int, profile_dir: Path | None) -> list[dict[str, Any]]:
+def bench_db(
+    db: str, url_for: Any, files: dict[str, Path], rows: int, profile_dir: Path | None
+) -> list[dict[str, Any]]:
     """baseline → sync, for the first file then the resync file; returns the emitted lines."""
     sync_url = url_for("sync")
     _child("migrate", "--url", sync_url)
     lines = []
     for name in ("first_sync", "resync"):
         path = files[name]
-        base, base_rss = _child("baseline", "--url", url_for(f"baseline_{name}"), "--file", str(path))
+        base, base_rss = _child(
+            "baseline", "--url", url_for(f"baseline_{name}"), "--file", str(path)
+        )
         args = ["sync", "--url", sync_url, "--file", str(path), "--name", name]
         if profile_dir is not None:
             args += ["--profile-file", str(profile_dir / f"{name}_{db}.prof")]
@@ -135,13 +151,18 @@ def bench_db(db: str, url_for: Any, files: dict[str, Path], rows: int, profile_d
         ok = ratio <= TARGETS[name] and sync_rss < MAX_RSS_MB
         lines.append(
             emit(
-                name, rows, sync["seconds"], base["seconds"], sync_rss, db,
+                name,
+                rows,
+                sync["seconds"],
+                base["seconds"],
+                sync_rss,
+                db,
                 baseline_peak_rss_mb=round(base_rss, 1),
                 target_ratio=TARGETS[name],
                 ok=ok,
                 result={k: v for k, v in sync.items() if k not in ("step", "seconds")},
             )
-        )  # fmt: skip
+        )
     return lines
 
 
@@ -150,10 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--keep", action="store_true",
-                        help="work in bench/out (git-ignored) and keep the files and SQLite "
-                             "databases there; generated files found there are reused")  # fmt: skip
-    parser.add_argument("--profile", action="store_true", help="cProfile each sync into bench/out/<name>_<db>.prof")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="work in bench/out (git-ignored) and keep the files and SQLite "
+        "databases there; generated files found there are reused",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile each sync into bench/out/<name>_<db>.prof"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     # worker mode: one step in this (fresh) process
     parser.add_argument("--worker", choices=["migrate", "sync", "baseline"], help=argparse.SUPPRESS)
@@ -188,10 +214,13 @@ def _drive(args: argparse.Namespace) -> int:
                 data_dir / f"penalties_{args.rows}_s{args.seed}.csv", args.rows, seed=args.seed
             ),
             "resync": generate_penalties(
-                data_dir / f"penalties_{args.rows}_s{args.seed}_resync.csv", args.rows,
-                seed=args.seed, changed_share=CHANGED_SHARE, dropped_share=DROPPED_SHARE,
+                data_dir / f"penalties_{args.rows}_s{args.seed}_resync.csv",
+                args.rows,
+                seed=args.seed,
+                changed_share=CHANGED_SHARE,
+                dropped_share=DROPPED_SHARE,
             ),
-        }  # fmt: skip
+        }
         note(
             f"files: {files['first_sync']} ({args.rows} rows) and {files['resync']} "
             f"(same rows, {CHANGED_SHARE:.1%} changed fine amount, {DROPPED_SHARE:.1%} dropped)"

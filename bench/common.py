@@ -172,7 +172,9 @@ def baseline_load(url: str, path: Path, batch_size: int, encoding: str = ENCODIN
         headers = next(reader)
         columns = ", ".join(f"c{i} TEXT" for i in range(len(headers)))
         if url.startswith("sqlite"):
-            return _baseline_sqlite(url.removeprefix("sqlite:///"), reader, columns, len(headers), batch_size)
+            return _baseline_sqlite(
+                url.removeprefix("sqlite:///"), reader, columns, len(headers), batch_size
+            )
         return _baseline_postgres(url, reader, columns, len(headers), batch_size)
 
 
@@ -266,8 +268,9 @@ class SmtpCounter:
         self.connections = 0
         self.messages = 0
 
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
-                          responses: list[str]) -> list[str]:  # fmt: skip
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
         self.connections += 1
         session.host_name = hostname
         return responses

@@ -17,8 +17,11 @@ def run(app: App, ctx: JobContext) -> DispatchResult:
     limit = ctx.options.get("limit")
     result = stages.dispatch(app, int(limit) if limit else None, stop=stopping)
     if result.written:  # unattended: say it in the log, where the operator looks
-        log.warning("dispatch.not_sent", written=result.written_by_channel,
-                    outbox_dir=app.config.settings.paths.outbox_dir)  # fmt: skip
+        log.warning(
+            "dispatch.not_sent",
+            written=result.written_by_channel,
+            outbox_dir=app.config.settings.paths.outbox_dir,
+        )
     return result
 
 

@@ -140,8 +140,12 @@ def _templates(app: App, report: CheckReport) -> None:
     )
 
 
-SAMPLE_NOTICES = (("repair_notice", "initial"), ("eligibility_reminder", "before"),
-                  ("eligibility_reminder", "on"), ("follow_up", "initial"))  # fmt: skip
+SAMPLE_NOTICES = (
+    ("repair_notice", "initial"),
+    ("eligibility_reminder", "before"),
+    ("eligibility_reminder", "on"),
+    ("follow_up", "initial"),
+)
 
 
 EXAMPLE_PHONE = re.compile(r"^138000000\d{2}$")

@@ -131,9 +131,12 @@ class EvaluateResult:
     """List entries whose 可修复时间 / removal date changed (rules.yaml lists)."""
 
     def as_json(self) -> dict[str, Any]:
-        return {**self.recompute.as_json(), **self.lifecycle.as_json(),
-                "restrictions_changed": self.restrictions_changed,
-                "list_dates_changed": self.list_dates_changed}  # fmt: skip
+        return {
+            **self.recompute.as_json(),
+            **self.lifecycle.as_json(),
+            "restrictions_changed": self.restrictions_changed,
+            "list_dates_changed": self.list_dates_changed,
+        }
 
 
 def evaluate(app: App, progress: Progress | None = None) -> EvaluateResult:

@@ -37,16 +37,28 @@ def penalty(n: int, **overrides: str) -> dict[str, str]:
     """A valid, in-scope penalty row (tax bureau, general fine) for entity n."""
     row = dict.fromkeys(PENALTY_HEADERS, "")
     row.update(
-        CF_WSH=f"宝税罚〔2026〕{n}号", CF_XDR_MC=f"双鸭山市测试{n}有限公司", CF_XDR_LB="法人及非法人组织",
-        CF_XDR_SHXYM=uscc(n), CF_WFXW="未按期办理纳税申报", CF_CFLB="罚款", CF_NR="罚款人民币2000元",
-        CF_NR_FK="0.2", CF_JDRQ="2026-09-28", CF_CFJG=TAX, CF_CFJGDM=TAX_USCC,
-    )  # fmt: skip
+        CF_WSH=f"宝税罚〔2026〕{n}号",
+        CF_XDR_MC=f"双鸭山市测试{n}有限公司",
+        CF_XDR_LB="法人及非法人组织",
+        CF_XDR_SHXYM=uscc(n),
+        CF_WFXW="未按期办理纳税申报",
+        CF_CFLB="罚款",
+        CF_NR="罚款人民币2000元",
+        CF_NR_FK="0.2",
+        CF_JDRQ="2026-09-28",
+        CF_CFJG=TAX,
+        CF_CFJGDM=TAX_USCC,
+    )
     row.update(overrides)
     return row
 
 
-def write_rows(path: Path, rows: list[dict[str, str]], encoding: str = "utf-8-sig",
-               headers: list[str] | None = None) -> Path:  # fmt: skip
+def write_rows(
+    path: Path,
+    rows: list[dict[str, str]],
+    encoding: str = "utf-8-sig",
+    headers: list[str] | None = None,
+) -> Path:
     if headers is None:
         headers = list(dict.fromkeys(k for row in rows for k in row)) if rows else PENALTY_HEADERS
     with path.open("w", encoding=encoding, newline="") as out:
@@ -128,7 +140,10 @@ __all__ = [
 
 def missing_tool(reason: str) -> NoReturn:
     """Skip a test that needs an outside tool — but fail in CI, where .ci/run installs it."""
-    if os.environ.get("CI", "").lower() in ("true", "1", "yes") or os.environ.get("CREDIT_REPAIR_REQUIRE_TOOLS") == "1":
+    if (
+        os.environ.get("CI", "").lower() in ("true", "1", "yes")
+        or os.environ.get("CREDIT_REPAIR_REQUIRE_TOOLS") == "1"
+    ):
         pytest.fail(f"required in CI: {reason}", pytrace=False)
     pytest.skip(reason)
 
@@ -147,14 +162,17 @@ class DispatchSetup:
     tmp: Path
 
 
-def dispatch_config(tmp: Path, config_dir: Path, smtp_port: int, sms_url: str,
-                    extra_email: str = "") -> Path:  # fmt: skip
+def dispatch_config(
+    tmp: Path, config_dir: Path, smtp_port: int, sms_url: str, extra_email: str = ""
+) -> Path:
     """A copy of `config_dir` in tmp/cfg sending e-mail to `smtp_port` and SMS to the webhook
     at `sms_url`, files under tmp/var, and no department digests."""
     cfg = tmp / "cfg"
     shutil.copytree(config_dir, cfg)
     settings = (cfg / "settings.yaml").read_text(encoding="utf-8")
-    settings = settings.replace("logging:", f"""email:
+    settings = settings.replace(
+        "logging:",
+        f"""email:
   host: 127.0.0.1
   port: {smtp_port}
   ssl: false
@@ -179,23 +197,51 @@ paths:
   outbox_dir: {tmp}/var/outbox
   reports_dir: {tmp}/var/reports
 
-logging:""", 1).replace("paths:\n  var_dir: var\n  outbox_dir: var/outbox\n  reports_dir: var/reports\n", "", 1)
+logging:""",
+        1,
+    ).replace(
+        "paths:\n  var_dir: var\n  outbox_dir: var/outbox\n  reports_dir: var/reports\n", "", 1
+    )
     (cfg / "settings.yaml").write_text(settings, encoding="utf-8")
     notices = (cfg / "notices.yaml").read_text(encoding="utf-8")
-    (cfg / "notices.yaml").write_text(notices.replace("  department_digest:      # 每个部门联系人每天一封：新增与到期案件\n    enabled: true",
-                                                      "  department_digest:\n    enabled: false"), encoding="utf-8")  # fmt: skip
+    (cfg / "notices.yaml").write_text(
+        notices.replace(
+            "  department_digest:      # 每个部门联系人每天一封：新增与到期案件\n    enabled: true",
+            "  department_digest:\n    enabled: false",
+        ),
+        encoding="utf-8",
+    )
     return cfg
 
 
-def load_notices(s: DispatchSetup, n: int, email: bool = True, phone: bool = False,
-                 name: str = "王经理") -> None:  # fmt: skip
+def load_notices(
+    s: DispatchSetup, n: int, email: bool = True, phone: bool = False, name: str = "王经理"
+) -> None:
     """n penalties with contacts through sync, contacts import, eligibility and notices plan."""
     now = DISPATCH_NOW
     rows = [penalty(i) for i in range(1, n + 1)]
-    contacts = [{"统一社会信用代码": uscc(i), "联系人": name, "联系电话": f"139{i:08d}" if phone else "",
-                 "电子邮箱": f"c{i}@example.com" if email else ""} for i in range(1, n + 1)]  # fmt: skip
-    assert s.cli("sync", "--file", str(write_rows(s.tmp / "p.csv", rows)), "--force", now=now).code == 0
-    assert s.cli("contacts", "import", str(write_rows(s.tmp / "c.csv", contacts, headers=CONTACT_HEADERS)), now=now).code == 0
+    contacts = [
+        {
+            "统一社会信用代码": uscc(i),
+            "联系人": name,
+            "联系电话": f"139{i:08d}" if phone else "",
+            "电子邮箱": f"c{i}@example.com" if email else "",
+        }
+        for i in range(1, n + 1)
+    ]
+    assert (
+        s.cli("sync", "--file", str(write_rows(s.tmp / "p.csv", rows)), "--force", now=now).code
+        == 0
+    )
+    assert (
+        s.cli(
+            "contacts",
+            "import",
+            str(write_rows(s.tmp / "c.csv", contacts, headers=CONTACT_HEADERS)),
+            now=now,
+        ).code
+        == 0
+    )
     assert s.cli("eligibility", now=now).code == 0
     assert s.cli("notices", "plan", now=now).code == 0
 
@@ -216,33 +262,142 @@ DAY = dt.timedelta(days=1)
 # Every rule set and severity with its periods, as the rules engine must compute them.
 # (case id, decision date, snapshot severity, rule set, severity, min_end, max_end)
 RULE_CASES = [
-    ("527-general", D(2022, 5, 9), "一般", "ndrc-2019-527", "general", D(2022, 8, 9), D(2023, 5, 9)),
-    ("527-minor-as-general", D(2022, 5, 9), "轻微", "ndrc-2019-527", "general",
-     D(2022, 8, 9), D(2023, 5, 9)),
-    ("527-serious", D(2022, 5, 9), "严重", "ndrc-2019-527", "serious", D(2022, 11, 9), D(2025, 5, 9)),
-    ("527-special", D(2022, 5, 9), "特定严重", "ndrc-2019-527", "special_serious", None,
-     D(2025, 5, 9)),
-    ("527-last-day", D(2023, 4, 30), "一般", "ndrc-2019-527", "general", D(2023, 7, 30),
-     D(2024, 4, 30)),
-    ("58-first-day", D(2023, 5, 1), "一般", "ndrc-2023-58", "general", D(2023, 8, 1), D(2026, 5, 1)),
-    ("58-general-month-end", D(2024, 1, 31), "一般", "ndrc-2023-58", "general", D(2024, 4, 30),
-     D(2027, 1, 31)),
-    ("58-minor-as-general", D(2024, 1, 31), "轻微", "ndrc-2023-58", "general", D(2024, 4, 30),
-     D(2027, 1, 31)),
-    ("58-serious-leap-day", D(2024, 2, 29), "严重", "ndrc-2023-58", "serious", D(2024, 5, 29),
-     D(2027, 2, 28)),
-    ("58-special", D(2024, 2, 29), "特定严重", "ndrc-2023-58", "special_serious", None,
-     D(2027, 2, 28)),
-    ("58-last-day", D(2026, 3, 31), "一般", "ndrc-2023-58", "general", D(2026, 6, 30),
-     D(2029, 3, 31)),
-    ("36-first-day", D(2026, 4, 1), "一般", "ndrc-2025-36", "general", D(2026, 7, 1), D(2027, 4, 1)),
-    ("36-general", D(2026, 9, 28), "一般", "ndrc-2025-36", "general", D(2026, 12, 28),
-     D(2027, 9, 28)),
-    ("36-serious", D(2026, 9, 28), "严重", "ndrc-2025-36", "serious", D(2027, 9, 28),
-     D(2029, 9, 28)),
-    ("36-special", D(2026, 9, 28), "特定严重", "ndrc-2025-36", "special_serious", None,
-     D(2029, 9, 28)),
-]  # fmt: skip
+    (
+        "527-general",
+        D(2022, 5, 9),
+        "一般",
+        "ndrc-2019-527",
+        "general",
+        D(2022, 8, 9),
+        D(2023, 5, 9),
+    ),
+    (
+        "527-minor-as-general",
+        D(2022, 5, 9),
+        "轻微",
+        "ndrc-2019-527",
+        "general",
+        D(2022, 8, 9),
+        D(2023, 5, 9),
+    ),
+    (
+        "527-serious",
+        D(2022, 5, 9),
+        "严重",
+        "ndrc-2019-527",
+        "serious",
+        D(2022, 11, 9),
+        D(2025, 5, 9),
+    ),
+    (
+        "527-special",
+        D(2022, 5, 9),
+        "特定严重",
+        "ndrc-2019-527",
+        "special_serious",
+        None,
+        D(2025, 5, 9),
+    ),
+    (
+        "527-last-day",
+        D(2023, 4, 30),
+        "一般",
+        "ndrc-2019-527",
+        "general",
+        D(2023, 7, 30),
+        D(2024, 4, 30),
+    ),
+    (
+        "58-first-day",
+        D(2023, 5, 1),
+        "一般",
+        "ndrc-2023-58",
+        "general",
+        D(2023, 8, 1),
+        D(2026, 5, 1),
+    ),
+    (
+        "58-general-month-end",
+        D(2024, 1, 31),
+        "一般",
+        "ndrc-2023-58",
+        "general",
+        D(2024, 4, 30),
+        D(2027, 1, 31),
+    ),
+    (
+        "58-minor-as-general",
+        D(2024, 1, 31),
+        "轻微",
+        "ndrc-2023-58",
+        "general",
+        D(2024, 4, 30),
+        D(2027, 1, 31),
+    ),
+    (
+        "58-serious-leap-day",
+        D(2024, 2, 29),
+        "严重",
+        "ndrc-2023-58",
+        "serious",
+        D(2024, 5, 29),
+        D(2027, 2, 28),
+    ),
+    (
+        "58-special",
+        D(2024, 2, 29),
+        "特定严重",
+        "ndrc-2023-58",
+        "special_serious",
+        None,
+        D(2027, 2, 28),
+    ),
+    (
+        "58-last-day",
+        D(2026, 3, 31),
+        "一般",
+        "ndrc-2023-58",
+        "general",
+        D(2026, 6, 30),
+        D(2029, 3, 31),
+    ),
+    (
+        "36-first-day",
+        D(2026, 4, 1),
+        "一般",
+        "ndrc-2025-36",
+        "general",
+        D(2026, 7, 1),
+        D(2027, 4, 1),
+    ),
+    (
+        "36-general",
+        D(2026, 9, 28),
+        "一般",
+        "ndrc-2025-36",
+        "general",
+        D(2026, 12, 28),
+        D(2027, 9, 28),
+    ),
+    (
+        "36-serious",
+        D(2026, 9, 28),
+        "严重",
+        "ndrc-2025-36",
+        "serious",
+        D(2027, 9, 28),
+        D(2029, 9, 28),
+    ),
+    (
+        "36-special",
+        D(2026, 9, 28),
+        "特定严重",
+        "ndrc-2025-36",
+        "special_serious",
+        None,
+        D(2029, 9, 28),
+    ),
+]
 
 
 def boundary_days(

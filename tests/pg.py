@@ -230,9 +230,16 @@ class PgCluster(PgServer):
 
     def _initdb(self) -> None:
         self._run(
-            "initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
-            "--encoding=UTF8", "--locale=C", "--no-sync",
-        )  # fmt: skip
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         # pg_hba from --auth=trust: trust for local sockets and 127.0.0.1/::1.
         # Appending keeps the file's owner (postgres when we run as root).
         with (self.data / "postgresql.conf").open("a") as conf:
@@ -254,10 +261,19 @@ class PgCluster(PgServer):
             self.port = _free_port()
             try:
                 self._run(
-                    "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),
-                    "-l", str(self.log), "-o", f"-p {self.port}",
+                    "pg_ctl",
+                    "start",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.log),
+                    "-o",
+                    f"-p {self.port}",
                     timeout=90,
-                )  # fmt: skip
+                )
             except RuntimeError as exc:
                 error = exc
                 continue

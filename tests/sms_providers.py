@@ -63,8 +63,12 @@ class Provider:
 
 
 def _message(**values: Any) -> Message:
-    base: dict[str, Any] = {"key": KEY, "channel": "sms", "recipient": PHONE,
-                            "sms_template": "notice"}  # fmt: skip
+    base: dict[str, Any] = {
+        "key": KEY,
+        "channel": "sms",
+        "recipient": PHONE,
+        "sms_template": "notice",
+    }
     return Message(**(base | values))
 
 
@@ -80,10 +84,14 @@ class Aliyun(Provider):
 
     def channel(self, url: str, session: requests.Session, **overrides: Any) -> AliyunSms:
         values: dict[str, Any] = {
-            "provider": "aliyun", "url": url, "access_key_id": ALIYUN_KEY_ID,
-            "access_key_secret": ALIYUN_KEY_SECRET, "sign_name": "宝山区营商环境局", "timeout": 2.0,
+            "provider": "aliyun",
+            "url": url,
+            "access_key_id": ALIYUN_KEY_ID,
+            "access_key_secret": ALIYUN_KEY_SECRET,
+            "sign_name": "宝山区营商环境局",
+            "timeout": 2.0,
             "templates": {"notice": {"id": "SMS_465", "params": ["company", "deadline"]}},
-        } | overrides  # fmt: skip
+        } | overrides
         return AliyunSms(SmsSettings(**values), session, lambda: NOW, nonce=lambda: "nonce-1")
 
     def message(self, **overrides: Any) -> Message:
@@ -96,9 +104,15 @@ class Aliyun(Provider):
             match = re.search(r"SignedHeaders=([^,]+)", auth)
             names = match.group(1).split(";") if match else []
             payload = hashlib.sha256(seen.body).hexdigest()
-            expected = acs3_authorization(seen.method, seen.path, seen.query,
-                                          {n: seen.headers.get(n, "") for n in names}, payload,
-                                          ALIYUN_KEY_ID, ALIYUN_KEY_SECRET)  # fmt: skip
+            expected = acs3_authorization(
+                seen.method,
+                seen.path,
+                seen.query,
+                {n: seen.headers.get(n, "") for n in names},
+                payload,
+                ALIYUN_KEY_ID,
+                ALIYUN_KEY_SECRET,
+            )
             if auth != expected or seen.headers.get("x-acs-content-sha256") != payload:
                 return json_reply({"Code": "SignatureDoesNotMatch", "Message": "no"}, status=400)
             return reply
@@ -125,11 +139,16 @@ class Tencent(Provider):
 
     def channel(self, url: str, session: requests.Session, **overrides: Any) -> TencentSms:
         values: dict[str, Any] = {
-            "provider": "tencent", "url": url, "secret_id": TENCENT_SECRET_ID,
-            "secret_key": TENCENT_SECRET_KEY, "sdk_app_id": "1400006666", "region": "ap-guangzhou",
-            "sign_name": "宝山区营商环境局", "timeout": 2.0,
+            "provider": "tencent",
+            "url": url,
+            "secret_id": TENCENT_SECRET_ID,
+            "secret_key": TENCENT_SECRET_KEY,
+            "sdk_app_id": "1400006666",
+            "region": "ap-guangzhou",
+            "sign_name": "宝山区营商环境局",
+            "timeout": 2.0,
             "templates": {"notice": {"id": "449739", "params": ["company", "deadline"]}},
-        } | overrides  # fmt: skip
+        } | overrides
         return TencentSms(SmsSettings(**values), session, lambda: NOW)
 
     def message(self, **overrides: Any) -> Message:
@@ -138,10 +157,14 @@ class Tencent(Provider):
 
     def signed(self, reply: Reply) -> Responder:
         def respond(seen: Seen) -> Reply:
-            expected = tc3_authorization(TENCENT_SECRET_ID, TENCENT_SECRET_KEY,
-                                         seen.headers["host"], seen.body,
-                                         int(seen.headers["x-tc-timestamp"]),
-                                         content_type=seen.headers["content-type"])  # fmt: skip
+            expected = tc3_authorization(
+                TENCENT_SECRET_ID,
+                TENCENT_SECRET_KEY,
+                seen.headers["host"],
+                seen.body,
+                int(seen.headers["x-tc-timestamp"]),
+                content_type=seen.headers["content-type"],
+            )
             if seen.headers.get("authorization") != expected:
                 return self.error(
                     "AuthFailure.SignatureFailure",
@@ -157,8 +180,15 @@ class Tencent(Provider):
     @staticmethod
     def status(code: str = "Ok", text: str = "send success", serial: str = receipt_id) -> Reply:
         """A 200 with one entry in SendStatusSet: the outcome for our number."""
-        entry = {"SerialNo": serial, "PhoneNumber": f"+86{PHONE}", "Fee": 1, "SessionContext": KEY,
-                 "Code": code, "Message": text, "IsoCode": "CN"}  # fmt: skip
+        entry = {
+            "SerialNo": serial,
+            "PhoneNumber": f"+86{PHONE}",
+            "Fee": 1,
+            "SessionContext": KEY,
+            "Code": code,
+            "Message": text,
+            "IsoCode": "CN",
+        }
         return json_reply({"Response": {"SendStatusSet": [entry], "RequestId": "R-1"}})
 
     @staticmethod
@@ -181,17 +211,22 @@ class Webhook(Provider):
 
     def settings(self, url: str, **overrides: Any) -> SmsSettings:
         values: dict[str, Any] = {
-            "provider": "webhook", "url": url, "secret": WEBHOOK_SECRET, "timeout": 2.0,
+            "provider": "webhook",
+            "url": url,
+            "secret": WEBHOOK_SECRET,
+            "timeout": 2.0,
             "templates": {"notice": {"id": "N1", "params": ["company", "deadline"]}},
-        } | overrides  # fmt: skip
+        } | overrides
         return SmsSettings(**values)
 
     def channel(self, url: str, session: requests.Session, **overrides: Any) -> WebhookSms:
         return WebhookSms(self.settings(url, **overrides), session, lambda: NOW)
 
     def message(self, **overrides: Any) -> Message:
-        values = {"text": "请于3月9日前办理信用修复",
-                  "sms_params": {"company": "某某科技", "deadline": "3月9日"}}  # fmt: skip
+        values = {
+            "text": "请于3月9日前办理信用修复",
+            "sms_params": {"company": "某某科技", "deadline": "3月9日"},
+        }
         return _message(**(values | overrides))
 
     def signed(self, reply: Reply) -> Responder:

@@ -37,8 +37,9 @@ def test_seven_working_days_after_2026_09_28_is_2026_10_13(cal: WorkingCalendar)
     assert cal.add_working_days(D(2026, 9, 28), 7) == D(2026, 10, 13)
 
 
-@pytest.mark.parametrize("day", ["2026-01-04", "2026-02-14", "2026-02-28", "2026-05-09",
-                                 "2026-09-20", "2026-10-10"])  # fmt: skip
+@pytest.mark.parametrize(
+    "day", ["2026-01-04", "2026-02-14", "2026-02-28", "2026-05-09", "2026-09-20", "2026-10-10"]
+)
 def test_2026_make_up_weekend_days_are_working_days(cal: WorkingCalendar, day: str) -> None:
     d = D.fromisoformat(day)
     assert d.weekday() >= 5
@@ -124,8 +125,9 @@ def test_override_dates_must_lie_in_their_year_and_not_be_both_kinds() -> None:
     with pytest.raises(ValueError, match="not in 2027"):
         HolidaysConfig(years={2027: YearOverride(holidays=[D(2028, 1, 1)])})
     with pytest.raises(ValueError, match="both"):
-        HolidaysConfig(years={2027: YearOverride(holidays=[D(2027, 1, 9)],
-                                                 workdays=[D(2027, 1, 9)])})  # fmt: skip
+        HolidaysConfig(
+            years={2027: YearOverride(holidays=[D(2027, 1, 9)], workdays=[D(2027, 1, 9)])}
+        )
 
 
 def write_config(folder: Path, holidays: str | None) -> Path:

@@ -45,7 +45,9 @@ def test_a_wrong_type_names_the_file_and_the_key_path(cfg: Path) -> None:
 
 def test_an_unknown_key_is_an_error_not_ignored(cfg: Path) -> None:
     _edit(cfg, "departments.yaml", "    bureau: true", "    bureau: true\n    buerau: false")
-    with pytest.raises(ConfigError, match=r"departments\.yaml: departments\[0\]\.buerau: unknown key"):
+    with pytest.raises(
+        ConfigError, match=r"departments\.yaml: departments\[0\]\.buerau: unknown key"
+    ):
         load_config(cfg, env={})
 
 
@@ -62,18 +64,33 @@ def test_invalid_yaml_names_the_file(cfg: Path) -> None:
 
 
 def test_variables_are_interpolated_with_defaults_and_a_missing_one_is_named(cfg: Path) -> None:
-    _edit(cfg, "settings.yaml", "url: sqlite:///var/credit-repair.db", "url: ${DB_URL:-sqlite:///fallback.db}")
+    _edit(
+        cfg,
+        "settings.yaml",
+        "url: sqlite:///var/credit-repair.db",
+        "url: ${DB_URL:-sqlite:///fallback.db}",
+    )
     assert load_config(cfg, env={}).settings.database.url == "sqlite:///fallback.db"
-    assert load_config(cfg, env={"DB_URL": "postgresql://x/y"}).settings.database.url == "postgresql://x/y"
+    assert (
+        load_config(cfg, env={"DB_URL": "postgresql://x/y"}).settings.database.url
+        == "postgresql://x/y"
+    )
     _edit(cfg, "settings.yaml", "${DB_URL:-sqlite:///fallback.db}", "${DB_URL}")
-    with pytest.raises(ConfigError, match=r"settings\.yaml: database\.url: environment variable DB_URL is not set"):
+    with pytest.raises(
+        ConfigError, match=r"settings\.yaml: database\.url: environment variable DB_URL is not set"
+    ):
         load_config(cfg, env={})
 
 
 def test_a_file_key_reads_the_secret_from_that_file(cfg: Path, tmp_path: Path) -> None:
     secret = tmp_path / "smtp-password"
     secret.write_text("s3cr3t\n", encoding="utf-8")
-    _edit(cfg, "settings.yaml", "logging:", f"email:\n  host: smtp.example.org\n  password_file: {secret}\n\nlogging:")
+    _edit(
+        cfg,
+        "settings.yaml",
+        "logging:",
+        f"email:\n  host: smtp.example.org\n  password_file: {secret}\n\nlogging:",
+    )
     assert load_config(cfg, env={}).settings.email.password == "s3cr3t"
     secret.unlink()
     with pytest.raises(ConfigError, match=r"email\.password_file: cannot read secret file"):
@@ -81,8 +98,12 @@ def test_a_file_key_reads_the_secret_from_that_file(cfg: Path, tmp_path: Path) -
 
 
 def test_environment_variables_override_any_setting(cfg: Path) -> None:
-    env = {"CREDIT_REPAIR_SYNC__MAX_VANISH_SHARE": "0.5", "CREDIT_REPAIR_DATABASE_URL": "sqlite:///other.db",
-           "CREDIT_REPAIR_EMAIL__HOST": "mail.example.org", "CREDIT_REPAIR_EMAIL__SSL": "false"}  # fmt: skip
+    env = {
+        "CREDIT_REPAIR_SYNC__MAX_VANISH_SHARE": "0.5",
+        "CREDIT_REPAIR_DATABASE_URL": "sqlite:///other.db",
+        "CREDIT_REPAIR_EMAIL__HOST": "mail.example.org",
+        "CREDIT_REPAIR_EMAIL__SSL": "false",
+    }
     settings = load_config(cfg, env=env).settings
     assert settings.sync.max_vanish_share == 0.5
     assert settings.database.url == "sqlite:///other.db"
@@ -90,11 +111,16 @@ def test_environment_variables_override_any_setting(cfg: Path) -> None:
 
 
 def test_a_bad_environment_override_names_the_variable(cfg: Path) -> None:
-    with pytest.raises(ConfigError, match=r"environment CREDIT_REPAIR_SYNC__MAX_VANISH_SHARE: sync\.max_vanish_share"):
+    with pytest.raises(
+        ConfigError,
+        match=r"environment CREDIT_REPAIR_SYNC__MAX_VANISH_SHARE: sync\.max_vanish_share",
+    ):
         load_config(cfg, env={"CREDIT_REPAIR_SYNC__MAX_VANISH_SHARE": "2"})
 
 
-def test_the_config_folder_comes_from_the_environment(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_config_folder_comes_from_the_environment(
+    cfg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CREDIT_REPAIR_CONFIG", str(cfg))
     assert load_config().directory == cfg
     monkeypatch.setenv("CREDIT_REPAIR_CONFIG", str(cfg / "nope"))
@@ -121,17 +147,27 @@ def test_check_config_fails_30_days_before_the_working_day_data_runs_out(cli: Cl
 def test_a_secret_file_can_be_named_by_an_environment_variable(cfg: Path, tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("from-a-file\n", encoding="utf-8")
-    env = {"CREDIT_REPAIR_EMAIL__PASSWORD_FILE": str(secret), "CREDIT_REPAIR_DATABASE_URL_FILE": str(secret)}
+    env = {
+        "CREDIT_REPAIR_EMAIL__PASSWORD_FILE": str(secret),
+        "CREDIT_REPAIR_DATABASE_URL_FILE": str(secret),
+    }
     settings = load_config(cfg, env=env).settings
     assert (settings.email.password, settings.database.url) == ("from-a-file", "from-a-file")
-    with pytest.raises(ConfigError, match="environment CREDIT_REPAIR_EMAIL__PASSWORD_FILE: cannot read secret file"):
+    with pytest.raises(
+        ConfigError, match="environment CREDIT_REPAIR_EMAIL__PASSWORD_FILE: cannot read secret file"
+    ):
         load_config(cfg, env={"CREDIT_REPAIR_EMAIL__PASSWORD_FILE": str(tmp_path / "missing")})
 
 
 def test_check_config_warns_about_example_contacts_while_nothing_is_sent(cli: CliRunner) -> None:
     body = cli("check-config", "--json", now="2026-11-01").json()
-    assert any("departments[0].contact.phone: '13800000001' is an example" in w for w in body["warnings"])
-    assert any("departments[0].contact.email: 'credit-bureau@example.org' is an example" in w for w in body["warnings"])
+    assert any(
+        "departments[0].contact.phone: '13800000001' is an example" in w for w in body["warnings"]
+    )
+    assert any(
+        "departments[0].contact.email: 'credit-bureau@example.org' is an example" in w
+        for w in body["warnings"]
+    )
     assert body["ok"] is True
 
 
@@ -141,4 +177,7 @@ def test_check_config_fails_on_example_contacts_once_a_channel_is_configured(
     monkeypatch.setenv("CREDIT_REPAIR_EMAIL__HOST", "smtp.example.gov.cn")
     result = cli("check-config", "--json", now="2026-11-01")
     assert result.code == 2
-    assert any("departments[1].head.email: 'tax-head@example.org' is an example" in e for e in result.json()["errors"])
+    assert any(
+        "departments[1].head.email: 'tax-head@example.org' is an example" in e
+        for e in result.json()["errors"]
+    )

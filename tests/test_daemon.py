@@ -28,8 +28,16 @@ def _only_dispatch() -> dict[str, str]:
     """Every job off but dispatch, which runs every minute (ticks every 5 s)."""
     from jobs import REGISTRY
 
-    env = {f"CREDIT_REPAIR_JOBS__{name.upper()}__ENABLED": "false" for name in REGISTRY if name != "dispatch"}
-    return {**env, "CREDIT_REPAIR_RUNNER__TICK_SECONDS": "5", "CREDIT_REPAIR_JOBS__DISPATCH__CRON": "* * * * *"}
+    env = {
+        f"CREDIT_REPAIR_JOBS__{name.upper()}__ENABLED": "false"
+        for name in REGISTRY
+        if name != "dispatch"
+    }
+    return {
+        **env,
+        "CREDIT_REPAIR_RUNNER__TICK_SECONDS": "5",
+        "CREDIT_REPAIR_JOBS__DISPATCH__CRON": "* * * * *",
+    }
 
 
 ONLY_DISPATCH = _only_dispatch()
@@ -93,8 +101,11 @@ def test_sigterm_during_dispatch_finishes_the_message_in_hand_and_loses_nothing(
 def test_two_runners_one_runs_the_other_waits_and_takes_over_when_it_dies(
     pg_url: str, tmp_path: Path, config_dir: Path
 ) -> None:
-    lease = {"CREDIT_REPAIR_RUNNER__TICK_SECONDS": "5", "CREDIT_REPAIR_RUNNER__LEASE_SECONDS": "10",
-             "CREDIT_REPAIR_JOBS__SYNC__CRON": "* * * * *"}  # fmt: skip
+    lease = {
+        "CREDIT_REPAIR_RUNNER__TICK_SECONDS": "5",
+        "CREDIT_REPAIR_RUNNER__LEASE_SECONDS": "10",
+        "CREDIT_REPAIR_JOBS__SYNC__CRON": "* * * * *",
+    }
     first_log, second_log = tmp_path / "a.log", tmp_path / "b.log"
     first = _runner(config_dir, pg_url, tmp_path, first_log, lease)
     second = None

@@ -44,7 +44,9 @@ def sms() -> Iterator[SmsServer]:
 
 
 @pytest.fixture
-def setup(cli: CliRunner, tmp_path: Path, config_dir: Path, recorder: Recorder, sms: SmsServer) -> Iterator[DispatchSetup]:
+def setup(
+    cli: CliRunner, tmp_path: Path, config_dir: Path, recorder: Recorder, sms: SmsServer
+) -> Iterator[DispatchSetup]:
     with smtp_server(recorder) as port:
         cfg = dispatch_config(tmp_path, config_dir, port, sms.url)
         yield DispatchSetup(CliRunner(cfg), cfg, tmp_path)
@@ -65,9 +67,13 @@ def test_every_notice_goes_out_once_with_its_docx(setup: DispatchSetup, recorder
     assert {(e["progress"], e["notified_channel"]) for e in entries} == {(1, "email")}
 
 
-def test_smtp_down_then_up_sends_every_notice_once(cli: CliRunner, tmp_path: Path, config_dir: Path, sms: SmsServer) -> None:
+def test_smtp_down_then_up_sends_every_notice_once(
+    cli: CliRunner, tmp_path: Path, config_dir: Path, sms: SmsServer
+) -> None:
     port = free_port()
-    s = DispatchSetup(CliRunner(dispatch_config(tmp_path, config_dir, port, sms.url)), tmp_path / "cfg", tmp_path)
+    s = DispatchSetup(
+        CliRunner(dispatch_config(tmp_path, config_dir, port, sms.url)), tmp_path / "cfg", tmp_path
+    )
     load_notices(s, 4)
     down = _dispatch(s)
     assert (down["sent"], down["retry"]) == (0, 4)
@@ -81,35 +87,49 @@ def test_smtp_down_then_up_sends_every_notice_once(cli: CliRunner, tmp_path: Pat
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
-def test_an_authentication_failure_takes_the_channel_down_without_a_retry_storm(cli: CliRunner, tmp_path: Path, config_dir: Path, sms: SmsServer) -> None:
+def test_an_authentication_failure_takes_the_channel_down_without_a_retry_storm(
+    cli: CliRunner, tmp_path: Path, config_dir: Path, sms: SmsServer
+) -> None:
     recorder = Recorder()
     with smtp_server(recorder, authenticator=rejecting, auth_require_tls=False) as port:
-        cfg = dispatch_config(tmp_path, config_dir, port, sms.url, extra_email="  user: notice\n  password: wrong\n")
+        cfg = dispatch_config(
+            tmp_path, config_dir, port, sms.url, extra_email="  user: notice\n  password: wrong\n"
+        )
         s = DispatchSetup(CliRunner(cfg), cfg, tmp_path)
         load_notices(s, 6)
         result = _dispatch(s)
-        assert result["channels_down"] == ["email"] and result["sent"] == 0 and result["failed"] == 0
+        assert (
+            result["channels_down"] == ["email"] and result["sent"] == 0 and result["failed"] == 0
+        )
         assert recorder.connections == 1  # one login attempt, not six
         again = _dispatch(s, now="2026-11-27T09:30")
         assert again["claimed"] == 0 and recorder.connections == 1
     assert outbox_states(s) == {"pending": 6}
 
 
-def test_sms_rate_limits_and_server_errors_retry_and_a_timeout_is_unknown(setup: DispatchSetup, sms: SmsServer) -> None:
+def test_sms_rate_limits_and_server_errors_retry_and_a_timeout_is_unknown(
+    setup: DispatchSetup, sms: SmsServer
+) -> None:
     load_notices(setup, 3, email=False, phone=True)
-    sms.reply(Reply(status=429, headers={"Retry-After": "120"}), Reply(status=503), Reply(delay=2.0))
+    sms.reply(
+        Reply(status=429, headers={"Retry-After": "120"}), Reply(status=503), Reply(delay=2.0)
+    )
     first = _dispatch(setup)
     assert (first["retry"], first["unknown"]) == (2, 1)
     sms.default = Reply(status=200, body=b'{"id": "ok"}')
     later = _dispatch(setup, now="2026-11-27T12:00")
     assert later["sent"] == 2
-    assert _dispatch(setup, now="2026-11-28T12:00")["claimed"] == 0  # the unknown one is never resent
+    assert (
+        _dispatch(setup, now="2026-11-28T12:00")["claimed"] == 0
+    )  # the unknown one is never resent
     unknown = setup.cli("outbox", "--state", "unknown", "--json", now=NOW).json_lines()
     assert len(unknown) == 1 and unknown[0]["channel"] == "sms"
     assert len(sms.seen) == 5
 
 
-def test_the_webhook_is_signed_and_carries_the_rendered_text(setup: DispatchSetup, sms: SmsServer) -> None:
+def test_the_webhook_is_signed_and_carries_the_rendered_text(
+    setup: DispatchSetup, sms: SmsServer
+) -> None:
     import hashlib
     import hmac
 
@@ -117,13 +137,18 @@ def test_the_webhook_is_signed_and_carries_the_rendered_text(setup: DispatchSetu
     sms.default = Reply(status=200, body=b"{}")
     assert _dispatch(setup)["sent"] == 1
     seen = sms.seen[0]
-    assert seen.headers["x-signature"] == hmac.new(b"test-secret", seen.body, hashlib.sha256).hexdigest()
+    assert (
+        seen.headers["x-signature"]
+        == hmac.new(b"test-secret", seen.body, hashlib.sha256).hexdigest()
+    )
     body = json.loads(seen.body)
     assert body["phone"] == "13900000001" and body["template"] == "repair_notice"
     assert "2026年12月29日" in body["text"]
 
 
-def test_sms_stays_quiet_at_night_and_goes_in_the_morning(setup: DispatchSetup, sms: SmsServer) -> None:
+def test_sms_stays_quiet_at_night_and_goes_in_the_morning(
+    setup: DispatchSetup, sms: SmsServer
+) -> None:
     load_notices(setup, 1, email=False, phone=True)
     sms.default = Reply(status=200, body=b"{}")
     night = _dispatch(setup, now="2026-11-27T22:30")
@@ -132,34 +157,68 @@ def test_sms_stays_quiet_at_night_and_goes_in_the_morning(setup: DispatchSetup, 
     assert _dispatch(setup, now="2026-11-28T08:01")["sent"] == 1
 
 
-def test_a_permanent_failure_falls_back_to_the_next_channel(setup: DispatchSetup, sms: SmsServer, recorder: Recorder) -> None:
+def test_a_permanent_failure_falls_back_to_the_next_channel(
+    setup: DispatchSetup, sms: SmsServer, recorder: Recorder
+) -> None:
     notices = (setup.cfg / "notices.yaml").read_text(encoding="utf-8")
-    (setup.cfg / "notices.yaml").write_text(notices.replace("    channels: [email, sms, manual]\n    attach_docx: true",
-                                                            "    channels: [sms, email, manual]\n    attach_docx: true"), encoding="utf-8")  # fmt: skip
+    (setup.cfg / "notices.yaml").write_text(
+        notices.replace(
+            "    channels: [email, sms, manual]\n    attach_docx: true",
+            "    channels: [sms, email, manual]\n    attach_docx: true",
+        ),
+        encoding="utf-8",
+    )
     load_notices(setup, 1, email=True, phone=True)
     sms.reply(Reply(status=400, body=b'{"error": "blacklisted"}'))
     first = _dispatch(setup)
-    assert (first["failed"], first["fallbacks"], first["sent"]) == (1, 1, 1)  # the e-mail went in the same run
+    assert (first["failed"], first["fallbacks"], first["sent"]) == (
+        1,
+        1,
+        1,
+    )  # the e-mail went in the same run
     assert _dispatch(setup)["claimed"] == 0
     assert len(recorder.received) == 1
     assert outbox_states(setup) == {"failed": 1, "sent": 1}
 
 
-def test_a_record_closed_before_sending_cancels_its_notice(setup: DispatchSetup, recorder: Recorder) -> None:
+def test_a_record_closed_before_sending_cancels_its_notice(
+    setup: DispatchSetup, recorder: Recorder
+) -> None:
     load_notices(setup, 10)
     rows = [penalty(i) for i in range(2, 11)]
-    assert setup.cli("sync", "--file", str(write_rows(setup.tmp / "p2.csv", rows)), now="2026-11-27T10:00").code == 0
+    assert (
+        setup.cli(
+            "sync", "--file", str(write_rows(setup.tmp / "p2.csv", rows)), now="2026-11-27T10:00"
+        ).code
+        == 0
+    )
     assert setup.cli("eligibility", now="2026-11-27T10:00").code == 0
     result = _dispatch(setup, now="2026-11-27T10:00")
     assert (result["cancelled"], result["sent"]) == (1, 9)
     assert len(recorder.received) == 9
 
 
-def test_a_name_with_cr_lf_or_html_cannot_inject_headers_and_is_escaped(setup: DispatchSetup, recorder: Recorder) -> None:
+def test_a_name_with_cr_lf_or_html_cannot_inject_headers_and_is_escaped(
+    setup: DispatchSetup, recorder: Recorder
+) -> None:
     rows = [penalty(1, CF_XDR_MC="双鸭山<b>坏</b>公司")]
-    assert setup.cli("sync", "--file", str(write_rows(setup.tmp / "p.csv", rows)), now=NOW).code == 0
-    contacts = [{"统一社会信用代码": uscc(1), "联系人": "张三\r\nBcc: victim@example.net", "联系电话": "", "电子邮箱": "c1@example.com"}]
-    setup.cli("contacts", "import", str(write_rows(setup.tmp / "c.csv", contacts, headers=CONTACT_HEADERS)), now=NOW)
+    assert (
+        setup.cli("sync", "--file", str(write_rows(setup.tmp / "p.csv", rows)), now=NOW).code == 0
+    )
+    contacts = [
+        {
+            "统一社会信用代码": uscc(1),
+            "联系人": "张三\r\nBcc: victim@example.net",
+            "联系电话": "",
+            "电子邮箱": "c1@example.com",
+        }
+    ]
+    setup.cli(
+        "contacts",
+        "import",
+        str(write_rows(setup.tmp / "c.csv", contacts, headers=CONTACT_HEADERS)),
+        now=NOW,
+    )
     setup.cli("eligibility", now=NOW)
     setup.cli("notices", "plan", now=NOW)
     assert _dispatch(setup)["sent"] == 1

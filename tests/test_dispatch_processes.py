@@ -25,7 +25,9 @@ from tests.sms_server import running_server
 from tests.smtp_server import Recorder, SlowRecorder, smtp_server
 
 
-def _dispatch_process(cfg: Path, db_url: str, cwd: Path, now: str = DISPATCH_NOW) -> subprocess.Popen[bytes]:
+def _dispatch_process(
+    cfg: Path, db_url: str, cwd: Path, now: str = DISPATCH_NOW
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CREDIT_REPAIR_DATABASE_URL": db_url}
     argv = [
         sys.executable,
@@ -79,8 +81,9 @@ def test_a_dispatcher_killed_mid_batch_loses_and_doubles_nothing(
 
 
 @pytest.mark.postgres
-def test_two_dispatchers_racing_on_postgresql_never_send_one_notice_twice(pg_url: str, tmp_path: Path,
-                                                                         config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_two_dispatchers_racing_on_postgresql_never_send_one_notice_twice(
+    pg_url: str, tmp_path: Path, config_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CREDIT_REPAIR_DATABASE_URL", pg_url)
     monkeypatch.chdir(tmp_path)
     recorder = Recorder()

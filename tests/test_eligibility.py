@@ -45,15 +45,21 @@ def run(facts: RecordFacts, today: dt.date, rules: RulesConfig = RULES) -> Evalu
     ids=[case[0] for case in RULE_CASES],
 )
 def test_every_rule_set_and_severity_at_each_boundary(
-    decision: dt.date, given: str, rule_set: str, severity: str,
-    min_end: dt.date | None, max_end: dt.date,
-) -> None:  # fmt: skip
+    decision: dt.date,
+    given: str,
+    rule_set: str,
+    severity: str,
+    min_end: dt.date | None,
+    max_end: dt.date,
+) -> None:
     facts = record(decision, severity_given=given)
     for today, status in boundary_days(decision, min_end, max_end):
         result = run(facts, today)
         assert (result.rule_set, result.severity, result.severity_source) == (
-            rule_set, severity, "snapshot"
-        ), today  # fmt: skip
+            rule_set,
+            severity,
+            "snapshot",
+        ), today
         assert (result.min_end, result.max_end, result.period_start) == (min_end, max_end, decision)
         assert result.repairable_from == (min_end + DAY if min_end else None)
         assert result.removal_on == max_end + DAY
@@ -82,8 +88,10 @@ def test_ndrc_2025_36_general_decided_2026_09_28_in_full() -> None:
 def test_ndrc_2025_36_minor_is_not_published_by_default() -> None:
     result = run(record(D(2026, 9, 28), "警告"), D(2026, 11, 27))
     assert (result.status, result.severity, result.severity_source) == (
-        "not_published", "minor", "rule:only-warning"
-    )  # fmt: skip
+        "not_published",
+        "minor",
+        "rule:only-warning",
+    )
     assert result.min_end is result.max_end is result.removal_on is result.publish_by is None
     assert "publish_minor" in result.reason
 
@@ -142,17 +150,34 @@ def _with_overrides(*overrides: dict[str, Any]) -> RulesConfig:
 
 
 def test_a_sector_override_can_match_on_the_department_and_a_minimum_fine() -> None:
-    rules = _with_overrides({"name": "安全生产（应急管理）", "departments": ["YJJ"], "min_fine_wan": "10", "min_months": 12})
+    rules = _with_overrides(
+        {
+            "name": "安全生产（应急管理）",
+            "departments": ["YJJ"],
+            "min_fine_wan": "10",
+            "min_months": 12,
+        }
+    )
     big = record(D(2024, 1, 31), department_code="YJJ", fine_amount_wan=Decimal("12"))
     assert run(big, D(2024, 6, 1), rules).min_end == D(2025, 1, 31)
     assert "sector 安全生产（应急管理）: min 1 year" in run(big, D(2024, 6, 1), rules).reason
-    for other in (replace(big, fine_amount_wan=Decimal("9.99")), replace(big, fine_amount_wan=None),
-                  replace(big, department_code="SWJ")):  # fmt: skip
+    for other in (
+        replace(big, fine_amount_wan=Decimal("9.99")),
+        replace(big, fine_amount_wan=None),
+        replace(big, department_code="SWJ"),
+    ):
         assert run(other, D(2024, 6, 1), rules).min_end == D(2024, 4, 30)
 
 
 def test_a_sector_override_with_departments_and_keywords_needs_both() -> None:
-    rules = _with_overrides({"name": "食品（市场监管）", "departments": ["SCJG"], "keywords": ["食品"], "min_months": 12})
+    rules = _with_overrides(
+        {
+            "name": "食品（市场监管）",
+            "departments": ["SCJG"],
+            "keywords": ["食品"],
+            "min_months": 12,
+        }
+    )
     food = record(D(2024, 1, 31), department_code="SCJG", facts="销售过期食品")
     assert run(food, D(2024, 6, 1), rules).min_end == D(2025, 1, 31)
     assert run(replace(food, facts="虚假广告"), D(2024, 6, 1), rules).min_end == D(2024, 4, 30)
@@ -174,8 +199,9 @@ def test_ndrc_2019_527_special_serious_area_with_revocation_is_never_early() -> 
     facts = record(D(2022, 5, 9), "罚款", "吊销排污许可证", violation_type="生态环境违法")
     result = run(facts, D(2023, 1, 1))
     assert (result.severity, result.severity_source) == (
-        "special_serious", "rule:special-serious-area:生态环境"
-    )  # fmt: skip
+        "special_serious",
+        "rule:special-serious-area:生态环境",
+    )
     assert result.status == "non_repairable"
     assert result.min_end is None and result.repairable_from is None
     assert result.max_end == D(2025, 5, 9)
@@ -185,22 +211,32 @@ def test_ndrc_2019_527_special_serious_area_with_revocation_is_never_early() -> 
 
 def test_a_never_early_type_of_the_rule_set_makes_the_record_non_repairable() -> None:
     rules = RulesConfig.model_validate(
-        {"rule_sets": {**RULES.model_dump()["rule_sets"],
-                       "ndrc-2025-36": {**RULES.model_dump()["rule_sets"]["ndrc-2025-36"],
-                                        "never_early_types": ["限制从业"]}}}
-    )  # fmt: skip
+        {
+            "rule_sets": {
+                **RULES.model_dump()["rule_sets"],
+                "ndrc-2025-36": {
+                    **RULES.model_dump()["rule_sets"]["ndrc-2025-36"],
+                    "never_early_types": ["限制从业"],
+                },
+            }
+        }
+    )
     result = run(record(D(2026, 9, 28), "罚款", "限制从业"), D(2026, 11, 27), rules)
     assert (result.status, result.min_end, result.max_end) == (
-        "non_repairable", None, D(2029, 9, 28)
-    )  # fmt: skip
+        "non_repairable",
+        None,
+        D(2029, 9, 28),
+    )
     assert "限制从业 can never stop early" in result.reason
 
 
 def test_several_penalty_types_take_the_longest_period() -> None:
     result = run(record(D(2026, 9, 28), "警告", "罚款", "吊销许可证件"), D(2026, 11, 27))
     assert (result.severity, result.min_end, result.max_end) == (
-        "serious", D(2027, 9, 28), D(2029, 9, 28)
-    )  # fmt: skip
+        "serious",
+        D(2027, 9, 28),
+        D(2029, 9, 28),
+    )
 
 
 # --------------------------------------------------------------------------- 45号令
@@ -221,7 +257,9 @@ def test_samr_counts_from_the_publication_date() -> None:
     assert run(facts, D(2027, 3, 15)).status == "repairable"
     assert run(facts, D(2027, 3, 16)).status == "expired"
     assert "counted from publication 2024-03-15" in result.reason
-    assert result.publish_by == D(2024, 3, 29)  # from the decision date, 45号令's own limit: 20 working days
+    assert result.publish_by == D(
+        2024, 3, 29
+    )  # from the decision date, 45号令's own limit: 20 working days
 
 
 def test_samr_without_a_publication_date_counts_from_the_decision_and_says_so() -> None:
@@ -290,8 +328,10 @@ def test_samr_several_types_take_the_longest() -> None:
 def test_samr_never_early_types_are_non_repairable(penalty: str) -> None:
     result = run(market(D(2024, 3, 1), "罚款", penalty), D(2024, 12, 1))
     assert (result.status, result.min_end, result.max_end) == (
-        "non_repairable", None, D(2027, 3, 1)
-    )  # fmt: skip
+        "non_repairable",
+        None,
+        D(2027, 3, 1),
+    )
     assert run(market(D(2024, 3, 1), "罚款", penalty), D(2027, 3, 2)).status == "expired"
 
 
@@ -328,16 +368,25 @@ def test_unknown_severity_text_is_a_value_error_naming_it() -> None:
 def test_without_calendar_data_only_the_working_day_date_is_unknown() -> None:
     # 36号令, general, decided 2026-12-24: publish_by falls in 2027, which no data covers
     result = run(record(D(2026, 12, 24)), D(2027, 2, 1))
-    assert result.publish_by is None and "publish_by unknown: no working-day data for 2027" in result.reason
+    assert (
+        result.publish_by is None
+        and "publish_by unknown: no working-day data for 2027" in result.reason
+    )
     assert (result.min_end, result.repairable_from) == (D(2027, 3, 24), D(2027, 3, 25))
-    assert (result.max_end, result.removal_on, result.status) == (D(2027, 12, 24), D(2027, 12, 25), "in_min_period")
+    assert (result.max_end, result.removal_on, result.status) == (
+        D(2027, 12, 24),
+        D(2027, 12, 25),
+        "in_min_period",
+    )
 
 
 def test_with_the_year_in_holidays_yaml_the_publish_by_date_is_computed() -> None:
     year = YearOverride(holidays=[D(2027, 1, 1)], complete=True)
     cal = WorkingCalendar(HolidaysConfig(years={2027: year}))
     result = evaluate(record(D(2026, 12, 24)), D(2027, 2, 1), RULES, cal)
-    assert result.publish_by == D(2027, 1, 5)  # 12-25, 12-28 … 12-31, (01-01 off) 01-04, 01-05: the 7th
+    assert result.publish_by == D(
+        2027, 1, 5
+    )  # 12-25, 12-28 … 12-31, (01-01 off) 01-04, 01-05: the 7th
 
 
 def test_a_publish_until_before_the_decision_date_is_a_warning() -> None:
@@ -362,8 +411,10 @@ def test_selection_by_evaluation_date_uses_the_rule_set_in_force_today() -> None
     rules = RulesConfig(selection_key="evaluation_date")
     by_today = run(facts, D(2026, 5, 1), rules)
     assert (by_today.rule_set, by_today.max_end, by_today.status) == (
-        "ndrc-2025-36", D(2026, 1, 10), "expired"
-    )  # fmt: skip
+        "ndrc-2025-36",
+        D(2026, 1, 10),
+        "expired",
+    )
 
 
 def test_art_203_roll_forward_is_off_by_default_and_moves_holiday_ends_when_on() -> None:
@@ -393,9 +444,12 @@ def test_a_date_no_rule_set_covers_is_a_value_error() -> None:
     is_market=st.booleans(),
 )
 def test_any_record_has_ordered_dates_and_the_status_its_dates_imply(
-    decision: dt.date, days_later: int, given_text: str | None, types: tuple[str, ...],
+    decision: dt.date,
+    days_later: int,
+    given_text: str | None,
+    types: tuple[str, ...],
     is_market: bool,
-) -> None:  # fmt: skip
+) -> None:
     facts = record(decision, *types, severity_given=given_text, market_regulation=is_market)
     today = decision + dt.timedelta(days=days_later)
     result = run(facts, today)

@@ -31,17 +31,29 @@ def port(recorder: Recorder) -> Iterator[int]:
 
 
 def settings(port: int, **overrides: Any) -> EmailSettings:
-    values: dict[str, Any] = dict(host="127.0.0.1", port=port, ssl=False, starttls=False,
-                                  sender="notice@example.gov.cn", sender_name=SENDER_NAME,
-                                  timeout=5.0)  # fmt: skip
+    values: dict[str, Any] = dict(
+        host="127.0.0.1",
+        port=port,
+        ssl=False,
+        starttls=False,
+        sender="notice@example.gov.cn",
+        sender_name=SENDER_NAME,
+        timeout=5.0,
+    )
     return EmailSettings(**{**values, **overrides})
 
 
 def notice(n: int = 1, **overrides: Any) -> Message:
-    values: dict[str, Any] = dict(key=f"rec{n}:notice:1:email:contact{n}@example.com",
-                                  channel="email", recipient=f"contact{n}@example.com",
-                                  recipient_name="张三", subject=SUBJECT, text=TEXT, html=HTML,
-                                  attachments=(NOTICE,))  # fmt: skip
+    values: dict[str, Any] = dict(
+        key=f"rec{n}:notice:1:email:contact{n}@example.com",
+        channel="email",
+        recipient=f"contact{n}@example.com",
+        recipient_name="张三",
+        subject=SUBJECT,
+        text=TEXT,
+        html=HTML,
+        attachments=(NOTICE,),
+    )
     return Message(**{**values, **overrides})
 
 
@@ -122,8 +134,11 @@ def test_message_id_comes_from_the_outbox_key(port: int, recorder: Recorder) -> 
 
 
 def test_cr_lf_in_name_or_subject_cannot_inject_headers(port: int, recorder: Recorder) -> None:
-    evil = notice(recipient_name="张三\r\nBcc: victim@example.net",
-                  subject="告知书\nX-Injected: yes", html="<p>&lt;b&gt;张三&lt;/b&gt;</p>")  # fmt: skip
+    evil = notice(
+        recipient_name="张三\r\nBcc: victim@example.net",
+        subject="告知书\nX-Injected: yes",
+        html="<p>&lt;b&gt;张三&lt;/b&gt;</p>",
+    )
 
     EmailChannel(settings(port)).send(evil)
 
@@ -188,8 +203,9 @@ class DropsOnMail(Recorder):
         self.nth = nth
         self.reply = reply
 
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
-                          options: list[str]) -> str:  # fmt: skip
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
         if self.mails + 1 == self.nth:
             self.mails += 1
             if self.reply:
@@ -272,8 +288,9 @@ class RefusesRecipient(Recorder):
         self.refused = refused
         self.reply = reply
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          options: list[str]) -> str:  # fmt: skip
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
         if address == self.refused:
             return self.reply
         envelope.rcpt_tos.append(address)
@@ -282,9 +299,11 @@ class RefusesRecipient(Recorder):
 
 @pytest.mark.parametrize(
     ("reply", "permanent"),
-    [("550 5.1.1 <contact2@example.com>: user unknown", True),
-     ("450 4.2.1 mailbox busy, try later", False)],
-)  # fmt: skip
+    [
+        ("550 5.1.1 <contact2@example.com>: user unknown", True),
+        ("450 4.2.1 mailbox busy, try later", False),
+    ],
+)
 def test_a_refused_recipient_fails_only_that_message(reply: str, permanent: bool) -> None:
     handler = RefusesRecipient("contact2@example.com", reply)
     with smtp_server(handler) as port, EmailChannel(settings(port)) as channel:
@@ -357,17 +376,28 @@ def server_tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     folder = tmp_path_factory.mktemp("tls")
     (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))  # fmt: skip
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
     return context
@@ -438,8 +468,9 @@ def test_render_eml_takes_the_file_channels_default_sender() -> None:
     assert (sender.display_name, sender.addr_spec) == (SENDER_NAME, "credit-repair@localhost")
 
 
-@pytest.mark.parametrize("overrides", [{"host": None}, {"sender": None, "user": None},
-                                       {"sender": "宝山区营商环境局"}])  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides", [{"host": None}, {"sender": None, "user": None}, {"sender": "宝山区营商环境局"}]
+)
 def test_a_channel_without_host_or_sender_address_is_a_config_error(
     overrides: dict[str, Any],
 ) -> None:

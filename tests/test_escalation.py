@@ -14,8 +14,15 @@ from tests.helpers import CliRunner, penalty, write_rows
 def _report(engine: Engine, department: str, month: str) -> None:
     """A department's monthly report received (what a ledger import records)."""
     with engine.begin() as conn:
-        conn.execute(insert(table_of(DepartmentReport)), {"department_code": department, "month": month, "file": "x.xlsx",
-                                                           "received_at": dt.datetime(2026, 11, 10, tzinfo=dt.UTC)})  # fmt: skip
+        conn.execute(
+            insert(table_of(DepartmentReport)),
+            {
+                "department_code": department,
+                "month": month,
+                "file": "x.xlsx",
+                "received_at": dt.datetime(2026, 11, 10, tzinfo=dt.UTC),
+            },
+        )
 
 
 def _escalate(cli: CliRunner, now: str, *args: str) -> dict[str, object]:
@@ -29,7 +36,9 @@ def _items(body: dict[str, object], reason: str) -> list[dict[str, object]]:
     return [i for i in body["items"] if i["reason"] == reason]  # type: ignore[union-attr, index]
 
 
-def test_a_department_that_never_reports_climbs_one_level_a_month(cli: CliRunner, engine: Engine) -> None:
+def test_a_department_that_never_reports_climbs_one_level_a_month(
+    cli: CliRunner, engine: Engine
+) -> None:
     for dep in ("YJJ", "SCJG", "STHJ", "ZJJ", "XFJY"):
         for month in ("2026-09", "2026-10", "2026-11", "2026-12"):
             _report(engine, dep, month)
@@ -40,8 +49,15 @@ def test_a_department_that_never_reports_climbs_one_level_a_month(cli: CliRunner
         assert item["department_code"] == "SWJ"
         levels.append(item["level"])
     assert levels == [1, 2, 3, 3]
-    recipients = [r["recipient"] for r in cli("outbox", "--kind", "escalation", "--json").json_lines()]
-    assert recipients == ["tax@example.org", "tax-head@example.org", "credit-bureau@example.org", "credit-bureau@example.org"]
+    recipients = [
+        r["recipient"] for r in cli("outbox", "--kind", "escalation", "--json").json_lines()
+    ]
+    assert recipients == [
+        "tax@example.org",
+        "tax-head@example.org",
+        "credit-bureau@example.org",
+        "credit-bureau@example.org",
+    ]
 
 
 def test_escalating_twice_in_a_month_changes_nothing(cli: CliRunner) -> None:
@@ -57,23 +73,38 @@ def test_a_department_that_reported_is_not_escalated(cli: CliRunner, engine: Eng
     assert "SWJ" not in {i["department_code"] for i in _items(body, "not_reported")}
 
 
-def test_stuck_and_past_planned_cases_and_undelivered_notices_escalate(cli: CliRunner, tmp_path: Path) -> None:
+def test_stuck_and_past_planned_cases_and_undelivered_notices_escalate(
+    cli: CliRunner, tmp_path: Path
+) -> None:
     rows = [penalty(1, CF_JDRQ="2026-05-06"), penalty(2, CF_JDRQ="2026-05-06"), penalty(3)]
     cli("sync", "--file", str(write_rows(tmp_path / "p.csv", rows)), now="2026-11-20")
     cli("eligibility", now="2026-11-20")
-    cli("ledger", "set", "宝税罚〔2026〕1号", "--willing", "yes", now="2026-11-20")  # repairable since 2026-08-07
+    cli(
+        "ledger", "set", "宝税罚〔2026〕1号", "--willing", "yes", now="2026-11-20"
+    )  # repairable since 2026-08-07
     cli("ledger", "set", "宝税罚〔2026〕2号", "--planned", "2026-11-01", now="2026-11-20")
     body = _escalate(cli, "2026-11-20T09:00")
     [stuck] = _items(body, "stuck")
     [late] = _items(body, "past_planned")
     assert stuck["decision_no"] == "宝税罚〔2026〕1号" and "天未申请" in str(stuck["detail"])
     assert late["decision_no"] == "宝税罚〔2026〕2号"
-    digest = next(r for r in cli("outbox", "--kind", "escalation", "--json").json_lines() if r["recipient"] == "tax@example.org")
+    digest = next(
+        r
+        for r in cli("outbox", "--kind", "escalation", "--json").json_lines()
+        if r["recipient"] == "tax@example.org"
+    )
     assert digest["state"] == "pending"
 
 
-def test_the_reminder_day_sends_each_department_one_digest_a_month(cli: CliRunner, tmp_path: Path) -> None:
-    cli("sync", "--file", str(write_rows(tmp_path / "p.csv", [penalty(1), penalty(2)])), now="2026-11-13")
+def test_the_reminder_day_sends_each_department_one_digest_a_month(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    cli(
+        "sync",
+        "--file",
+        str(write_rows(tmp_path / "p.csv", [penalty(1), penalty(2)])),
+        now="2026-11-13",
+    )
     cli("eligibility", now="2026-11-13")
     first = cli("remind", "--json", now="2026-11-13T09:00").json()
     again = cli("remind", "--json", now="2026-11-13T10:00").json()

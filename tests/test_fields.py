@@ -8,26 +8,90 @@ from pipeline.errors import ConfigError
 from pipeline.sync.sources.fields import build_mapping, describe_field, header_key
 
 CURRENT_CODES = [
-    "CF_WSH", "CF_XDR_MC", "CF_XDR_LB", "CF_XDR_SHXYM", "CF_FRDB", "CF_WFXW", "CF_SY", "CF_YJ",
-    "CF_CFLB", "CF_NR", "CF_NR_FK", "CF_NR_WFFF", "CF_NR_ZKDX", "CF_JDRQ", "CF_YXQ", "CF_GSJZQ",
-    "CF_CFJG", "CF_CFJGDM", "CF_SJLY", "CF_SJLYDM",
+    "CF_WSH",
+    "CF_XDR_MC",
+    "CF_XDR_LB",
+    "CF_XDR_SHXYM",
+    "CF_FRDB",
+    "CF_WFXW",
+    "CF_SY",
+    "CF_YJ",
+    "CF_CFLB",
+    "CF_NR",
+    "CF_NR_FK",
+    "CF_NR_WFFF",
+    "CF_NR_ZKDX",
+    "CF_JDRQ",
+    "CF_YXQ",
+    "CF_GSJZQ",
+    "CF_CFJG",
+    "CF_CFJGDM",
+    "CF_SJLY",
+    "CF_SJLYDM",
 ]
 CODES_2016 = [
-    "CF_AJMC", "CF_WSH", "CF_CFLB1", "CF_CFLB2", "CF_SY", "CF_YJ", "CF_XDR_MC", "CF_XDR_SHDM",
-    "CF_FR", "CF_JG", "CF_JDRQ", "CF_XZJG", "DFBM", "SJC",
+    "CF_AJMC",
+    "CF_WSH",
+    "CF_CFLB1",
+    "CF_CFLB2",
+    "CF_SY",
+    "CF_YJ",
+    "CF_XDR_MC",
+    "CF_XDR_SHDM",
+    "CF_FR",
+    "CF_JG",
+    "CF_JDRQ",
+    "CF_XZJG",
+    "DFBM",
+    "SJC",
 ]
 CHINESE = [
-    "行政处罚决定书文号", "行政相对人名称", "行政相对人类别", "统一社会信用代码", "法定代表人",
-    "违法行为类型", "违法事实", "处罚依据", "处罚类别", "处罚内容", "罚款金额（万元）",
-    "没收违法所得、没收非法财物的金额(万元)", "暂扣或吊销证照名称及编号", "处罚决定日期",
-    "处罚有效期", "公示截止期", "处罚机关", "处罚机关统一社会信用代码", "数据来源单位",
-    "数据来源单位统一社会信用代码", "失信严重程度", "公示日期", "行业",
+    "行政处罚决定书文号",
+    "行政相对人名称",
+    "行政相对人类别",
+    "统一社会信用代码",
+    "法定代表人",
+    "违法行为类型",
+    "违法事实",
+    "处罚依据",
+    "处罚类别",
+    "处罚内容",
+    "罚款金额（万元）",
+    "没收违法所得、没收非法财物的金额(万元)",
+    "暂扣或吊销证照名称及编号",
+    "处罚决定日期",
+    "处罚有效期",
+    "公示截止期",
+    "处罚机关",
+    "处罚机关统一社会信用代码",
+    "数据来源单位",
+    "数据来源单位统一社会信用代码",
+    "失信严重程度",
+    "公示日期",
+    "行业",
 ]
 # the real 双鸭山 record from domain.md §4, as a current-code row
 SHUANGYASHAN = [
-    "市场【2019】1号", "双鸭山智慧城市运营有限公司", "法人及非法人组织", "91230500MA1B3N1N2M",
-    "", "", "", "", "罚款", "罚款人民币贰仟元整", "0.2", "", "", "2019-10-10", "", "",
-    "双鸭山市公安局", "11230500001755309F", "双鸭山市公安局", "11230500001755309F",
+    "市场【2019】1号",
+    "双鸭山智慧城市运营有限公司",
+    "法人及非法人组织",
+    "91230500MA1B3N1N2M",
+    "",
+    "",
+    "",
+    "",
+    "罚款",
+    "罚款人民币贰仟元整",
+    "0.2",
+    "",
+    "",
+    "2019-10-10",
+    "",
+    "",
+    "双鸭山市公安局",
+    "11230500001755309F",
+    "双鸭山市公安局",
+    "11230500001755309F",
 ]
 
 
@@ -132,11 +196,23 @@ def test_an_override_to_an_unknown_field_is_a_config_error_naming_it() -> None:
 
 
 def test_a_severe_list_snapshot_maps_its_chinese_headers() -> None:
-    headers = ["名单名称", "市场主体名称", "统一社会信用代码", "列入机关", "处罚/判决决定书文号",
-               "列入日期", "列入原因"]
+    headers = [
+        "名单名称",
+        "市场主体名称",
+        "统一社会信用代码",
+        "列入机关",
+        "处罚/判决决定书文号",
+        "列入日期",
+        "列入原因",
+    ]
     mapping = build_mapping(headers, "severe-list")
     assert list(mapping.fields) == [
-        "list_name", "entity_name", "uscc", "authority", "decision_no", "decision_date",
+        "list_name",
+        "entity_name",
+        "uscc",
+        "authority",
+        "decision_no",
+        "decision_date",
         "list_reason",
     ]
     assert mapping.missing_required() == []
@@ -144,15 +220,21 @@ def test_a_severe_list_snapshot_maps_its_chinese_headers() -> None:
 
 @pytest.mark.parametrize(
     ("name", "authority", "doc", "date", "reason"),
-    [("企业名称", "认定部门", "认定文书号", "认定日期", "失信原因"),
-     ("主体名称", "认定机关", "决定书文号", "列入日期", "列入原因")],
+    [
+        ("企业名称", "认定部门", "认定文书号", "认定日期", "失信原因"),
+        ("主体名称", "认定机关", "决定书文号", "列入日期", "列入原因"),
+    ],
 )
 def test_severe_list_alternative_names_are_all_recognised(
     name: str, authority: str, doc: str, date: str, reason: str
 ) -> None:
     mapping = build_mapping([name, authority, doc, date, reason], "severe-list")
     assert list(mapping.fields) == [
-        "entity_name", "authority", "decision_no", "decision_date", "list_reason",
+        "entity_name",
+        "authority",
+        "decision_no",
+        "decision_date",
+        "list_reason",
     ]
 
 

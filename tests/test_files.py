@@ -17,13 +17,34 @@ from pipeline.sync.sources.files import detect_encoding, read_snapshot
 
 HEADER = ["CF_WSH", "CF_XDR_MC", "CF_XDR_SHXYM", "CF_CFLB", "CF_NR_FK", "CF_JDRQ", "CF_CFJG"]
 ROWS = [
-    ["市场【2019】1号", "双鸭山智慧城市运营有限公司", "91230500MA1B3N1N2M", "罚款", "0.2",
-     "2019-10-10", "双鸭山市公安局"],
-    ["杭市监罚〔2021〕12号", "杭州某某科技有限公司", "91330100716105852F", "警告;罚款", "1.5",
-     "2021/3/5", "杭州市市场监督管理局"],
+    [
+        "市场【2019】1号",
+        "双鸭山智慧城市运营有限公司",
+        "91230500MA1B3N1N2M",
+        "罚款",
+        "0.2",
+        "2019-10-10",
+        "双鸭山市公安局",
+    ],
+    [
+        "杭市监罚〔2021〕12号",
+        "杭州某某科技有限公司",
+        "91330100716105852F",
+        "警告;罚款",
+        "1.5",
+        "2021/3/5",
+        "杭州市市场监督管理局",
+    ],
 ]
-CHINESE_HEADER = ["行政处罚决定书文号", "行政相对人名称", "统一社会信用代码", "处罚类别",
-                  "罚款金额（万元）", "处罚决定日期", "处罚机关"]
+CHINESE_HEADER = [
+    "行政处罚决定书文号",
+    "行政相对人名称",
+    "统一社会信用代码",
+    "处罚类别",
+    "罚款金额（万元）",
+    "处罚决定日期",
+    "处罚机关",
+]
 
 
 def write_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8") -> Path:
@@ -40,7 +61,10 @@ def test_utf8_csv_yields_rows_numbered_as_a_spreadsheet_shows_them(tmp_path: Pat
     path = write_csv(tmp_path / "p.csv", [HEADER, *ROWS])
     headers, rows = read_all(path)
     assert headers == HEADER
-    assert [(r.row_no, r.values, r.problem) for r in rows] == [(2, ROWS[0], None), (3, ROWS[1], None)]
+    assert [(r.row_no, r.values, r.problem) for r in rows] == [
+        (2, ROWS[0], None),
+        (3, ROWS[1], None),
+    ]
 
 
 def test_utf8_with_bom_is_detected_and_the_bom_is_not_part_of_the_first_header(
@@ -119,7 +143,9 @@ def test_a_file_cut_inside_a_chinese_character_says_so_with_the_row(tmp_path: Pa
     path = tmp_path / "cut.csv"
     body = "\n".join([",".join(HEADER), ",".join(ROWS[0]), ",".join(ROWS[1])]).encode()
     path.write_bytes(body[:-1])  # the last byte of 局 is missing
-    with pytest.raises(InputError, match=r"cut.csv: not valid utf-8 near row 3; the file seems cut"):
+    with pytest.raises(
+        InputError, match=r"cut.csv: not valid utf-8 near row 3; the file seems cut"
+    ):
         read_all(path)
 
 
@@ -140,7 +166,7 @@ def test_blank_lines_are_skipped_but_still_counted_in_row_numbers(tmp_path: Path
 def test_a_quoted_field_may_hold_commas_and_line_breaks(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     path.write_text(
-        "CF_WSH,CF_SY,CF_JDRQ\n" '"A1","未按规定,\n公示年报",2020-01-01\n' "A2,无,2020-01-02\n",
+        'CF_WSH,CF_SY,CF_JDRQ\n"A1","未按规定,\n公示年报",2020-01-01\nA2,无,2020-01-02\n',
         encoding="utf-8",
     )
     _, rows = read_all(path)
@@ -155,7 +181,9 @@ def test_a_header_only_file_has_no_rows(tmp_path: Path) -> None:
 
 def test_2016_code_headers_pass_through_unchanged(tmp_path: Path) -> None:
     header = ["CF_WSH", "CF_CFLB1", "CF_CFLB2", "CF_XDR_MC", "CF_XDR_SHDM", "CF_JDRQ", "CF_XZJG"]
-    path = write_csv(tmp_path / "p.csv", [header, ["A1", "警告", "罚款", "某公司", "", "20190101", "局"]])
+    path = write_csv(
+        tmp_path / "p.csv", [header, ["A1", "警告", "罚款", "某公司", "", "20190101", "局"]]
+    )
     headers, rows = read_all(path)
     fields, _ = build_mapping(headers, "penalties").apply(rows[0].values)
     assert fields["penalty_types"] == "警告;罚款"
@@ -173,8 +201,17 @@ def test_xlsx_cells_keep_their_types_and_row_numbers(tmp_path: Path) -> None:
     book = openpyxl.Workbook()
     sheet = book.active
     sheet.append(CHINESE_HEADER)
-    sheet.append(["市场【2019】1号", "双鸭山智慧城市运营有限公司", "91230500MA1B3N1N2M", "罚款",
-                  0.2, dt.datetime(2019, 10, 10), "双鸭山市公安局"])
+    sheet.append(
+        [
+            "市场【2019】1号",
+            "双鸭山智慧城市运营有限公司",
+            "91230500MA1B3N1N2M",
+            "罚款",
+            0.2,
+            dt.datetime(2019, 10, 10),
+            "双鸭山市公安局",
+        ]
+    )
     sheet.append([])
     sheet.append(["A2", "某公司", None, "警告", None, dt.datetime(2020, 1, 2), "局"])
     book.save(tmp_path / "p.xlsx")
@@ -247,7 +284,9 @@ def test_json_object_records_are_found_by_key_or_as_the_first_list(tmp_path: Pat
 
 def test_json_in_gb18030_is_detected(tmp_path: Path) -> None:
     path = tmp_path / "p.json"
-    path.write_text(json.dumps([{"行政相对人名称": "双鸭山"}], ensure_ascii=False), encoding="gb18030")
+    path.write_text(
+        json.dumps([{"行政相对人名称": "双鸭山"}], ensure_ascii=False), encoding="gb18030"
+    )
     assert read_all(path) == (["行政相对人名称"], [RawRow(1, ["双鸭山"])])
 
 

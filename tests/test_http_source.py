@@ -18,12 +18,22 @@ from pipeline.sync.sources.http import HttpFetch, HttpState, fetch_snapshot
 from tests.source_server import Reply, Seen, SourceServer, json_reply, running_source
 
 RECORDS = [
-    {"CF_WSH": "市场【2019】1号", "CF_XDR_MC": "双鸭山智慧城市运营有限公司",
-     "CF_XDR_SHXYM": "91230500MA1B3N1N2M", "CF_NR_FK": 0.2, "CF_JDRQ": "2019-10-10",
-     "CF_CFJG": "双鸭山市公安局"},
-    {"CF_WSH": "杭市监罚〔2021〕12号", "CF_XDR_MC": "杭州某某科技有限公司",
-     "CF_XDR_SHXYM": "91330100716105852F", "CF_NR_FK": 1.5, "CF_JDRQ": "2021-03-05",
-     "CF_CFJG": "杭州市市场监督管理局"},
+    {
+        "CF_WSH": "市场【2019】1号",
+        "CF_XDR_MC": "双鸭山智慧城市运营有限公司",
+        "CF_XDR_SHXYM": "91230500MA1B3N1N2M",
+        "CF_NR_FK": 0.2,
+        "CF_JDRQ": "2019-10-10",
+        "CF_CFJG": "双鸭山市公安局",
+    },
+    {
+        "CF_WSH": "杭市监罚〔2021〕12号",
+        "CF_XDR_MC": "杭州某某科技有限公司",
+        "CF_XDR_SHXYM": "91330100716105852F",
+        "CF_NR_FK": 1.5,
+        "CF_JDRQ": "2021-03-05",
+        "CF_CFJG": "杭州市市场监督管理局",
+    },
 ]
 SECRET = "Bearer s3cret-token"
 
@@ -209,8 +219,10 @@ def test_a_gb18030_csv_download_is_streamed_to_a_file_and_read(
     server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:
     lines = ["行政处罚决定书文号,行政相对人名称,罚款金额（万元）,处罚决定日期,处罚机关"]
-    lines += [f"市场【2019】{i}号,双鸭山智慧城市运营有限公司,0.2,2019-10-10,双鸭山市公安局"
-              for i in range(1, 3001)]
+    lines += [
+        f"市场【2019】{i}号,双鸭山智慧城市运营有限公司,0.2,2019-10-10,双鸭山市公安局"
+        for i in range(1, 3001)
+    ]
     body = ("\r\n".join(lines) + "\r\n").encode("gb18030")
     server.replies = [Reply(body=body, content_type="text/csv")]
     headers, rows = rows_of(fetch_snapshot(session, source(server.url), None, tmp_path))
@@ -230,8 +242,10 @@ def test_a_workbook_download_is_read_as_xlsx_and_a_csv_labelled_excel_as_csv(
     workbook = (tmp_path / "p.xlsx").read_bytes()
     (tmp_path / "p.xlsx").unlink()
     excel = "application/vnd.ms-excel"
-    server.replies = [Reply(body=workbook, content_type=excel),
-                      Reply(body=b"CF_WSH,CF_JDRQ\nA1,20190101\n", content_type=excel)]
+    server.replies = [
+        Reply(body=workbook, content_type=excel),
+        Reply(body=b"CF_WSH,CF_JDRQ\nA1,20190101\n", content_type=excel),
+    ]
     for _ in range(2):
         fetch = fetch_snapshot(session, source(server.url), None, tmp_path)
         assert rows_of(fetch)[1] == [RawRow(2, ["A1", "20190101"])]

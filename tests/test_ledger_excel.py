@@ -48,12 +48,35 @@ from tests.helpers import (
 )
 
 P, L = PENALTY_LAYOUT.name, LIST_LAYOUT.name
-PEN_HEADERS = ["序号", "企业名称", "统一社会信用代码", "行政处罚决定书文号", "行政处罚可修复时间", "企业修复意愿（是/否）",
-               "计划完成修复时间", "工作进展（1已告知/2处罚整改/3已申请/4已完成）", "责任部门/处室", "责任人及电话",
-               "企业负责人及电话", "备注"]  # fmt: skip
-LIST_HEADERS = ["序号", "企业名称", "统一社会信用代码", "处罚/判决决定书文号", "可修复时间", "企业修复意愿（是/否）",
-                "计划完成修复时间", "工作进展（1 已告知/2 处罚决定整改/3 已申请/4 已修复/5 已移出）", "修复效果（执行金额等）",
-                "责任处室", "责任人及电话", "企业负责人及电话", "备注"]  # fmt: skip
+PEN_HEADERS = [
+    "序号",
+    "企业名称",
+    "统一社会信用代码",
+    "行政处罚决定书文号",
+    "行政处罚可修复时间",
+    "企业修复意愿（是/否）",
+    "计划完成修复时间",
+    "工作进展（1已告知/2处罚整改/3已申请/4已完成）",
+    "责任部门/处室",
+    "责任人及电话",
+    "企业负责人及电话",
+    "备注",
+]
+LIST_HEADERS = [
+    "序号",
+    "企业名称",
+    "统一社会信用代码",
+    "处罚/判决决定书文号",
+    "可修复时间",
+    "企业修复意愿（是/否）",
+    "计划完成修复时间",
+    "工作进展（1 已告知/2 处罚决定整改/3 已申请/4 已修复/5 已移出）",
+    "修复效果（执行金额等）",
+    "责任处室",
+    "责任人及电话",
+    "企业负责人及电话",
+    "备注",
+]
 NOW = "2026-11-27T09:00"
 LATER = "2026-11-28T10:00"
 IMPORT = "2026-12-03T15:00"
@@ -72,12 +95,28 @@ def _build_ledger(url: str, folder: Path, config_dir: Path) -> None:
     the emergency bureau (YJJ): 1 penalty. Contacts for entity 1."""
     with cli_at(url, folder, config_dir) as cli:
         rows = [penalty(i, CF_JDRQ="2026-05-06") for i in range(1, 5)] + [penalty(5)]
-        rows.append(penalty(6, CF_WSH="宝应急罚〔2026〕6号", CF_CFJG=EMERGENCY, CF_CFJGDM=EMERGENCY_USCC,
-                            CF_JDRQ="2026-05-06"))  # fmt: skip
+        rows.append(
+            penalty(
+                6,
+                CF_WSH="宝应急罚〔2026〕6号",
+                CF_CFJG=EMERGENCY,
+                CF_CFJGDM=EMERGENCY_USCC,
+                CF_JDRQ="2026-05-06",
+            )
+        )
         _ok(cli("sync", "--file", str(write_rows(folder / "p.csv", rows)), now=NOW))
-        entries = [{"名单名称": "重大税收违法失信主体名单", "企业名称": f"双鸭山市测试{n}有限公司", "统一社会信用代码": uscc(n),
-                    "认定部门": TAX, "认定文书号": f"宝税认〔2026〕{n}号", "列入日期": "2026-03-01", "列入原因": "虚开发票"}
-                   for n in (21, 22)]  # fmt: skip
+        entries = [
+            {
+                "名单名称": "重大税收违法失信主体名单",
+                "企业名称": f"双鸭山市测试{n}有限公司",
+                "统一社会信用代码": uscc(n),
+                "认定部门": TAX,
+                "认定文书号": f"宝税认〔2026〕{n}号",
+                "列入日期": "2026-03-01",
+                "列入原因": "虚开发票",
+            }
+            for n in (21, 22)
+        ]
         kind = ("--kind", "severe-list")
         _ok(cli("sync", "--file", str(write_rows(folder / "l.csv", entries)), *kind, now=NOW))
         _ok(cli("eligibility", now=NOW))
@@ -124,8 +163,12 @@ def _query(db_url: str, query: Any) -> list[Any]:
 
 def _import_events(db_url: str) -> list[Any]:
     e = table_of(LedgerEvent).c
-    return _query(db_url, select(e.record_id, e.field, e.old_value, e.new_value, e.source, e.actor)
-                  .where(e.source == "import").order_by(e.id))  # fmt: skip
+    return _query(
+        db_url,
+        select(e.record_id, e.field, e.old_value, e.new_value, e.source, e.actor)
+        .where(e.source == "import")
+        .order_by(e.id),
+    )
 
 
 def _reports(db_url: str) -> list[Any]:
@@ -149,8 +192,9 @@ def _row_of(ws: Any, decision_no: str) -> int:
     return next(r for r in range(3, ws.max_row + 1) if ws.cell(r, col).value == decision_no)
 
 
-def edit(src: Path, dst: Path, sheets: dict[str, Edit],
-         also: Callable[[Any], None] | None = None) -> Path:  # fmt: skip
+def edit(
+    src: Path, dst: Path, sheets: dict[str, Edit], also: Callable[[Any], None] | None = None
+) -> Path:
     """Copy the workbook with the given cells changed (and any other mutation)."""
     book = openpyxl.load_workbook(src)
     for sheet, rows in sheets.items():
@@ -166,11 +210,24 @@ def edit(src: Path, dst: Path, sheets: dict[str, Edit],
 
 
 GOOD: dict[str, Edit] = {
-    P: {"宝税罚〔2026〕1号": {"企业修复意愿": "是", "工作进展": "2处罚整改", "计划完成修复时间": dt.datetime(2026, 12, 31),
-                          "责任人及电话": "张三 13800000099", "备注": "已电话告知"},
-        "宝税罚〔2026〕2号": {"工作进展": "1已告知", "企业修复意愿": "否"}},
-    L: {"宝税认〔2026〕21号": {"企业修复意愿": "是", "工作进展": "2处罚决定整改", "修复效果": "已缴清罚款 2 万元"}},
-}  # fmt: skip
+    P: {
+        "宝税罚〔2026〕1号": {
+            "企业修复意愿": "是",
+            "工作进展": "2处罚整改",
+            "计划完成修复时间": dt.datetime(2026, 12, 31),
+            "责任人及电话": "张三 13800000099",
+            "备注": "已电话告知",
+        },
+        "宝税罚〔2026〕2号": {"工作进展": "1已告知", "企业修复意愿": "否"},
+    },
+    L: {
+        "宝税认〔2026〕21号": {
+            "企业修复意愿": "是",
+            "工作进展": "2处罚决定整改",
+            "修复效果": "已缴清罚款 2 万元",
+        }
+    },
+}
 
 
 # --------------------------------------------------------------------------- export
@@ -265,10 +322,21 @@ def test_round_trip_saved_by_libreoffice(
     edited = edit(tmp_path / "swj.xlsx", tmp_path / "edited.xlsx", GOOD)
     (tmp_path / "lo").mkdir()
     subprocess.run(
-        [soffice, "--headless", "--norestore", f"-env:UserInstallation={lo_profile.as_uri()}",
-         "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(tmp_path / "lo"), str(edited)],
-        check=True, capture_output=True, timeout=180,
-    )  # fmt: skip
+        [
+            soffice,
+            "--headless",
+            "--norestore",
+            f"-env:UserInstallation={lo_profile.as_uri()}",
+            "--convert-to",
+            "xlsx:Calc MS Excel 2007 XML",
+            "--outdir",
+            str(tmp_path / "lo"),
+            str(edited),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     saved = tmp_path / "lo" / "edited.xlsx"
     assert saved.exists() and saved.read_bytes() != edited.read_bytes()
     _assert_good_applied(ledger, db_url, _import(ledger, saved, "--department", "SWJ"))
@@ -294,13 +362,32 @@ def test_round_trip_edited_in_libreoffice(
             "LibreOffice (soffice) with the Python UNO bridge is not installed: apt-get install libreoffice-calc python3-uno"
         )
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
-    typed = {sheet: {no: {k: v.date().isoformat() if isinstance(v, dt.datetime) else str(v) for k, v in cells.items()}
-                     for no, cells in rows.items()} for sheet, rows in GOOD.items()}  # fmt: skip
+    typed = {
+        sheet: {
+            no: {
+                k: v.date().isoformat() if isinstance(v, dt.datetime) else str(v)
+                for k, v in cells.items()
+            }
+            for no, cells in rows.items()
+        }
+        for sheet, rows in GOOD.items()
+    }
     (tmp_path / "edits.json").write_text(json.dumps(typed, ensure_ascii=False), encoding="utf-8")
     script = Path(__file__).with_name("lo_edit.py")
-    subprocess.run([python, str(script), soffice, str(lo_profile), str(tmp_path / "swj.xlsx"),
-                    str(tmp_path / "lo.xlsx"), str(tmp_path / "edits.json")],
-                   check=True, capture_output=True, timeout=240)  # fmt: skip
+    subprocess.run(
+        [
+            python,
+            str(script),
+            soffice,
+            str(lo_profile),
+            str(tmp_path / "swj.xlsx"),
+            str(tmp_path / "lo.xlsx"),
+            str(tmp_path / "edits.json"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
     book = openpyxl.load_workbook(tmp_path / "lo.xlsx")
     ws = book[P]
     assert isinstance(
@@ -374,17 +461,30 @@ def test_fields_the_pipeline_changed_after_the_export_are_conflicts_not_overwrit
         )
     )
     _ok(ledger("ledger", "set", "宝税罚〔2026〕3号", "--responsible", "李四", now=LATER))
-    edited = edit(tmp_path / "swj.xlsx", tmp_path / "edited.xlsx", {P: {
-        "宝税罚〔2026〕1号": {"工作进展": "2处罚整改", "备注": "部门备注", "企业修复意愿": "是"},
-        "宝税罚〔2026〕3号": {"备注": "未改负责人"},
-    }})  # fmt: skip
+    edited = edit(
+        tmp_path / "swj.xlsx",
+        tmp_path / "edited.xlsx",
+        {
+            P: {
+                "宝税罚〔2026〕1号": {
+                    "工作进展": "2处罚整改",
+                    "备注": "部门备注",
+                    "企业修复意愿": "是",
+                },
+                "宝税罚〔2026〕3号": {"备注": "未改负责人"},
+            }
+        },
+    )
     result = _import(ledger, edited)
     assert result.code == 0, result.err
     body = result.json()
     conflicts = {(c["decision_no"], c["field"]): c for c in body["conflicts"]}
     assert set(conflicts) == {("宝税罚〔2026〕1号", "progress"), ("宝税罚〔2026〕1号", "remarks")}
-    assert (conflicts[("宝税罚〔2026〕1号", "remarks")]["exported"], conflicts[("宝税罚〔2026〕1号", "remarks")]["file"],
-            conflicts[("宝税罚〔2026〕1号", "remarks")]["current"]) == (None, "部门备注", "局里备注")  # fmt: skip
+    assert (
+        conflicts[("宝税罚〔2026〕1号", "remarks")]["exported"],
+        conflicts[("宝税罚〔2026〕1号", "remarks")]["file"],
+        conflicts[("宝税罚〔2026〕1号", "remarks")]["current"],
+    ) == (None, "部门备注", "局里备注")
     assert "对账" in result.err
     entries = _show(ledger)
     one, three = entries["宝税罚〔2026〕1号"], entries["宝税罚〔2026〕3号"]
@@ -500,9 +600,13 @@ def test_merged_cells_over_data_rows_are_errors_naming_the_range(
 
 def test_dates_typed_as_text_are_read_and_bad_ones_named(ledger: CliRunner, tmp_path: Path) -> None:
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
-    texts = {P: {"宝税罚〔2026〕1号": {"计划完成修复时间": "2026年12月31日"},
-                 "宝税罚〔2026〕2号": {"计划完成修复时间": "2027/1/15"},
-                 "宝税罚〔2026〕3号": {"计划完成修复时间": "20270201"}}}  # fmt: skip
+    texts = {
+        P: {
+            "宝税罚〔2026〕1号": {"计划完成修复时间": "2026年12月31日"},
+            "宝税罚〔2026〕2号": {"计划完成修复时间": "2027/1/15"},
+            "宝税罚〔2026〕3号": {"计划完成修复时间": "20270201"},
+        }
+    }
     _ok(_import(ledger, edit(tmp_path / "swj.xlsx", tmp_path / "t.xlsx", texts)))
     entries = _show(ledger)
     assert [entries[f"宝税罚〔2026〕{n}号"]["planned_on"] for n in (1, 2, 3)] == [
@@ -637,8 +741,9 @@ def test_ledger_export_and_import_are_commands_of_the_cli() -> None:
 
 
 def test_cell_parsers() -> None:
-    assert [parse_yes_no(v) for v in ("是", "Y", "yes", 1, True, "否", "n", 0, None, " ")] == \
-        ["yes"] * 5 + ["no"] * 3 + ["unknown"] * 2  # fmt: skip
+    assert [parse_yes_no(v) for v in ("是", "Y", "yes", 1, True, "否", "n", 0, None, " ")] == [
+        "yes"
+    ] * 5 + ["no"] * 3 + ["unknown"] * 2
     assert [
         parse_progress(v, PENALTY_PROGRESS)
         for v in (2, 2.0, "2", "2处罚整改", "2 处罚整改", "处罚整改", None)
@@ -658,26 +763,65 @@ def test_a_record_to_confirm_is_closed_by_the_departments_verification_in_the_wo
     ledger: CliRunner, tmp_path: Path
 ) -> None:
     rows = [penalty(i, CF_JDRQ="2026-05-06") for i in range(2, 5)] + [penalty(5)]
-    rows.append(penalty(6, CF_WSH="宝应急罚〔2026〕6号", CF_CFJG=EMERGENCY, CF_CFJGDM=EMERGENCY_USCC, CF_JDRQ="2026-05-06"))
-    _ok(ledger("sync", "--file", str(write_rows(tmp_path / "p2.csv", rows)), "--force", now="2026-11-28T09:00"))
+    rows.append(
+        penalty(
+            6,
+            CF_WSH="宝应急罚〔2026〕6号",
+            CF_CFJG=EMERGENCY,
+            CF_CFJGDM=EMERGENCY_USCC,
+            CF_JDRQ="2026-05-06",
+        )
+    )
+    _ok(
+        ledger(
+            "sync",
+            "--file",
+            str(write_rows(tmp_path / "p2.csv", rows)),
+            "--force",
+            now="2026-11-28T09:00",
+        )
+    )
     _ok(ledger("eligibility", now="2026-11-28T09:00"))
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ", now="2026-11-28T10:00")
     ws = openpyxl.load_workbook(tmp_path / "swj.xlsx")[P]
     row = _row_of(ws, "宝税罚〔2026〕1号")
-    assert "待核实" in ws.cell(row, _col(ws, "提示")).value and not ws.cell(row, _col(ws, "核实结果")).protection.locked
-    cells = {P: {"宝税罚〔2026〕1号": {"核实结果": "决定已撤销"}},
-             L: {"宝税认〔2026〕21号": {"可修复时间": dt.datetime(2027, 3, 1)}}}  # fmt: skip
+    assert (
+        "待核实" in ws.cell(row, _col(ws, "提示")).value
+        and not ws.cell(row, _col(ws, "核实结果")).protection.locked
+    )
+    cells = {
+        P: {"宝税罚〔2026〕1号": {"核实结果": "决定已撤销"}},
+        L: {"宝税认〔2026〕21号": {"可修复时间": dt.datetime(2027, 3, 1)}},
+    }
     result = _import(ledger, edit(tmp_path / "swj.xlsx", tmp_path / "e.xlsx", cells))
     assert result.code == 0, result.err
     entries = _show(ledger)
     one = entries["宝税罚〔2026〕1号"]
     assert (one["closed_on"], one["close_reason"], one["progress"]) == ("2026-11-28", "revoked", 0)
-    assert entries["宝税认〔2026〕21号"]["repairable_from"] == "2027-03-01"  # a list with no periods in rules.yaml
+    assert (
+        entries["宝税认〔2026〕21号"]["repairable_from"] == "2027-03-01"
+    )  # a list with no periods in rules.yaml
 
 
-def test_a_bad_verification_or_one_for_a_record_still_shown_is_refused(ledger: CliRunner, tmp_path: Path) -> None:
+def test_a_bad_verification_or_one_for_a_record_still_shown_is_refused(
+    ledger: CliRunner, tmp_path: Path
+) -> None:
     _export(ledger, tmp_path / "swj.xlsx", "--department", "SWJ")
-    bad = _import(ledger, edit(tmp_path / "swj.xlsx", tmp_path / "a.xlsx", {P: {"宝税罚〔2026〕1号": {"核实结果": "没了"}}}))
+    bad = _import(
+        ledger,
+        edit(
+            tmp_path / "swj.xlsx",
+            tmp_path / "a.xlsx",
+            {P: {"宝税罚〔2026〕1号": {"核实结果": "没了"}}},
+        ),
+    )
     assert bad.code == 2 and "'没了' is not one of 已修复, 决定已撤销, 数据缺失, 其他" in bad.err
-    shown = _import(ledger, edit(tmp_path / "swj.xlsx", tmp_path / "b.xlsx", {P: {"宝税罚〔2026〕1号": {"核实结果": "已修复"}}}))
+    shown = _import(
+        ledger,
+        edit(
+            tmp_path / "swj.xlsx",
+            tmp_path / "b.xlsx",
+            {P: {"宝税罚〔2026〕1号": {"核实结果": "已修复"}}},
+        ),
+    )
     assert shown.code == 2 and "待核实" in shown.err

@@ -10,18 +10,29 @@ from pipeline import logs
 from tests.helpers import CliRunner
 
 
-def test_phones_emails_names_and_secrets_are_masked_in_json_logs(capsys: pytest.CaptureFixture[str]) -> None:
+def test_phones_emails_names_and_secrets_are_masked_in_json_logs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     logs.configure("info", "json")
-    logs.get_logger("test").info("notice.sent", recipient="13812345678", email="zhang.san@example.com",
-                                 contact_name="张三丰", password="hunter2",
-                                 note="call +8613912345678 or write to li@example.org")  # fmt: skip
+    logs.get_logger("test").info(
+        "notice.sent",
+        recipient="13812345678",
+        email="zhang.san@example.com",
+        contact_name="张三丰",
+        password="hunter2",
+        note="call +8613912345678 or write to li@example.org",
+    )
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert line["recipient"] == "138****5678"
     assert line["email"] == "z***@example.com"
     assert line["contact_name"] == "张**"
     assert line["password"] == "***"
     assert "13912345678" not in line["note"] and "li@example.org" not in line["note"]
-    assert line["event"] == "notice.sent" and line["level"] == "info" and line["timestamp"].endswith("Z")
+    assert (
+        line["event"] == "notice.sent"
+        and line["level"] == "info"
+        and line["timestamp"].endswith("Z")
+    )
 
 
 def test_levels_below_the_configured_one_are_dropped(capsys: pytest.CaptureFixture[str]) -> None:

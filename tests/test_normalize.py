@@ -114,7 +114,9 @@ def test_a_non_numeric_amount_is_an_error(value: object) -> None:
 
 
 def test_clean_text_collapses_whitespace_runs_including_ideographic_spaces() -> None:
-    assert clean_text("  双鸭山智慧城市\u3000\u3000运营有限公司 \n") == "双鸭山智慧城市 运营有限公司"
+    assert (
+        clean_text("  双鸭山智慧城市\u3000\u3000运营有限公司 \n") == "双鸭山智慧城市 运营有限公司"
+    )
 
 
 def test_clean_text_keeps_chinese_punctuation_in_names() -> None:
@@ -129,7 +131,13 @@ def test_clean_text_of_none_is_empty_and_of_a_number_is_its_text() -> None:
 def test_penalty_types_split_on_every_separator_in_use() -> None:
     text = "警告;罚款；没收违法所得、责令停产停业,暂扣许可证，吊销执照/通报批评"
     assert split_penalty_types(text) == [
-        "警告", "罚款", "没收违法所得", "责令停产停业", "暂扣许可证", "吊销执照", "通报批评",
+        "警告",
+        "罚款",
+        "没收违法所得",
+        "责令停产停业",
+        "暂扣许可证",
+        "吊销执照",
+        "通报批评",
     ]
 
 

@@ -24,11 +24,15 @@ CONTACT = {"email": "c@example.com", "phone": "13900000001", "contact_name": "�
 
 
 def _planner(config: Config) -> Planner:
-    return Planner(config, config.notices, Renderer(template_dirs(config)), WorkingCalendar(config.holidays))
+    return Planner(
+        config, config.notices, Renderer(template_dirs(config)), WorkingCalendar(config.holidays)
+    )
 
 
 def _notice(config: Config, row: dict[str, Any], today: dt.date = TODAY) -> dict[str, Any]:
-    planned = _planner(config).message(row, Occurrence("repair_notice", "t"), CONTACT, today, "email")
+    planned = _planner(config).message(
+        row, Occurrence("repair_notice", "t"), CONTACT, today, "email"
+    )
     assert planned is not None
     return planned.payload
 
@@ -38,7 +42,9 @@ def _row(config: Config, rule_set: str, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("rule_set", ["ndrc-2019-527", "ndrc-2023-58", "ndrc-2025-36"])
-def test_an_ndrc_notice_says_what_to_submit_where_and_how_and_who_tells(config: Config, rule_set: str) -> None:
+def test_an_ndrc_notice_says_what_to_submit_where_and_how_and_who_tells(
+    config: Config, rule_set: str
+) -> None:
     wording = config.notices.rule_wording[rule_set]
     text = _notice(config, _row(config, rule_set))["text"]
     for item in wording.materials:
@@ -46,14 +52,18 @@ def test_an_ndrc_notice_says_what_to_submit_where_and_how_and_who_tells(config: 
     assert wording.apply in text and wording.process in text and wording.commitment in text
     assert wording.citation in text and "一般失信" in text
     assert "最短公示期3个月，最长公示期1年" in text and "2026年12月29日起" in text
-    assert "公示期满（2027年9月28日）后，相关信息应当撤下；届时未撤下的，你（企业）可申请撤下" in text
+    assert (
+        "公示期满（2027年9月28日）后，相关信息应当撤下；届时未撤下的，你（企业）可申请撤下" in text
+    )
     assert "自动撤下" not in text
     authority = _row(config, rule_set)["authority"]
     assert text.rstrip().endswith(f"{authority}\n2026年12月1日")  # 处罚即告知: the authority signs
     assert "或咨询宝山区营商环境局" in text  # the bureau, for questions
 
 
-def test_a_market_regulation_notice_speaks_of_gsxt_without_ndrc_severity_words(config: Config) -> None:
+def test_a_market_regulation_notice_speaks_of_gsxt_without_ndrc_severity_words(
+    config: Config,
+) -> None:
     row = _row(config, "samr-2021-45", market_regulation=True, publish_by=dt.date(2026, 12, 20))
     payload = _notice(config, row)
     text = payload["text"]
@@ -72,9 +82,20 @@ def test_after_the_publication_deadline_the_notice_speaks_in_the_past(config: Co
     assert "已于2026年10月9日在信用中国" in published
 
 
-def test_an_unpublished_minor_penalty_is_said_to_be_not_published_never_an_undated_display(config: Config) -> None:
-    row = _row(config, "ndrc-2025-36", status="not_published", severity="minor", publish_by=None,
-               repairable_from=None, min_end=None, max_end=None, removal_on=None)  # fmt: skip
+def test_an_unpublished_minor_penalty_is_said_to_be_not_published_never_an_undated_display(
+    config: Config,
+) -> None:
+    row = _row(
+        config,
+        "ndrc-2025-36",
+        status="not_published",
+        severity="minor",
+        publish_by=None,
+        repairable_from=None,
+        min_end=None,
+        max_end=None,
+        removal_on=None,
+    )
     payload = _notice(config, row)
     assert "依规不予公示" in payload["text"] and "依规不予公示" in payload["sms_text"]
     for text in (payload["text"], payload["html"], payload["sms_text"], payload["docx"]["body"]):
@@ -101,32 +122,50 @@ def test_the_docx_and_the_html_carry_the_same_paragraphs_as_the_text(config: Con
     body = [p for p in payload["text"].split("\n\n")[1:-1]]
     for paragraph in body:
         assert paragraph in printed
-        assert paragraph.replace("<", "&lt;").replace(">", "&gt;").replace("“", "“") in payload["html"]
+        assert (
+            paragraph.replace("<", "&lt;").replace(">", "&gt;").replace("“", "“") in payload["html"]
+        )
     assert "签收人" in printed and "&lt;甲&gt;" in payload["html"]
 
 
-def test_preview_of_a_record_that_could_not_be_evaluated_says_which_and_why(cli: CliRunner, tmp_path: Path) -> None:
+def test_preview_of_a_record_that_could_not_be_evaluated_says_which_and_why(
+    cli: CliRunner, tmp_path: Path
+) -> None:
     rows = [penalty(1, 失信严重程度="很严重")]
     assert cli("sync", "--file", str(write_rows(tmp_path / "p.csv", rows))).code == 0
     assert cli("eligibility").code == 0
     result = cli("preview", "--decision-no", "宝税罚〔2026〕1号")
     assert result.code == 2
-    assert "宝税罚〔2026〕1号" in result.err and "很严重" in result.err and "notices.yaml" not in result.err
+    assert (
+        "宝税罚〔2026〕1号" in result.err
+        and "很严重" in result.err
+        and "notices.yaml" not in result.err
+    )
 
 
 def test_the_digest_lists_records_to_confirm_and_penalties_shown_past_their_period(
     cli: CliRunner, tmp_path: Path, db_url: str
 ) -> None:
-    rows = [penalty(i, CF_JDRQ="2026-05-06") for i in range(1, 11)] + [penalty(11, CF_JDRQ="2022-05-09")]
-    assert cli("sync", "--file", str(write_rows(tmp_path / "a.csv", rows)), now="2026-11-27").code == 0
+    rows = [penalty(i, CF_JDRQ="2026-05-06") for i in range(1, 11)] + [
+        penalty(11, CF_JDRQ="2022-05-09")
+    ]
+    assert (
+        cli("sync", "--file", str(write_rows(tmp_path / "a.csv", rows)), now="2026-11-27").code == 0
+    )
     assert cli("eligibility", now="2026-11-27").code == 0
-    assert cli("sync", "--file", str(write_rows(tmp_path / "b.csv", rows[1:])), now="2026-11-28").code == 0
+    assert (
+        cli("sync", "--file", str(write_rows(tmp_path / "b.csv", rows[1:])), now="2026-11-28").code
+        == 0
+    )
     assert cli("eligibility", now="2026-11-28").code == 0
     assert cli("notices", "plan", now="2026-11-28T10:00").code == 0
     payload = _digest_payload(db_url, "SWJ")
     assert "待核实1件" in payload["subject"] and "超期仍公示1件" in payload["subject"]
     text = payload["text"]
-    assert "待核实案件（1件" in text and "宝税罚〔2026〕1号），2026年11月28日起不在公示数据中，可能已修复" in text
+    assert (
+        "待核实案件（1件" in text
+        and "宝税罚〔2026〕1号），2026年11月28日起不在公示数据中，可能已修复" in text
+    )
     assert "超期仍公示案件（1件" in text and "宝税罚〔2026〕11号），应于2023年5月10日撤下" in text
 
 
@@ -135,7 +174,9 @@ def _digest_payload(db_url: str, code: str) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
             c = table_of(OutboxMessage).c
-            query = select(c.payload).where(c.kind == "department_digest", c.department_code == code)
+            query = select(c.payload).where(
+                c.kind == "department_digest", c.department_code == code
+            )
             payload: dict[str, Any] = conn.execute(query).scalar_one()
             return payload
     finally:
@@ -145,7 +186,12 @@ def _digest_payload(db_url: str, code: str) -> dict[str, Any]:
 def test_the_bureau_is_warned_in_its_digest_before_the_working_day_data_runs_out(
     cli: CliRunner, tmp_path: Path, db_url: str
 ) -> None:
-    assert cli("sync", "--file", str(write_rows(tmp_path / "a.csv", [penalty(1)])), now="2026-12-02").code == 0
+    assert (
+        cli(
+            "sync", "--file", str(write_rows(tmp_path / "a.csv", [penalty(1)])), now="2026-12-02"
+        ).code
+        == 0
+    )
     assert cli("eligibility", now="2026-12-02").code == 0
     assert cli("notices", "plan", now="2026-12-02T10:00").code == 0
     bureau = _digest_payload(db_url, "YSHJ")  # 29 days left: a digest for the warning alone

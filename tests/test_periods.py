@@ -87,8 +87,10 @@ def test_the_end_is_n_calendar_months_later_on_the_same_day_or_the_month_end(
         assert end.day == last  # only ever clamped to the month end
 
 
-@given(year=st.integers(min_value=1990, max_value=2090).filter(monthcal.isleap),
-       n_years=st.integers(min_value=1, max_value=10))  # fmt: skip
+@given(
+    year=st.integers(min_value=1990, max_value=2090).filter(monthcal.isleap),
+    n_years=st.integers(min_value=1, max_value=10),
+)
 def test_a_leap_day_plus_whole_years_ends_on_feb_29_or_28(year: int, n_years: int) -> None:
     end = add_months(D(year, 2, 29), 12 * n_years)
     assert end == D(year + n_years, 2, 29 if monthcal.isleap(year + n_years) else 28)

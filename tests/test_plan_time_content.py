@@ -278,12 +278,21 @@ def test_no_code_reads_the_host_time_zone() -> None:
     assert found == []
 
 
-def test_a_notice_only_written_to_a_file_does_not_tell_the_company(cli: CliRunner, db_url: str, tmp_path: Path) -> None:
+def test_a_notice_only_written_to_a_file_does_not_tell_the_company(
+    cli: CliRunner, db_url: str, tmp_path: Path
+) -> None:
     _plan(cli, tmp_path, email="c1@example.com")
     result = cli("dispatch", "--json")
     body = result.json()
-    assert (body["sent"], body["written"], body["written_by_channel"]) == (0, 2, {"email": 2})  # notice + digest
-    assert "e-mail is not configured (email.host): 2 notices written to var/outbox/email, not sent" in result.err
+    assert (body["sent"], body["written"], body["written_by_channel"]) == (
+        0,
+        2,
+        {"email": 2},
+    )  # notice + digest
+    assert (
+        "e-mail is not configured (email.host): 2 notices written to var/outbox/email, not sent"
+        in result.err
+    )
     assert "邮件未配置（email.host）" in result.err
     states = {r["kind"]: r["state"] for r in cli("outbox", "--json").json_lines()}
     assert states == {"repair_notice": "written", "department_digest": "written"}

@@ -98,13 +98,21 @@ def test_a_rule_set_without_minor_needs_minor_as() -> None:
 @pytest.mark.parametrize(
     ("text", "severity"),
     [
-        ("轻微", "minor"), ("一般", "general"), ("严重", "serious"), ("特定严重", "special_serious"),
-        ("一般失信", "general"), ("严重失信", "serious"), ("特定严重失信", "special_serious"),
-        (" 严重 ", "serious"), ("Minor", "minor"), ("GENERAL", "general"),
-        ("special serious", "special_serious"), ("special_serious", "special_serious"),
+        ("轻微", "minor"),
+        ("一般", "general"),
+        ("严重", "serious"),
+        ("特定严重", "special_serious"),
+        ("一般失信", "general"),
+        ("严重失信", "serious"),
+        ("特定严重失信", "special_serious"),
+        (" 严重 ", "serious"),
+        ("Minor", "minor"),
+        ("GENERAL", "general"),
+        ("special serious", "special_serious"),
+        ("special_serious", "special_serious"),
         ("Special-Serious", "special_serious"),
     ],
-)  # fmt: skip
+)
 def test_snapshot_severity_text_wins_over_the_rules(text: str, severity: str) -> None:
     assert classify(text, ("吊销营业执照",), "") == (severity, "snapshot")
 
@@ -145,12 +153,16 @@ def test_classification_rules_are_configurable() -> None:
     rules = RulesConfig.model_validate(
         {
             "severity_rules": [
-                {"name": "big-fine", "severity": "serious", "any_keywords": ["万元"],
-                 "fields": ["penalty_content"]},
+                {
+                    "name": "big-fine",
+                    "severity": "serious",
+                    "any_keywords": ["万元"],
+                    "fields": ["penalty_content"],
+                },
             ],
             "default_severity": "minor",
         }
-    )  # fmt: skip
+    )
     assert classify(None, ("罚款",), "罚款10万元", rules) == ("serious", "rule:big-fine")
     assert classify(None, ("吊销许可证件",), "", rules) == ("minor", "rule:default")
 

@@ -110,8 +110,11 @@ def test_an_outage_over_the_20th_ends_in_one_catch_up_run_of_each_monthly_job(
         "2026-11-26T10:00",
     ):  # back up after the outage
         runner.run_due(at(tick))
-    assert sorted(calls.seen) == [("escalate", at("2026-11-20T09:00")), ("reminder", at("2026-11-13T09:00")),
-                                  ("report", at("2026-11-20T09:00"))]  # fmt: skip
+    assert sorted(calls.seen) == [
+        ("escalate", at("2026-11-20T09:00")),
+        ("reminder", at("2026-11-13T09:00")),
+        ("report", at("2026-11-20T09:00")),
+    ]
     # 2026-11-15 is a Sunday: "by the 15th" means Friday the 13th; the 20th is a Friday
 
 
@@ -129,8 +132,10 @@ def test_by_the_20th_moves_to_the_last_working_day_before_it(make_runner: Any) -
 
 def test_a_job_that_raises_is_recorded_and_the_others_still_run(make_runner: Any) -> None:
     calls = Calls()
-    registry = {"broken": JobSpec(calls.job("broken", fail=True), JobSchedule(cron="0 7 * * *"), ""),
-                "fine": JobSpec(calls.job("fine"), JobSchedule(cron="0 8 * * *"), "")}  # fmt: skip
+    registry = {
+        "broken": JobSpec(calls.job("broken", fail=True), JobSchedule(cron="0 7 * * *"), ""),
+        "fine": JobSpec(calls.job("fine"), JobSchedule(cron="0 8 * * *"), ""),
+    }
     runner = make_runner(registry, "2026-11-27T09:00")
     outcomes = {o.job: o for o in runner.run_due(at("2026-11-27T09:00"))}
     assert outcomes["broken"].outcome == "error" and "broken broke" in (

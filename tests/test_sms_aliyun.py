@@ -23,16 +23,21 @@ channel, message, signed, ok, refusal = (
 )
 
 
-def test_it_sends_a_signed_sendsms_and_returns_the_bizid(server: SmsServer,
-                                                         session: requests.Session) -> None:  # fmt: skip
+def test_it_sends_a_signed_sendsms_and_returns_the_bizid(
+    server: SmsServer, session: requests.Session
+) -> None:
     server.reply(signed(ok()))
     receipt = channel(server.url, session).send(message())
     assert receipt.provider_id == "900619746936498440^0"
     seen = server.seen[0]
     assert seen.method == "POST" and seen.body == b""
-    assert seen.query == {"PhoneNumbers": PHONE, "SignName": "宝山区营商环境局",
-                          "TemplateCode": "SMS_465", "OutId": KEY,
-                          "TemplateParam": json.dumps(message().sms_params, ensure_ascii=False)}  # fmt: skip
+    assert seen.query == {
+        "PhoneNumbers": PHONE,
+        "SignName": "宝山区营商环境局",
+        "TemplateCode": "SMS_465",
+        "OutId": KEY,
+        "TemplateParam": json.dumps(message().sms_params, ensure_ascii=False),
+    }
     assert seen.headers["x-acs-action"] == "SendSms"
     assert seen.headers["x-acs-version"] == "2017-05-25"
     assert seen.headers["x-acs-date"] == "2026-03-02T01:30:05Z"
@@ -43,36 +48,56 @@ def test_it_sends_a_signed_sendsms_and_returns_the_bizid(server: SmsServer,
 
 
 def details(*entries: dict[str, Any]) -> Reply:
-    return json_reply({"Code": "OK", "TotalCount": len(entries), "RequestId": "R-3",
-                       "SmsSendDetailDTOs": {"SmsSendDetailDTO": list(entries)}})  # fmt: skip
+    return json_reply(
+        {
+            "Code": "OK",
+            "TotalCount": len(entries),
+            "RequestId": "R-3",
+            "SmsSendDetailDTOs": {"SmsSendDetailDTO": list(entries)},
+        }
+    )
 
 
 def detail(status: int, out_id: str = KEY, err: str = "DELIVERED") -> dict[str, Any]:
-    return {"SendStatus": status, "ErrCode": err, "OutId": out_id, "PhoneNum": PHONE,
-            "ReceiveDate": "2026-03-02 09:30:09", "TemplateCode": "SMS_465"}  # fmt: skip
+    return {
+        "SendStatus": status,
+        "ErrCode": err,
+        "OutId": out_id,
+        "PhoneNum": PHONE,
+        "ReceiveDate": "2026-03-02 09:30:09",
+        "TemplateCode": "SMS_465",
+    }
 
 
-def test_check_queries_send_details_and_reports_delivery(server: SmsServer,
-                                                         session: requests.Session) -> None:  # fmt: skip
+def test_check_queries_send_details_and_reports_delivery(
+    server: SmsServer, session: requests.Session
+) -> None:
     server.reply(signed(details(detail(3))))
     receipt = channel(server.url, session).check(message(), "900619746936498440^0")
     assert isinstance(receipt, Receipt) and receipt.provider_id == "900619746936498440^0"
     seen = server.seen[0]
     assert seen.headers["x-acs-action"] == "QuerySendDetails"
-    assert seen.query == {"PhoneNumber": PHONE, "BizId": "900619746936498440^0",
-                          "SendDate": "20260302", "PageSize": "50", "CurrentPage": "1"}  # fmt: skip
+    assert seen.query == {
+        "PhoneNumber": PHONE,
+        "BizId": "900619746936498440^0",
+        "SendDate": "20260302",
+        "PageSize": "50",
+        "CurrentPage": "1",
+    }
 
 
-def test_check_raises_a_permanent_error_for_a_failed_delivery(server: SmsServer,
-                                                              session: requests.Session) -> None:  # fmt: skip
+def test_check_raises_a_permanent_error_for_a_failed_delivery(
+    server: SmsServer, session: requests.Session
+) -> None:
     server.reply(details(detail(2, err="MK:0001")))
     with pytest.raises(ChannelError) as caught:
         channel(server.url, session).check(message(), "biz")
     assert caught.value.permanent and caught.value.code == "MK:0001"
 
 
-def test_check_returns_none_while_waiting_for_the_carrier(server: SmsServer,
-                                                          session: requests.Session) -> None:  # fmt: skip
+def test_check_returns_none_while_waiting_for_the_carrier(
+    server: SmsServer, session: requests.Session
+) -> None:
     server.reply(details(detail(1, err="")))
     assert channel(server.url, session).check(message(), "biz") is None
 
@@ -86,17 +111,21 @@ def test_check_without_a_bizid_finds_the_message_by_outid_and_looks_at_yesterday
     assert "BizId" not in server.seen[0].query
 
 
-def test_check_returns_none_when_the_provider_has_no_record(server: SmsServer,
-                                                            session: requests.Session) -> None:  # fmt: skip
+def test_check_returns_none_when_the_provider_has_no_record(
+    server: SmsServer, session: requests.Session
+) -> None:
     server.reply(details(), details())
     assert channel(server.url, session).check(message(), "biz") is None
 
 
-@pytest.mark.parametrize(("reply", "down"), [
-    (refusal("Throttling.User", "flow control", 400), False),
-    (refusal("InvalidAccessKeyId.NotFound", "no such key", 404), True),
-    (Reply(503), False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("reply", "down"),
+    [
+        (refusal("Throttling.User", "flow control", 400), False),
+        (refusal("InvalidAccessKeyId.NotFound", "no such key", 404), True),
+        (Reply(503), False),
+    ],
+)
 def test_a_failed_status_query_leaves_the_outcome_unknown(
     server: SmsServer, session: requests.Session, reply: Reply, down: bool
 ) -> None:

@@ -29,9 +29,12 @@ SETTINGS = SmsSettings(templates={"notice": {"id": "T1", "params": ["company", "
 
 def message(**overrides: Any) -> Message:
     values: dict[str, Any] = {
-        "key": "k", "channel": "sms", "recipient": PHONE, "sms_template": "notice",
+        "key": "k",
+        "channel": "sms",
+        "recipient": PHONE,
+        "sms_template": "notice",
         "sms_params": {"deadline": "3月9日", "company": "某某科技", "unused": "x" * 99},
-    } | overrides  # fmt: skip
+    } | overrides
     return Message(**values)
 
 
@@ -82,13 +85,26 @@ def test_prepare_names_the_parameter_and_the_limit() -> None:
     error = refusal(
         sms_params={"company": "一二三四五六七八九十壹贰", "deadline": "一二三四五六七八九十壹贰叁"}
     )
-    assert str(error) == ("SMS template 'notice': parameter 'deadline' is 13 characters; "
-                          "Tencent allows at most 12")  # fmt: skip
+    assert str(error) == (
+        "SMS template 'notice': parameter 'deadline' is 13 characters; Tencent allows at most 12"
+    )
     assert error.code == "param-too-long"
 
 
-@pytest.mark.parametrize("link", ["http://a.b", "HTTPS://x", "www.abc", "t.cn/x", "gsxt.gov.cn",
-                                  "example.com", "ftp://h", "详见abc.com查询", "见www.x"])  # fmt: skip
+@pytest.mark.parametrize(
+    "link",
+    [
+        "http://a.b",
+        "HTTPS://x",
+        "www.abc",
+        "t.cn/x",
+        "gsxt.gov.cn",
+        "example.com",
+        "ftp://h",
+        "详见abc.com查询",
+        "见www.x",
+    ],
+)
 def test_prepare_refuses_links_in_variables(link: str) -> None:
     error = refusal(sms_params={"company": "某某", "deadline": link})
     assert error.code == "param-url" and "'deadline'" in str(error)
@@ -96,8 +112,12 @@ def test_prepare_refuses_links_in_variables(link: str) -> None:
 
 @pytest.mark.parametrize("value", ["2026.03.09", "1.5万元", "No.3", "沪市监罚〔2021〕12号"])
 def test_prepare_lets_dates_amounts_and_numbers_through(value: str) -> None:
-    assert prepare(message(sms_params={"company": "某", "deadline": value}), SETTINGS,
-                   Limits("Aliyun", 35)).params["deadline"] == value  # fmt: skip
+    assert (
+        prepare(
+            message(sms_params={"company": "某", "deadline": value}), SETTINGS, Limits("Aliyun", 35)
+        ).params["deadline"]
+        == value
+    )
 
 
 def test_scrub_masks_numbers_with_a_country_code_too() -> None:
@@ -116,20 +136,31 @@ def test_daily_caps_reset_at_beijing_midnight() -> None:
     assert until_beijing_midnight(datetime(2026, 3, 2, 15, 59, 0, tzinfo=UTC)) == 60
 
 
-@pytest.mark.parametrize(("values", "kind"), [
-    ({"provider": "webhook", "url": "http://gw", "secret": "s"}, WebhookSms),
-    ({"provider": "aliyun", "access_key_id": "a", "access_key_secret": "b"}, AliyunSms),
-    ({"provider": "tencent", "secret_id": "a", "secret_key": "b", "sdk_app_id": "1"}, TencentSms),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        ({"provider": "webhook", "url": "http://gw", "secret": "s"}, WebhookSms),
+        ({"provider": "aliyun", "access_key_id": "a", "access_key_secret": "b"}, AliyunSms),
+        (
+            {"provider": "tencent", "secret_id": "a", "secret_key": "b", "sdk_app_id": "1"},
+            TencentSms,
+        ),
+    ],
+)
 def test_the_factory_builds_the_configured_gateway(values: dict[str, Any], kind: type) -> None:
     with requests.Session() as session:
         assert isinstance(make_sms_channel(SmsSettings(**values), session, lambda: NOW), kind)
 
 
-@pytest.mark.parametrize("values", [
-    {}, {"provider": "webhook", "url": "http://gw"}, {"provider": "aliyun"},
-    {"provider": "tencent", "secret_id": "a", "secret_key": "b"},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"provider": "webhook", "url": "http://gw"},
+        {"provider": "aliyun"},
+        {"provider": "tencent", "secret_id": "a", "secret_key": "b"},
+    ],
+)
 def test_the_factory_refuses_an_incomplete_configuration(values: dict[str, Any]) -> None:
     with requests.Session() as session, pytest.raises(ConfigError):
         make_sms_channel(SmsSettings(**values), session, lambda: NOW)
@@ -137,20 +168,37 @@ def test_the_factory_refuses_an_incomplete_configuration(values: dict[str, Any])
 
 def test_a_channel_works_as_a_context_manager() -> None:
     with requests.Session() as session:
-        channel = make_sms_channel(SmsSettings(provider="webhook", url="http://gw", secret="s"),
-                                   session, lambda: NOW)  # fmt: skip
+        channel = make_sms_channel(
+            SmsSettings(provider="webhook", url="http://gw", secret="s"), session, lambda: NOW
+        )
         with channel as opened:
             assert opened is channel and opened.name == "sms"
 
 
-@pytest.mark.parametrize(("exc", "unknown"), [
-    (requests.ConnectTimeout(MaxRetryError(None, f"/?PhoneNumbers={PHONE}",  # type: ignore[arg-type]
-                                           ConnectTimeoutError("timed out"))), False),
-    (requests.exceptions.SSLError("handshake failed"), False),
-    (requests.ReadTimeout("Read timed out."), True),
-    (requests.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError(104))), True),
-    (requests.exceptions.ChunkedEncodingError("Connection broken"), True),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("exc", "unknown"),
+    [
+        (
+            requests.ConnectTimeout(
+                MaxRetryError(
+                    None,
+                    f"/?PhoneNumbers={PHONE}",  # type: ignore[arg-type]
+                    ConnectTimeoutError("timed out"),
+                )
+            ),
+            False,
+        ),
+        (requests.exceptions.SSLError("handshake failed"), False),
+        (requests.ReadTimeout("Read timed out."), True),
+        (
+            requests.ConnectionError(
+                ProtocolError("Connection aborted.", ConnectionResetError(104))
+            ),
+            True,
+        ),
+        (requests.exceptions.ChunkedEncodingError("Connection broken"), True),
+    ],
+)
 def test_failures_map_to_retry_before_sending_and_unknown_after(
     exc: requests.RequestException, unknown: bool
 ) -> None:

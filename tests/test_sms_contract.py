@@ -47,8 +47,13 @@ def provider(request: pytest.FixtureRequest) -> Provider:
     return PROVIDERS[request.param]
 
 
-def failure(provider: Provider, server: SmsServer, session: requests.Session,
-            reply: Reply | None = None, **overrides: Any) -> ChannelError:  # fmt: skip
+def failure(
+    provider: Provider,
+    server: SmsServer,
+    session: requests.Session,
+    reply: Reply | None = None,
+    **overrides: Any,
+) -> ChannelError:
     """The error of sending the provider's message, the server answering `reply`."""
     if reply is not None:
         server.reply(reply)
@@ -83,23 +88,42 @@ def test_a_wrong_secret_fails_the_servers_signature_check_and_takes_the_channel_
 
 refusal, error = ALIYUN.refusal, TENCENT.error
 RETRY = [
-    pytest.param(aliyun, refusal("isv.BUSINESS_LIMIT_CONTROL", "触发分钟级流控Permits:1"), 60.0,
-                 id="aliyun-minute-flow-control"),
-    pytest.param(aliyun, refusal("isv.BUSINESS_LIMIT_CONTROL", "触发天级流控Permits:10"),
-                 MIDNIGHT, id="aliyun-day-flow-control"),
-    pytest.param(aliyun, refusal("isv.DAY_LIMIT_CONTROL", "触发日发送限额"), MIDNIGHT,
-                 id="aliyun-day-limit"),
-    pytest.param(aliyun, refusal("Throttling.User", "Request was denied due to user flow control.",
-                                 400), None, id="aliyun-throttling"),
+    pytest.param(
+        aliyun,
+        refusal("isv.BUSINESS_LIMIT_CONTROL", "触发分钟级流控Permits:1"),
+        60.0,
+        id="aliyun-minute-flow-control",
+    ),
+    pytest.param(
+        aliyun,
+        refusal("isv.BUSINESS_LIMIT_CONTROL", "触发天级流控Permits:10"),
+        MIDNIGHT,
+        id="aliyun-day-flow-control",
+    ),
+    pytest.param(
+        aliyun, refusal("isv.DAY_LIMIT_CONTROL", "触发日发送限额"), MIDNIGHT, id="aliyun-day-limit"
+    ),
+    pytest.param(
+        aliyun,
+        refusal("Throttling.User", "Request was denied due to user flow control.", 400),
+        None,
+        id="aliyun-throttling",
+    ),
     pytest.param(aliyun, refusal("isp.SYSTEM_ERROR"), None, id="aliyun-system-error"),
     pytest.param(aliyun, Reply(500, b"upstream failed"), None, id="aliyun-500"),
     pytest.param(aliyun, refusal("ServiceUnavailable", "busy", 503), None, id="aliyun-503"),
-    pytest.param(tencent, error("RequestLimitExceeded", "refused"), None,
-                 id="tencent-request-limit"),
-    pytest.param(tencent, error("LimitExceeded.AppDailyLimit", "refused"), MIDNIGHT,
-                 id="tencent-app-daily-limit"),
-    pytest.param(tencent, error("InternalError.OtherError", "refused"), None,
-                 id="tencent-internal-error"),
+    pytest.param(
+        tencent, error("RequestLimitExceeded", "refused"), None, id="tencent-request-limit"
+    ),
+    pytest.param(
+        tencent,
+        error("LimitExceeded.AppDailyLimit", "refused"),
+        MIDNIGHT,
+        id="tencent-app-daily-limit",
+    ),
+    pytest.param(
+        tencent, error("InternalError.OtherError", "refused"), None, id="tencent-internal-error"
+    ),
     pytest.param(tencent, Reply(502), None, id="tencent-502"),
     pytest.param(tencent, Reply(503), None, id="tencent-503"),
     pytest.param(tencent, Reply(429), None, id="tencent-429"),
@@ -107,14 +131,17 @@ RETRY = [
     pytest.param(webhook, Reply(500), None, id="webhook-500"),
     pytest.param(webhook, Reply(502), None, id="webhook-502"),
     pytest.param(webhook, Reply(503), None, id="webhook-503"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("provider", "reply", "wait"), RETRY, indirect=["provider"])
 def test_rate_limits_and_server_errors_are_retried_later(
-    provider: Provider, server: SmsServer, session: requests.Session, reply: Reply,
+    provider: Provider,
+    server: SmsServer,
+    session: requests.Session,
+    reply: Reply,
     wait: float | None,
-) -> None:  # fmt: skip
+) -> None:
     error = failure(provider, server, session, reply)
     assert not error.permanent and not error.channel_down
     assert not isinstance(error, OutcomeUnknown)
@@ -141,16 +168,27 @@ def test_a_connect_timeout_is_retryable_because_nothing_was_sent(
 # --------------------------------------------------------------------------- permanent
 
 PERMANENT = [
-    *(pytest.param(aliyun, refusal(code, f"号码 {PHONE} 不可用"), code, id=f"aliyun-{code}")
-      for code in ("isv.MOBILE_NUMBER_ILLEGAL", "isv.BLACK_KEY_CONTROL_LIMIT",
-                   "isv.SMS_TEMPLATE_ILLEGAL", "isv.TEMPLATE_MISSING_PARAMETERS",
-                   "isv.INVALID_PARAMETERS", "isv.PARAM_LENGTH_LIMIT")),
-    *(pytest.param(tencent, error(code, f"号码 {PHONE} 不可用"), code, id=f"tencent-{code}")
-      for code in ("FailedOperation.TemplateIncorrectOrUnapproved",
-                   "InvalidParameterValue.TemplateParameterLengthLimit",
-                   "UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber")),
+    *(
+        pytest.param(aliyun, refusal(code, f"号码 {PHONE} 不可用"), code, id=f"aliyun-{code}")
+        for code in (
+            "isv.MOBILE_NUMBER_ILLEGAL",
+            "isv.BLACK_KEY_CONTROL_LIMIT",
+            "isv.SMS_TEMPLATE_ILLEGAL",
+            "isv.TEMPLATE_MISSING_PARAMETERS",
+            "isv.INVALID_PARAMETERS",
+            "isv.PARAM_LENGTH_LIMIT",
+        )
+    ),
+    *(
+        pytest.param(tencent, error(code, f"号码 {PHONE} 不可用"), code, id=f"tencent-{code}")
+        for code in (
+            "FailedOperation.TemplateIncorrectOrUnapproved",
+            "InvalidParameterValue.TemplateParameterLengthLimit",
+            "UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber",
+        )
+    ),
     pytest.param(webhook, Reply(422), "http-422", id="webhook-422"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("provider", "reply", "code"), PERMANENT, indirect=["provider"])
@@ -167,17 +205,28 @@ def test_bad_number_blacklist_and_template_errors_are_permanent(
 
 
 DOWN = [
-    *(pytest.param(aliyun, refusal(code, "denied", status), id=f"aliyun-{code}")
-      for code, status in (("InvalidAccessKeyId.NotFound", 404), ("SignatureDoesNotMatch", 400),
-                           ("isv.SMS_SIGNATURE_ILLEGAL", 200), ("isv.AMOUNT_NOT_ENOUGH", 200))),
-    *(pytest.param(tencent, error(code, "refused"), id=f"tencent-{code}")
-      for code in ("AuthFailure.SecretIdNotFound", "AuthFailure.SignatureExpire",
-                   "UnauthorizedOperation.SmsSdkAppIdVerifyFail",
-                   "FailedOperation.InsufficientBalanceInSmsPackage",
-                   "FailedOperation.SignatureIncorrectOrUnapproved")),
+    *(
+        pytest.param(aliyun, refusal(code, "denied", status), id=f"aliyun-{code}")
+        for code, status in (
+            ("InvalidAccessKeyId.NotFound", 404),
+            ("SignatureDoesNotMatch", 400),
+            ("isv.SMS_SIGNATURE_ILLEGAL", 200),
+            ("isv.AMOUNT_NOT_ENOUGH", 200),
+        )
+    ),
+    *(
+        pytest.param(tencent, error(code, "refused"), id=f"tencent-{code}")
+        for code in (
+            "AuthFailure.SecretIdNotFound",
+            "AuthFailure.SignatureExpire",
+            "UnauthorizedOperation.SmsSdkAppIdVerifyFail",
+            "FailedOperation.InsufficientBalanceInSmsPackage",
+            "FailedOperation.SignatureIncorrectOrUnapproved",
+        )
+    ),
     pytest.param(webhook, Reply(401), id="webhook-401"),
     pytest.param(webhook, Reply(403), id="webhook-403"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("provider", "reply"), DOWN, indirect=["provider"])
@@ -207,9 +256,12 @@ UNKNOWN = [
     *(pytest.param(p.name, Reply(reset=True), id=f"{p.name}-reset") for p in PROVIDERS.values()),
     pytest.param(aliyun, Reply(200, b"<html>proxy page</html>"), id="aliyun-200-without-a-code"),
     pytest.param(tencent, error("InternalError.Timeout"), id="tencent-internal-timeout"),
-    pytest.param(tencent, json_reply({"Response": {"SendStatusSet": [], "RequestId": "R"}}),
-                 id="tencent-200-without-a-status"),
-]  # fmt: skip
+    pytest.param(
+        tencent,
+        json_reply({"Response": {"SendStatusSet": [], "RequestId": "R"}}),
+        id="tencent-200-without-a-status",
+    ),
+]
 
 
 @pytest.mark.parametrize(("provider", "reply"), UNKNOWN, indirect=["provider"])
@@ -226,24 +278,40 @@ def test_an_answer_that_may_hide_a_sent_sms_is_an_unknown_outcome(
 
 URL = "'deadline' contains a URL"
 LIMITS = [
-    pytest.param(aliyun, {"company": "上海" * 18, "deadline": "3月9日"},
-                 "'company' is 36 characters; Aliyun allows at most 35", id="aliyun-too-long"),
-    pytest.param(aliyun, {"company": "某某", "deadline": "见 https://x.cn/a"}, URL,
-                 id="aliyun-url"),
-    pytest.param(tencent, {"company": "上海某某科技有限公司分公司", "deadline": "3月9日"},
-                 "'company' is 13 characters; Tencent allows at most 12", id="tencent-too-long"),
+    pytest.param(
+        aliyun,
+        {"company": "上海" * 18, "deadline": "3月9日"},
+        "'company' is 36 characters; Aliyun allows at most 35",
+        id="aliyun-too-long",
+    ),
+    pytest.param(
+        aliyun, {"company": "某某", "deadline": "见 https://x.cn/a"}, URL, id="aliyun-url"
+    ),
+    pytest.param(
+        tencent,
+        {"company": "上海某某科技有限公司分公司", "deadline": "3月9日"},
+        "'company' is 13 characters; Tencent allows at most 12",
+        id="tencent-too-long",
+    ),
     pytest.param(tencent, {"company": "某某", "deadline": "www.gsxt.gov"}, URL, id="tencent-www"),
     pytest.param(tencent, {"company": "某某", "deadline": "gsxt.gov.cn"}, URL, id="tencent-domain"),
-    *(pytest.param(p.name, {"company": "某某科技"}, "'deadline' has no value",
-                   id=f"{p.name}-missing") for p in PROVIDERS.values()),
-]  # fmt: skip
+    *(
+        pytest.param(
+            p.name, {"company": "某某科技"}, "'deadline' has no value", id=f"{p.name}-missing"
+        )
+        for p in PROVIDERS.values()
+    ),
+]
 
 
 @pytest.mark.parametrize(("provider", "params", "match"), LIMITS, indirect=["provider"])
 def test_parameters_beyond_the_limits_are_refused_before_sending(
-    provider: Provider, server: SmsServer, session: requests.Session, params: dict[str, str],
+    provider: Provider,
+    server: SmsServer,
+    session: requests.Session,
+    params: dict[str, str],
     match: str,
-) -> None:  # fmt: skip
+) -> None:
     with pytest.raises(ChannelError, match=match) as caught:
         provider.channel(server.url, session).send(provider.message(sms_params=params))
     assert caught.value.permanent
@@ -252,13 +320,18 @@ def test_parameters_beyond_the_limits_are_refused_before_sending(
 
 @pytest.mark.parametrize(
     ("overrides", "code"),
-    [({"sms_template": "reminder"}, "template-unknown"),
-     ({"recipient": "021-61234567"}, "invalid-number")],
-)  # fmt: skip
+    [
+        ({"sms_template": "reminder"}, "template-unknown"),
+        ({"recipient": "021-61234567"}, "invalid-number"),
+    ],
+)
 def test_an_unknown_template_or_a_landline_is_refused_before_sending(
-    provider: Provider, server: SmsServer, session: requests.Session, overrides: dict[str, str],
+    provider: Provider,
+    server: SmsServer,
+    session: requests.Session,
+    overrides: dict[str, str],
     code: str,
-) -> None:  # fmt: skip
+) -> None:
     with pytest.raises(ChannelError) as caught:
         provider.channel(server.url, session).send(provider.message(**overrides))
     assert caught.value.permanent and caught.value.code == code

@@ -22,9 +22,14 @@ def test_it_sends_a_signed_sendsms_and_returns_the_serial_number(
     assert receipt.provider_id == "2028:f825e6b1"
     assert receipt.detail["session_context"] == KEY
     seen = server.seen[0]
-    assert seen.json() == {"PhoneNumberSet": [f"+86{PHONE}"], "SmsSdkAppId": "1400006666",
-                           "SignName": "宝山区营商环境局", "TemplateId": "449739",
-                           "TemplateParamSet": ["某某科技", "3月9日"], "SessionContext": KEY}  # fmt: skip
+    assert seen.json() == {
+        "PhoneNumberSet": [f"+86{PHONE}"],
+        "SmsSdkAppId": "1400006666",
+        "SignName": "宝山区营商环境局",
+        "TemplateId": "449739",
+        "TemplateParamSet": ["某某科技", "3月9日"],
+        "SessionContext": KEY,
+    }
     assert seen.headers["x-tc-action"] == "SendSms"
     assert seen.headers["x-tc-version"] == "2021-01-11"
     assert seen.headers["x-tc-region"] == "ap-guangzhou"
@@ -35,12 +40,15 @@ def test_it_sends_a_signed_sendsms_and_returns_the_serial_number(
     )
 
 
-@pytest.mark.parametrize(("code", "wait"), [
-    ("LimitExceeded.PhoneNumberDailyLimit", MIDNIGHT),
-    ("LimitExceeded.PhoneNumberOneHourLimit", 3600.0),
-    ("LimitExceeded.PhoneNumberThirtySecondLimit", 30.0),
-    ("LimitExceeded.PhoneNumberSameContentDailyLimit", MIDNIGHT),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("code", "wait"),
+    [
+        ("LimitExceeded.PhoneNumberDailyLimit", MIDNIGHT),
+        ("LimitExceeded.PhoneNumberOneHourLimit", 3600.0),
+        ("LimitExceeded.PhoneNumberThirtySecondLimit", 30.0),
+        ("LimitExceeded.PhoneNumberSameContentDailyLimit", MIDNIGHT),
+    ],
+)
 def test_a_per_number_rate_limit_inside_a_200_is_retried_later(
     server: SmsServer, session: requests.Session, code: str, wait: float
 ) -> None:
@@ -51,12 +59,17 @@ def test_a_per_number_rate_limit_inside_a_200_is_retried_later(
     assert caught.value.retry_after == wait
 
 
-@pytest.mark.parametrize("code", [
-    "InvalidParameterValue.IncorrectPhoneNumber", "FailedOperation.PhoneNumberInBlacklist",
-    "FailedOperation.ContainSensitiveWord",
-])  # fmt: skip
-def test_a_per_number_refusal_inside_a_200_is_permanent(server: SmsServer,
-                                                        session: requests.Session, code: str) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    "code",
+    [
+        "InvalidParameterValue.IncorrectPhoneNumber",
+        "FailedOperation.PhoneNumberInBlacklist",
+        "FailedOperation.ContainSensitiveWord",
+    ],
+)
+def test_a_per_number_refusal_inside_a_200_is_permanent(
+    server: SmsServer, session: requests.Session, code: str
+) -> None:
     server.reply(status(code, f"+86{PHONE} refused", serial=""))
     with pytest.raises(ChannelError) as caught:
         channel(server.url, session).send(message())

@@ -21,21 +21,32 @@ def server() -> Iterator[SourceServer]:
 def _config(tmp_path: Path, config_dir: Path, url: str) -> Path:
     cfg = tmp_path / "cfg"
     cfg.mkdir()
-    settings = (config_dir / "settings.yaml").read_text(encoding="utf-8").replace(
-        "sources: []",
-        f"sources:\n  - name: province\n    kind: http\n    url: {url}\n    timeout: 0.3\n"
-        "    retries: 2\n    backoff: 0.01\n    records_key: data\n    auth_header_file: " + str(tmp_path / "token"),
+    settings = (
+        (config_dir / "settings.yaml")
+        .read_text(encoding="utf-8")
+        .replace(
+            "sources: []",
+            f"sources:\n  - name: province\n    kind: http\n    url: {url}\n    timeout: 0.3\n"
+            "    retries: 2\n    backoff: 0.01\n    records_key: data\n    auth_header_file: "
+            + str(tmp_path / "token"),
+        )
     )
     (tmp_path / "token").write_text("Bearer top-secret\n", encoding="utf-8")
     (cfg / "settings.yaml").write_text(settings, encoding="utf-8")
-    (cfg / "departments.yaml").write_text((config_dir / "departments.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (cfg / "departments.yaml").write_text(
+        (config_dir / "departments.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
     return cfg
 
 
 def test_a_500_then_a_timeout_then_html_fails_clearly_and_loads_nothing(
     server: SourceServer, tmp_path: Path, config_dir: Path, cli: CliRunner
 ) -> None:
-    server.replies = [Reply(status=500), Reply(delay=1.0), Reply(body=b"<html>login</html>", content_type="text/html")]
+    server.replies = [
+        Reply(status=500),
+        Reply(delay=1.0),
+        Reply(body=b"<html>login</html>", content_type="text/html"),
+    ]
     run = CliRunner(_config(tmp_path, config_dir, server.url))
     result = run("sync", "--source", "province", "--json")
     assert result.code == 2
@@ -45,7 +56,9 @@ def test_a_500_then_a_timeout_then_html_fails_clearly_and_loads_nothing(
     assert run("ledger", "show", "--json").json_lines() == []
 
 
-def test_an_unchanged_export_costs_nothing_the_second_time(server: SourceServer, tmp_path: Path, config_dir: Path, cli: CliRunner) -> None:
+def test_an_unchanged_export_costs_nothing_the_second_time(
+    server: SourceServer, tmp_path: Path, config_dir: Path, cli: CliRunner
+) -> None:
     body = {"data": [penalty(1), penalty(2)]}
 
     def conditional(seen: Seen) -> Reply:

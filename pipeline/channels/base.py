@@ -65,8 +65,9 @@ class Channel(Protocol):
 
     def __enter__(self) -> Channel: ...
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None: ...  # fmt: skip
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
 
 class StatusChecker(Protocol):

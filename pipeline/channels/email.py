@@ -179,8 +179,11 @@ def _address_header(name: str, display_name: str, addr_spec: str) -> str:
     if not display_name:
         return f"{name}: {addr_spec}{CRLF}"
     if _plain_ascii(display_name):
-        phrase = (display_name if _ATOM_PHRASE.fullmatch(display_name)
-                  else '"' + display_name.replace("\\", "\\\\").replace('"', '\\"') + '"')  # fmt: skip
+        phrase = (
+            display_name
+            if _ATOM_PHRASE.fullmatch(display_name)
+            else '"' + display_name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        )
         line = f"{name}: {phrase} <{addr_spec}>"
         if len(line) <= MAX_LINE:
             return line + CRLF
@@ -260,8 +263,11 @@ def _multipart(subtype: str, parts: list[str], extra_headers: str = "") -> str:
     if len(header) > MAX_LINE:
         header = f'Content-Type: multipart/{subtype};{CRLF} boundary="{boundary}"'
     delimiter = f"{CRLF}--{boundary}{CRLF}"
-    return (f"{extra_headers}{header}{CRLF}{CRLF}--{boundary}{CRLF}" + delimiter.join(parts)
-            + f"{CRLF}--{boundary}--{CRLF}")  # fmt: skip
+    return (
+        f"{extra_headers}{header}{CRLF}{CRLF}--{boundary}{CRLF}"
+        + delimiter.join(parts)
+        + f"{CRLF}--{boundary}--{CRLF}"
+    )
 
 
 def mime_bytes(
@@ -305,8 +311,10 @@ def _attachment_part(attachment: Attachment) -> str:
     disposition = _param(
         "Content-Disposition", "attachment", "filename", one_line(attachment.filename)
     )
-    return (f"Content-Type: {maintype.lower()}/{subtype.lower()}{CRLF}Content-Transfer-Encoding: base64{CRLF}"
-            f"{disposition}MIME-Version: 1.0{CRLF}{CRLF}{_base64_lines(attachment.content)}")  # fmt: skip
+    return (
+        f"Content-Type: {maintype.lower()}/{subtype.lower()}{CRLF}Content-Transfer-Encoding: base64{CRLF}"
+        f"{disposition}MIME-Version: 1.0{CRLF}{CRLF}{_base64_lines(attachment.content)}"
+    )
 
 
 def build_mime(
@@ -433,8 +441,9 @@ class EmailChannel:
         self._open_failed = None
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:  # fmt: skip
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._batch = False
         self._open_failed = None
         self._quit()
@@ -455,8 +464,11 @@ class EmailChannel:
             except _Dropped as exc:
                 self._discard()
                 if attempt == 2:
-                    raise ChannelError(f"SMTP connection lost before the message was sent: {exc}",
-                                       permanent=False, code="disconnected") from exc  # fmt: skip
+                    raise ChannelError(
+                        f"SMTP connection lost before the message was sent: {exc}",
+                        permanent=False,
+                        code="disconnected",
+                    ) from exc
                 log.info("email.reconnect", reason=mask_text(str(exc)))
             except OutcomeUnknown:
                 self._discard()
@@ -493,15 +505,19 @@ class EmailChannel:
         s = self.settings
         assert s.host is not None
         try:
-            conn = (smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self.tls_context())
-                    if s.ssl else smtplib.SMTP(s.host, s.port, timeout=s.timeout))  # fmt: skip
+            conn = (
+                smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self.tls_context())
+                if s.ssl
+                else smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            )
         except ssl.SSLCertVerificationError as exc:
             raise _channel_down("certificate not trusted", exc) from exc
         except smtplib.SMTPResponseException as exc:  # a 4xx/5xx greeting
             raise _reply_error("connect", exc.smtp_code, exc.smtp_error) from exc
         except OSError as exc:  # refused, timed out, name not found, dropped
-            raise ChannelError(f"cannot connect to {s.host}:{s.port}: {exc}",
-                               permanent=False, code="connect") from exc  # fmt: skip
+            raise ChannelError(
+                f"cannot connect to {s.host}:{s.port}: {exc}", permanent=False, code="connect"
+            ) from exc
         try:
             self._start(conn)
         except BaseException:
@@ -526,8 +542,9 @@ class EmailChannel:
         except smtplib.SMTPResponseException as exc:
             raise _reply_error("STARTTLS/AUTH", exc.smtp_code, exc.smtp_error) from exc
         except OSError as exc:
-            raise ChannelError(f"SMTP connection failed while starting: {exc}",
-                               permanent=False, code="connect") from exc  # fmt: skip
+            raise ChannelError(
+                f"SMTP connection failed while starting: {exc}", permanent=False, code="connect"
+            ) from exc
 
     def _reset(self) -> None:
         """After a refused MAIL/RCPT/DATA: RSET so the connection serves the next message."""

@@ -52,8 +52,13 @@ class FileChannel:
             )
         else:
             path = folder / f"{stem}.json"
-            body = {"id": message.key, "phone": message.recipient, "template": message.sms_template,
-                    "params": message.sms_params, "text": message.text}  # fmt: skip
+            body = {
+                "id": message.key,
+                "phone": message.recipient,
+                "template": message.sms_template,
+                "params": message.sms_params,
+                "text": message.text,
+            }
             path.write_text(json.dumps(body, ensure_ascii=False, indent=2), encoding="utf-8")
         for attachment in message.attachments:
             (folder / f"{stem}-{attachment.filename}").write_bytes(attachment.content)
@@ -79,9 +84,13 @@ class ManualChannel(FileChannel):
         folder = self.folder / "manual"
         folder.mkdir(parents=True, exist_ok=True)
         stem = file_stem(message.key)
-        task = {"id": message.key, "task": "deliver by phone or on paper, then confirm with `credit-repair ledger set`",
-                "subject": message.subject, "text": message.text,
-                "attachments": [f"{stem}-{a.filename}" for a in message.attachments]}  # fmt: skip
+        task = {
+            "id": message.key,
+            "task": "deliver by phone or on paper, then confirm with `credit-repair ledger set`",
+            "subject": message.subject,
+            "text": message.text,
+            "attachments": [f"{stem}-{a.filename}" for a in message.attachments],
+        }
         (folder / f"{stem}.json").write_text(
             json.dumps(task, ensure_ascii=False, indent=2), encoding="utf-8"
         )

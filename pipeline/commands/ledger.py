@@ -100,7 +100,10 @@ def cmd_eligibility(app: App, args: argparse.Namespace) -> int:
         if args.department or args.status:
             raise UsageError("--department and --status filter the database, not a --snapshot file")
         lines = evaluate_file(
-            app.config, Evaluator.from_config(app.config, app.calendar), Path(args.snapshot), app.clock.today()
+            app.config,
+            Evaluator.from_config(app.config, app.calendar),
+            Path(args.snapshot),
+            app.clock.today(),
         )
     else:
         with Progress("eligibility", unit="records") as bar:
@@ -121,8 +124,10 @@ def cmd_eligibility(app: App, args: argparse.Namespace) -> int:
 
 
 def _print_line(line: dict[str, Any]) -> None:
-    print(f"{line['decision_no']}\t{line['entity_name']}\t{line['status']}\t"
-          f"repairable_from={line['repairable_from']}\tremoval_on={line['removal_on']}\t{line['reason']}")  # fmt: skip
+    print(
+        f"{line['decision_no']}\t{line['entity_name']}\t{line['status']}\t"
+        f"repairable_from={line['repairable_from']}\tremoval_on={line['removal_on']}\t{line['reason']}"
+    )
 
 
 def cmd_ledger_show(app: App, args: argparse.Namespace) -> int:
@@ -133,18 +138,47 @@ def cmd_ledger_show(app: App, args: argparse.Namespace) -> int:
             print_json(_ledger_json(row))
         else:
             names = progress_names(row["kind"])
-            print(f"{row['department_code']:6} {'绿' if row['green_channel'] else ' '} {row['decision_no']}\t{row['entity_name']}\t"
-                  f"{row['status'] or '-'}\t{row['progress']} {names.get(row['progress'], '')}\t意愿:{row['willingness']}\t"
-                  f"计划:{row['planned_on'] or '-'}")  # fmt: skip
+            print(
+                f"{row['department_code']:6} {'绿' if row['green_channel'] else ' '} {row['decision_no']}\t{row['entity_name']}\t"
+                f"{row['status'] or '-'}\t{row['progress']} {names.get(row['progress'], '')}\t意愿:{row['willingness']}\t"
+                f"计划:{row['planned_on'] or '-'}"
+            )
     return 0
 
 
-LEDGER_FIELDS = ("kind", "decision_no", "authority", "entity_name", "uscc", "department_code", "status",
-                 "repairable_from", "removal_on", "progress", "willingness", "planned_on", "responsible",
-                 "remarks", "repair_effect", "green_channel", "green_reason", "commitment_on", "follow_up_on",
-                 "notified_at", "notified_channel", "receipt_confirmed_at", "closed_on", "close_reason",
-                 "list_name", "route_note", "verify_reason", "overdue_display_since", "restrictions",
-                 "notified_by", "notified_method")  # fmt: skip
+LEDGER_FIELDS = (
+    "kind",
+    "decision_no",
+    "authority",
+    "entity_name",
+    "uscc",
+    "department_code",
+    "status",
+    "repairable_from",
+    "removal_on",
+    "progress",
+    "willingness",
+    "planned_on",
+    "responsible",
+    "remarks",
+    "repair_effect",
+    "green_channel",
+    "green_reason",
+    "commitment_on",
+    "follow_up_on",
+    "notified_at",
+    "notified_channel",
+    "receipt_confirmed_at",
+    "closed_on",
+    "close_reason",
+    "list_name",
+    "route_note",
+    "verify_reason",
+    "overdue_display_since",
+    "restrictions",
+    "notified_by",
+    "notified_method",
+)
 
 
 def _ledger_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -155,11 +189,19 @@ def _ledger_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_ledger_set(app: App, args: argparse.Namespace) -> int:
-    upd = LedgerUpdate(willingness=args.willing, progress=args.progress, planned_on=args.planned,
-                       remarks=args.remarks, responsible=args.responsible, repair_effect=args.repair_effect,
-                       commitment_on=args.commitment, follow_up_on=args.follow_up,
-                       receipt_confirmed=args.confirm_receipt, confirm=args.confirm,
-                       notified_method=args.method)  # fmt: skip
+    upd = LedgerUpdate(
+        willingness=args.willing,
+        progress=args.progress,
+        planned_on=args.planned,
+        remarks=args.remarks,
+        responsible=args.responsible,
+        repair_effect=args.repair_effect,
+        commitment_on=args.commitment,
+        follow_up_on=args.follow_up,
+        receipt_confirmed=args.confirm_receipt,
+        confirm=args.confirm,
+        notified_method=args.method,
+    )
     if all(v in (None, False) for k, v in upd.__dict__.items() if k != "extra"):
         raise UsageError(
             "ledger set needs at least one change (--willing, --progress, --planned, --remarks, ...)"
@@ -176,8 +218,13 @@ def cmd_ledger_set(app: App, args: argparse.Namespace) -> int:
             app.config.settings.green_channel.follow_up_days,
         )
     if args.json:
-        print_json({"decision_no": row["decision_no"], "authority": row["authority"],
-                    "changed": {k: {"old": o, "new": n} for k, (o, n) in diff.items()}})  # fmt: skip
+        print_json(
+            {
+                "decision_no": row["decision_no"],
+                "authority": row["authority"],
+                "changed": {k: {"old": o, "new": n} for k, (o, n) in diff.items()},
+            }
+        )
     else:
         text = ", ".join(f"{k}: {o} → {n}" for k, (o, n) in diff.items()) or "nothing to change"
         print(f"{row['decision_no']} ({row['authority']}): {text}", file=sys.stderr)

@@ -53,8 +53,11 @@ def cmd_ledger_export(app: App, args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.as_json())
     else:
-        print(f"wrote {out}: {result.penalties} penalties, {result.list_entries} list entries "
-              f"(token {result.token})", file=sys.stderr)  # fmt: skip
+        print(
+            f"wrote {out}: {result.penalties} penalties, {result.list_entries} list entries "
+            f"(token {result.token})",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -38,8 +38,11 @@ def cmd_escalate(app: App, args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.as_json())
     else:
-        print(f"escalation {result.month}: found {result.found}, escalated {result.escalated} "
-              f"(levels {result.by_level}), digests {result.digests}", file=sys.stderr)  # fmt: skip
+        print(
+            f"escalation {result.month}: found {result.found}, escalated {result.escalated} "
+            f"(levels {result.by_level}), digests {result.digests}",
+            file=sys.stderr,
+        )
         for item in result.items:
             print(
                 f"  L{item['level']} {item['department_code']:6} {item['reason_text']} {item['entity_name'] or ''} {item['detail']}",

@@ -66,8 +66,11 @@ def cmd_plan(app: App, args: argparse.Namespace) -> int:
         print_json(result.as_json())
     else:
         verb = "would plan" if args.dry_run else "planned"
-        print(f"notices {verb} {result.planned} ({result.by_kind}); already planned {result.already_planned}, "
-              f"no address {result.no_address}", file=sys.stderr)  # fmt: skip
+        print(
+            f"notices {verb} {result.planned} ({result.by_kind}); already planned {result.already_planned}, "
+            f"no address {result.no_address}",
+            file=sys.stderr,
+        )
         for m in result.messages:
             print(f"  {m['kind']:22} {m['channel']:6} {m['subject']}", file=sys.stderr)
     return 0
@@ -123,8 +126,10 @@ def cmd_outbox(app: App, args: argparse.Namespace) -> int:
         if args.json:
             print_json(row)
         else:
-            print(f"{row['id']:6} {row['state']:9} {row['channel']:6} {row['kind']:22} {row['key']}"
-                  f"{'  ' + row['last_error'] if row['last_error'] else ''}")  # fmt: skip
+            print(
+                f"{row['id']:6} {row['state']:9} {row['channel']:6} {row['kind']:22} {row['key']}"
+                f"{'  ' + row['last_error'] if row['last_error'] else ''}"
+            )
     if not args.json:
         print(f"outbox: {counts(app.engine)}", file=sys.stderr)
     return 0
@@ -140,8 +145,14 @@ def cmd_preview(app: App, args: argparse.Namespace) -> int:
         row, Occurrence(args.kind, "preview", phase), contact, app.clock.today(), channel
     )
     assert planned is not None
-    outbox_row = {"key": planned.key, "channel": planned.channel, "recipient": planned.recipient,
-                  "recipient_name": planned.recipient_name, "payload": planned.payload, "created_at": app.clock.now()}  # fmt: skip
+    outbox_row = {
+        "key": planned.key,
+        "channel": planned.channel,
+        "recipient": planned.recipient,
+        "recipient_name": planned.recipient_name,
+        "payload": planned.payload,
+        "created_at": app.clock.now(),
+    }
     message = to_message(outbox_row)
     data = _preview_bytes(app, args.channel, message)
     if args.out:

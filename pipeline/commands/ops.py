@@ -103,10 +103,16 @@ def cmd_jobs_list(app: App, args: argparse.Namespace) -> int:
     for name, spec in REGISTRY.items():
         last = runner.last_run(name)
         nxt = runner.next_due(name, now) if runner.spec(name).enabled else None
-        row = {"job": name, "enabled": runner.spec(name).enabled, "doc": spec.doc,
-               "next_run": nxt.isoformat() if nxt else None,
-               "last_run": last["started_at"].astimezone(app.config.settings.tz).isoformat() if last else None,
-               "last_outcome": last["outcome"] if last else None}  # fmt: skip
+        row = {
+            "job": name,
+            "enabled": runner.spec(name).enabled,
+            "doc": spec.doc,
+            "next_run": nxt.isoformat() if nxt else None,
+            "last_run": last["started_at"].astimezone(app.config.settings.tz).isoformat()
+            if last
+            else None,
+            "last_outcome": last["outcome"] if last else None,
+        }
         if args.json:
             print_json(row)
         else:

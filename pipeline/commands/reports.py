@@ -35,8 +35,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="where the files go (default paths.reports_dir)")
     p.add_argument("--resend", action="store_true", help="send again although already sent")
     p.add_argument("--no-send", action="store_true", help="write the files; send nothing")
-    p.add_argument("--overdue-days", type=int, default=OVERDUE_DAYS, metavar="N",
-                   help=f"repairable and willing but not applied for more than N days is overdue (default {OVERDUE_DAYS})")  # fmt: skip
+    p.add_argument(
+        "--overdue-days",
+        type=int,
+        default=OVERDUE_DAYS,
+        metavar="N",
+        help=f"repairable and willing but not applied for more than N days is overdue (default {OVERDUE_DAYS})",
+    )
     p.add_argument("--json", action="store_true", help="print the KPIs as JSON on stdout")
 
 
@@ -64,10 +69,13 @@ def _run(app: App, args: argparse.Namespace, period: Period) -> int:
         print_json(result.as_json())
     else:
         t = result.total
-        print(f"report {result.period} as of {result.as_of}: {t['records']} records, "
-              f"告知率 {_pct(t['told_rate'])}, 知晓率 {_pct(t['aware_rate'])}, 修复率 {_pct(t['repair_rate'])}, "
-              f"逾期 {t['overdue']}; wrote {result.files['xlsx']} and {result.files['html']}; "
-              f"send: {result.send} ({result.sent} messages)", file=sys.stderr)  # fmt: skip
+        print(
+            f"report {result.period} as of {result.as_of}: {t['records']} records, "
+            f"告知率 {_pct(t['told_rate'])}, 知晓率 {_pct(t['aware_rate'])}, 修复率 {_pct(t['repair_rate'])}, "
+            f"逾期 {t['overdue']}; wrote {result.files['xlsx']} and {result.files['html']}; "
+            f"send: {result.send} ({result.sent} messages)",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -71,8 +71,14 @@ FILES: dict[str, type[BaseModel]] = {
     "notices.yaml": NoticesConfig,
     "schedule.yaml": ScheduleConfig,
 }
-FIELDS = {"settings.yaml": "settings", "departments.yaml": "departments", "rules.yaml": "rules",
-          "holidays.yaml": "holidays", "notices.yaml": "notices", "schedule.yaml": "schedule"}  # fmt: skip
+FIELDS = {
+    "settings.yaml": "settings",
+    "departments.yaml": "departments",
+    "rules.yaml": "rules",
+    "holidays.yaml": "holidays",
+    "notices.yaml": "notices",
+    "schedule.yaml": "schedule",
+}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -92,7 +98,9 @@ def load_config(
         )
     raw = {name: _read_yaml(folder / name, env) for name in FILES}
     origins = _apply_env_overrides(raw, env)
-    sections = {FIELDS[name]: validate(model, raw[name], name, origins) for name, model in FILES.items()}
+    sections = {
+        FIELDS[name]: validate(model, raw[name], name, origins) for name, model in FILES.items()
+    }
     return Config(directory=folder, env_origins=origins, **sections)
 
 

@@ -10,8 +10,16 @@ from pipeline.config.base import Strict
 from pipeline.errors import ConfigError
 
 ChannelName = Literal["email", "sms", "manual"]
-KINDS = ("repair_notice", "eligibility_reminder", "follow_up", "list_notice", "department_digest",
-         "department_reminder", "escalation", "monthly_report")  # fmt: skip
+KINDS = (
+    "repair_notice",
+    "eligibility_reminder",
+    "follow_up",
+    "list_notice",
+    "department_digest",
+    "department_reminder",
+    "escalation",
+    "monthly_report",
+)
 
 
 TOLD_KINDS = ("repair_notice", "list_notice")

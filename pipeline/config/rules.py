@@ -271,7 +271,6 @@ class RulesConfig(Strict):
     lists: dict[str, ListRule] = Field(default_factory=_default_lists)
     """Severe-dishonesty lists by name (列表名称 as in the snapshot)."""
 
-
     @model_validator(mode="after")
     def _no_overlap(self) -> RulesConfig:
         ordered = sorted(self.rule_sets.items(), key=lambda kv: kv[1].effective_from or dt.date.min)

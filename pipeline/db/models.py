@@ -54,12 +54,34 @@ class Base(DeclarativeBase):
 
 # Columns sync copies from a snapshot row into a record (and compares by hash).
 SNAPSHOT_FIELDS: tuple[str, ...] = (
-    "entity_name", "entity_type", "uscc", "legal_rep", "violation_type", "facts", "basis",
-    "penalty_types", "penalty_content", "fine_amount", "confiscated_amount", "license_info",
-    "decision_date", "publication_date", "valid_until", "publish_until", "authority_uscc",
-    "data_source", "data_source_uscc", "severity_given", "industry", "list_name",
-    "list_reason", "uscc_warning", "department_code", "route_note", "raw",
-)  # fmt: skip
+    "entity_name",
+    "entity_type",
+    "uscc",
+    "legal_rep",
+    "violation_type",
+    "facts",
+    "basis",
+    "penalty_types",
+    "penalty_content",
+    "fine_amount",
+    "confiscated_amount",
+    "license_info",
+    "decision_date",
+    "publication_date",
+    "valid_until",
+    "publish_until",
+    "authority_uscc",
+    "data_source",
+    "data_source_uscc",
+    "severity_given",
+    "industry",
+    "list_name",
+    "list_reason",
+    "uscc_warning",
+    "department_code",
+    "route_note",
+    "raw",
+)
 
 
 class Record(Base):

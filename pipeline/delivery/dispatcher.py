@@ -207,8 +207,16 @@ class Dispatcher:
         local = self.now().astimezone(self.limits.tz)
         midnight = dt.datetime.combine(local.date(), dt.time(0), self.limits.tz)
         c = outbox.c
-        query = (select(c.recipient, func.count()).where(c.channel == "sms", c.recipient.in_(phones), c.state == "sent",
-                                                         c.sent_at >= midnight).group_by(c.recipient))  # fmt: skip
+        query = (
+            select(c.recipient, func.count())
+            .where(
+                c.channel == "sms",
+                c.recipient.in_(phones),
+                c.state == "sent",
+                c.sent_at >= midnight,
+            )
+            .group_by(c.recipient)
+        )
         return {phone: int(n) for phone, n in conn.execute(query)}
 
     def _cancel_reason(self, row: dict[str, Any], record: dict[str, Any] | None) -> str | None:
@@ -281,8 +289,13 @@ class Dispatcher:
 
     def _written(self, row: dict[str, Any], receipt: Receipt) -> None:
         """A file, not a delivery: recorded as `written`; the ledger is not told."""
-        self._finish(row, "written", self.now(), provider_id=receipt.provider_id,
-                     detail=receipt.detail or None)  # fmt: skip
+        self._finish(
+            row,
+            "written",
+            self.now(),
+            provider_id=receipt.provider_id,
+            detail=receipt.detail or None,
+        )
         self.result.written += 1
         by = self.result.written_by_channel
         by[row["channel"]] = by.get(row["channel"], 0) + 1
@@ -375,8 +388,14 @@ def to_message(row: dict[str, Any]) -> Message:
         content = docx_content(payload["docx"])
         attachments = (Attachment(DOCX_FILENAME, content, DOCX_MIME),)
     return Message(
-        key=row["key"], channel=row["channel"], recipient=row["recipient"], recipient_name=row["recipient_name"],
-        subject=payload["subject"], text=payload["sms_text"] if is_sms else payload["text"],
-        html=None if is_sms else payload["html"], sms_template=payload.get("sms_template"),
-        sms_params=payload.get("sms_params") or {}, attachments=() if is_sms else attachments,
-    )  # fmt: skip
+        key=row["key"],
+        channel=row["channel"],
+        recipient=row["recipient"],
+        recipient_name=row["recipient_name"],
+        subject=payload["subject"],
+        text=payload["sms_text"] if is_sms else payload["text"],
+        html=None if is_sms else payload["html"],
+        sms_template=payload.get("sms_template"),
+        sms_params=payload.get("sms_params") or {},
+        attachments=() if is_sms else attachments,
+    )

@@ -39,12 +39,16 @@ ONE_DAY = dt.timedelta(days=1)
 
 # Snapshot severity texts (失信严重程度), normalised by `_from_text`.
 _SEVERITY_TEXT: dict[str, Severity] = {
-    "轻微": "minor", "minor": "minor",
-    "一般": "general", "general": "general",
-    "严重": "serious", "serious": "serious",
-    "特定严重": "special_serious", "special serious": "special_serious",
+    "轻微": "minor",
+    "minor": "minor",
+    "一般": "general",
+    "general": "general",
+    "严重": "serious",
+    "serious": "serious",
+    "特定严重": "special_serious",
+    "special serious": "special_serious",
     "specially serious": "special_serious",
-}  # fmt: skip
+}
 
 
 # --------------------------------------------------------------------------- records
@@ -136,7 +140,10 @@ class _Engine:
             if (p := getattr(rs.periods, sev)) is not None
         }
         self.overrides = {
-            rs_id: [(o, _keywords_pattern(o.keywords) if o.keywords else None) for o in rs.sector_overrides]
+            rs_id: [
+                (o, _keywords_pattern(o.keywords) if o.keywords else None)
+                for o in rs.sector_overrides
+            ]
             for rs_id, rs in rules.rule_sets.items()
         }
         self.sector_fields = attrgetter(*rules.sector_match_fields)
@@ -446,9 +453,13 @@ def _publish_by(
 
 
 def _finish(
-    plan: _Plan, min_end: dt.date | None, max_end: dt.date | None, status: Status,
-    publish_by: dt.date | None, facts: RecordFacts,
-) -> Evaluation:  # fmt: skip
+    plan: _Plan,
+    min_end: dt.date | None,
+    max_end: dt.date | None,
+    status: Status,
+    publish_by: dt.date | None,
+    facts: RecordFacts,
+) -> Evaluation:
     _check_publish_until(plan, facts, max_end)
     return Evaluation(
         severity=plan.severity,

@@ -31,14 +31,56 @@ from pipeline.sync.sources.fields import build_mapping
 from pipeline.sync.sources.files import read_snapshot
 
 records = table_of(Record)
-RESULT_FIELDS = ("severity", "severity_source", "rule_set", "market_regulation", "period_start", "min_end",
-                 "max_end", "repairable_from", "removal_on", "publish_by", "status", "status_reason")  # fmt: skip
-FACT_COLUMNS = ("id", "decision_no", "authority", "entity_name", "uscc", "decision_date", "publication_date",
-                "penalty_types", "penalty_content", "fine_amount", "severity_given", "violation_type", "facts",
-                "basis", "industry", "department_code", "publish_until")  # fmt: skip
-OUTPUT_FIELDS = ("decision_no", "authority", "entity_name", "uscc", "severity", "severity_source", "rule_set",
-                 "period_start", "min_end", "max_end", "repairable_from", "removal_on", "publish_by",
-                 "status", "reason")  # fmt: skip
+RESULT_FIELDS = (
+    "severity",
+    "severity_source",
+    "rule_set",
+    "market_regulation",
+    "period_start",
+    "min_end",
+    "max_end",
+    "repairable_from",
+    "removal_on",
+    "publish_by",
+    "status",
+    "status_reason",
+)
+FACT_COLUMNS = (
+    "id",
+    "decision_no",
+    "authority",
+    "entity_name",
+    "uscc",
+    "decision_date",
+    "publication_date",
+    "penalty_types",
+    "penalty_content",
+    "fine_amount",
+    "severity_given",
+    "violation_type",
+    "facts",
+    "basis",
+    "industry",
+    "department_code",
+    "publish_until",
+)
+OUTPUT_FIELDS = (
+    "decision_no",
+    "authority",
+    "entity_name",
+    "uscc",
+    "severity",
+    "severity_source",
+    "rule_set",
+    "period_start",
+    "min_end",
+    "max_end",
+    "repairable_from",
+    "removal_on",
+    "publish_by",
+    "status",
+    "reason",
+)
 
 
 @dataclass(frozen=True)
@@ -57,21 +99,45 @@ class Evaluator:
     def facts(self, row: Any) -> RecordFacts:
         return self._facts(*(row[k] for k in FACT_COLUMNS[1:]))
 
-    def _facts(self, decision_no: Any, authority: Any, entity_name: Any, uscc: Any, decision_date: Any,
-               publication_date: Any, penalty_types: Any, penalty_content: Any, fine_amount: Any,
-               severity_given: Any, violation_type: Any, facts: Any, basis: Any, industry: Any,
-               department_code: Any, publish_until: Any) -> RecordFacts:  # fmt: skip
+    def _facts(
+        self,
+        decision_no: Any,
+        authority: Any,
+        entity_name: Any,
+        uscc: Any,
+        decision_date: Any,
+        publication_date: Any,
+        penalty_types: Any,
+        penalty_content: Any,
+        fine_amount: Any,
+        severity_given: Any,
+        violation_type: Any,
+        facts: Any,
+        basis: Any,
+        industry: Any,
+        department_code: Any,
+        publish_until: Any,
+    ) -> RecordFacts:
         """`facts` from the values of FACT_COLUMNS[1:], in that order (the recompute's rows)."""
         return RecordFacts(
-            decision_no=decision_no, authority=authority, entity_name=entity_name, uscc=uscc or "",
-            decision_date=decision_date, publication_date=publication_date,
-            penalty_types=tuple((penalty_types or "").split(";")), penalty_content=penalty_content or "",
-            fine_amount_wan=_decimal(fine_amount), severity_given=severity_given,
-            violation_type=violation_type or "", facts=facts or "", basis=basis or "",
-            industry=industry or "", market_regulation=department_code in self.market_departments,
+            decision_no=decision_no,
+            authority=authority,
+            entity_name=entity_name,
+            uscc=uscc or "",
+            decision_date=decision_date,
+            publication_date=publication_date,
+            penalty_types=tuple((penalty_types or "").split(";")),
+            penalty_content=penalty_content or "",
+            fine_amount_wan=_decimal(fine_amount),
+            severity_given=severity_given,
+            violation_type=violation_type or "",
+            facts=facts or "",
+            basis=basis or "",
+            industry=industry or "",
+            market_regulation=department_code in self.market_departments,
             department_code=department_code or "",
             publish_until=publish_until,
-        )  # fmt: skip
+        )
 
     def columns(self, row: Any, today: dt.date) -> dict[str, Any]:
         """The eligibility columns of one record: results, or status error with the reason."""
@@ -82,8 +148,20 @@ class Evaluator:
         try:
             result = evaluate(facts, today, self.rules, self.calendar)
         except (ValueError, CalendarError) as exc:
-            return (None, None, None, facts.market_regulation, None, None, None, None, None, None,
-                    "error", str(exc))  # fmt: skip
+            return (
+                None,
+                None,
+                None,
+                facts.market_regulation,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                "error",
+                str(exc),
+            )
         return _result_values(result, facts)
 
 
@@ -93,9 +171,20 @@ def _decimal(value: Any) -> Decimal | None:
 
 def _result_values(result: Evaluation, facts: RecordFacts) -> tuple[Any, ...]:
     reason = result.reason + "".join(f"; warning: {w}" for w in result.warnings)
-    return (result.severity, result.severity_source, result.rule_set, facts.market_regulation,
-            result.period_start, result.min_end, result.max_end, result.repairable_from,
-            result.removal_on, result.publish_by, result.status, reason)  # fmt: skip
+    return (
+        result.severity,
+        result.severity_source,
+        result.rule_set,
+        facts.market_regulation,
+        result.period_start,
+        result.min_end,
+        result.max_end,
+        result.repairable_from,
+        result.removal_on,
+        result.publish_by,
+        result.status,
+        reason,
+    )
 
 
 # --------------------------------------------------------------------------- database
@@ -112,8 +201,13 @@ class Recompute:
         return dict(self.__dict__)
 
 
-def recompute(engine: Engine, evaluator: Evaluator, today: dt.date, batch: int = 20000,
-              progress: Callable[[int], None] | None = None) -> Recompute:  # fmt: skip
+def recompute(
+    engine: Engine,
+    evaluator: Evaluator,
+    today: dt.date,
+    batch: int = 20000,
+    progress: Callable[[int], None] | None = None,
+) -> Recompute:
     """Re-evaluate every penalty record as of `today`; write back what changed."""
     result = Recompute()
     io = _DriverIO.of(engine.dialect, today)
@@ -153,8 +247,10 @@ def _pages(conn: Connection, batch: int) -> Iterator[Sequence[Any]]:
     (kind, authority, decision_no) index and sort every page instead of walking the
     primary key. The stored results come as the driver gives them (no type conversion).
     """
-    cols = [records.c[n] if i < _FACTS_END else type_coerce(records.c[n], NullType())
-            for i, n in enumerate(READ_COLUMNS)]  # fmt: skip
+    cols = [
+        records.c[n] if i < _FACTS_END else type_coerce(records.c[n], NullType())
+        for i, n in enumerate(READ_COLUMNS)
+    ]
     last = 0
     while True:
         query = select(*cols).where(records.c.id > last).order_by(records.c.id).limit(batch)
@@ -276,9 +372,13 @@ def stored(
         query = query.where(records.c.status == status)
     with engine.connect() as conn:
         for row in conn.execute(query).mappings():
-            yield {**{k: row[k] for k in OUTPUT_FIELDS if k != "reason"}, "reason": row["status_reason"],
-                   "department": row["department_code"], "vanished_on": row["vanished_on"],
-                   "restrictions": row["restrictions"] or []}  # fmt: skip
+            yield {
+                **{k: row[k] for k in OUTPUT_FIELDS if k != "reason"},
+                "reason": row["status_reason"],
+                "department": row["department_code"],
+                "vanished_on": row["vanished_on"],
+                "restrictions": row["restrictions"] or [],
+            }
 
 
 # --------------------------------------------------------------------------- snapshot file

@@ -53,13 +53,23 @@ class ExportResult:
     list_entries: int
 
     def as_json(self) -> dict[str, Any]:
-        return {"file": str(self.path), "token": self.token, "department": self.department,
-                "exported_at": self.exported_at.isoformat(), "penalties": self.penalties,
-                "list_entries": self.list_entries}  # fmt: skip
+        return {
+            "file": str(self.path),
+            "token": self.token,
+            "department": self.department,
+            "exported_at": self.exported_at.isoformat(),
+            "penalties": self.penalties,
+            "list_entries": self.list_entries,
+        }
 
 
-def export_ledger(engine: Engine, out: Path, now: dt.datetime, department: str | None,
-                  department_names: dict[str, str]) -> ExportResult:  # fmt: skip
+def export_ledger(
+    engine: Engine,
+    out: Path,
+    now: dt.datetime,
+    department: str | None,
+    department_names: dict[str, str],
+) -> ExportResult:
     """Write the open entries (of one department, or all) and record the export."""
     token = secrets.token_hex(16)
     with engine.begin() as conn:
@@ -79,8 +89,11 @@ def export_ledger(engine: Engine, out: Path, now: dt.datetime, department: str |
         partial = out.with_name(out.name + ".partial")
         book.save(partial)
         partial.replace(out)
-        conn.execute(insert(exports).values(token=token, department_code=department,
-                                            exported_at=now, file=str(out)))  # fmt: skip
+        conn.execute(
+            insert(exports).values(
+                token=token, department_code=department, exported_at=now, file=str(out)
+            )
+        )
     return ExportResult(out, token, department, now, counts["penalty"], counts["list"])
 
 
@@ -99,8 +112,14 @@ def _contacts(conn: Connection, codes: set[str]) -> dict[str, str]:
     return found
 
 
-def _value(column: Column, row: dict[str, Any], seq: int, layout: SheetLayout,
-           people: dict[str, str], names: dict[str, str]) -> Any:  # fmt: skip
+def _value(
+    column: Column,
+    row: dict[str, Any],
+    seq: int,
+    layout: SheetLayout,
+    people: dict[str, str],
+    names: dict[str, str],
+) -> Any:
     if column.field == "seq":
         return seq
     if column.field == "record_id":
@@ -135,8 +154,14 @@ def flag_text(row: dict[str, Any]) -> str | None:
     return "；".join(parts) or None
 
 
-def _sheet(book: Workbook, layout: SheetLayout, rows: list[dict[str, Any]],
-           people: dict[str, str], names: dict[str, str], department: str) -> None:  # fmt: skip
+def _sheet(
+    book: Workbook,
+    layout: SheetLayout,
+    rows: list[dict[str, Any]],
+    people: dict[str, str],
+    names: dict[str, str],
+    department: str,
+) -> None:
     ws = book.create_sheet(layout.name)
     width = len(layout.columns)
     last = get_column_letter(width)
@@ -190,20 +215,52 @@ def _validations(ws: Any, layout: SheetLayout, end: int) -> None:
         dv.add(f"{letter}{FIRST_DATA_ROW}:{letter}{end}")
         ws.add_data_validation(dv)
 
-    add("willingness", DataValidation(type="list", formula1='"是,否"', allow_blank=True,
-                                      error="请选择 是 或 否"))  # fmt: skip
+    add(
+        "willingness",
+        DataValidation(type="list", formula1='"是,否"', allow_blank=True, error="请选择 是 或 否"),
+    )
     choices = ",".join(layout.progress_choices())
-    add("progress", DataValidation(type="list", formula1=f'"{choices}"', allow_blank=True,
-                                   error="请从下拉列表选择工作进展代码"))  # fmt: skip
-    add("planned_on", DataValidation(type="date", operator="greaterThan", formula1="36526",
-                                     allow_blank=True, error="请输入日期，如 2026-12-31"))  # fmt: skip
+    add(
+        "progress",
+        DataValidation(
+            type="list",
+            formula1=f'"{choices}"',
+            allow_blank=True,
+            error="请从下拉列表选择工作进展代码",
+        ),
+    )
+    add(
+        "planned_on",
+        DataValidation(
+            type="date",
+            operator="greaterThan",
+            formula1="36526",
+            allow_blank=True,
+            error="请输入日期，如 2026-12-31",
+        ),
+    )
     if layout.kind == "penalty":
         labels = ",".join(CONFIRM_LABELS)
-        add("confirm", DataValidation(type="list", formula1=f'"{labels}"', allow_blank=True,
-                                      error="请从下拉列表选择核实结果"))  # fmt: skip
+        add(
+            "confirm",
+            DataValidation(
+                type="list",
+                formula1=f'"{labels}"',
+                allow_blank=True,
+                error="请从下拉列表选择核实结果",
+            ),
+        )
     if layout.column("repairable_from").editable:
-        add("repairable_from", DataValidation(type="date", operator="greaterThan", formula1="36526",
-                                              allow_blank=True, error="请输入日期，如 2027-03-01"))  # fmt: skip
+        add(
+            "repairable_from",
+            DataValidation(
+                type="date",
+                operator="greaterThan",
+                formula1="36526",
+                allow_blank=True,
+                error="请输入日期，如 2027-03-01",
+            ),
+        )
 
 
 def _meta(book: Workbook, token: str, department: str | None, now: dt.datetime) -> None:

@@ -78,8 +78,10 @@ class Conflict:
     reason: str
 
     def __str__(self) -> str:
-        return (f"{self.sheet} row {self.row} {self.decision_no}: {self.column} — file {self.file or '(空)'}, "
-                f"exported {self.exported or '(空)'}, ledger now {self.current or '(空)'} ({self.reason}); not applied")  # fmt: skip
+        return (
+            f"{self.sheet} row {self.row} {self.decision_no}: {self.column} — file {self.file or '(空)'}, "
+            f"exported {self.exported or '(空)'}, ledger now {self.current or '(空)'} ({self.reason}); not applied"
+        )
 
 
 @dataclass
@@ -102,22 +104,30 @@ class ImportReport:
         return 2 if self.errors and not self.applied else 0
 
     def counts(self) -> dict[str, int]:
-        return {"rows": self.rows_read, "changes": len(self.changes),
-                "changed_rows": len({(c.sheet, c.row) for c in self.changes}),
-                "conflicts": len(self.conflicts), "errors": len(self.errors),
-                "skipped_rows": len(self.skipped_rows)}  # fmt: skip
+        return {
+            "rows": self.rows_read,
+            "changes": len(self.changes),
+            "changed_rows": len({(c.sheet, c.row) for c in self.changes}),
+            "conflicts": len(self.conflicts),
+            "errors": len(self.errors),
+            "skipped_rows": len(self.skipped_rows),
+        }
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "file": self.file, "department": self.department, "token": self.token,
+            "file": self.file,
+            "department": self.department,
+            "token": self.token,
             "exported_at": self.exported_at.isoformat() if self.exported_at else None,
-            "dry_run": self.dry_run, "applied": self.applied, "counts": self.counts(),
+            "dry_run": self.dry_run,
+            "applied": self.applied,
+            "counts": self.counts(),
             "changes": [c.__dict__ for c in self.changes],
             "conflicts": [c.__dict__ for c in self.conflicts],
             "errors": [e.as_json() for e in self.errors],
             "warnings": [w.as_json() for w in self.warnings],
             "skipped_rows": self.skipped_rows,
-        }  # fmt: skip
+        }
 
     def lines(self) -> list[str]:
         """The human diff (for stderr)."""
@@ -133,8 +143,11 @@ class ImportReport:
             if self.applied
             else ("would apply" if not self.errors else "nothing applied;")
         )
-        out.append(f"{self.file}: {n['rows']} rows read, {verb} {n['changes']} changes in {n['changed_rows']} rows, "
-                   f"{n['conflicts']} conflicts, {n['errors']} errors" + (" (dry run)" if self.dry_run else ""))  # fmt: skip
+        out.append(
+            f"{self.file}: {n['rows']} rows read, {verb} {n['changes']} changes in {n['changed_rows']} rows, "
+            f"{n['conflicts']} conflicts, {n['errors']} errors"
+            + (" (dry run)" if self.dry_run else "")
+        )
         return out
 
 
@@ -169,10 +182,19 @@ class _Plan:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-def import_ledger(engine: Engine, path: Path, now: dt.datetime, department: str | None = None, *,
-                  dry_run: bool = False, apply_valid: bool = False, actor: str | None = None,
-                  follow_up_days: int = 30, max_bytes: int = MAX_BYTES,
-                  max_rows: int = MAX_ROWS) -> ImportReport:  # fmt: skip
+def import_ledger(
+    engine: Engine,
+    path: Path,
+    now: dt.datetime,
+    department: str | None = None,
+    *,
+    dry_run: bool = False,
+    apply_valid: bool = False,
+    actor: str | None = None,
+    follow_up_days: int = 30,
+    max_bytes: int = MAX_BYTES,
+    max_rows: int = MAX_ROWS,
+) -> ImportReport:
     """Validate, reconcile and (unless refused or a dry run) apply an edited workbook."""
     book = read_workbook(path, max_bytes, max_rows)
     report = ImportReport(str(path), dry_run=dry_run, rows_read=len(book.rows))
@@ -202,29 +224,36 @@ def import_ledger(engine: Engine, path: Path, now: dt.datetime, department: str 
     return report
 
 
-def _check_export(conn: Connection, book: LedgerFile, department: str | None,
-                  report: ImportReport) -> None:  # fmt: skip
+def _check_export(
+    conn: Connection, book: LedgerFile, department: str | None, report: ImportReport
+) -> None:
     if book.meta is None:
         return  # already an error
     e = exports.c
     row = conn.execute(select(exports).where(e.token == book.meta.token)).mappings().first()
     if row is None:
-        report.errors.append(Issue(
-            f"the export token {book.meta.token} is unknown to this database: the file was not "
-            "exported from this ledger; export again"
-        ))  # fmt: skip
+        report.errors.append(
+            Issue(
+                f"the export token {book.meta.token} is unknown to this database: the file was not "
+                "exported from this ledger; export again"
+            )
+        )
         return
     report.token, report.exported_at = row["token"], row["exported_at"]
     report.department = row["department_code"]
     if department and row["department_code"] != department:
-        report.errors.append(Issue(
-            f"a file of department {row['department_code'] or '全区 (all departments)'} imported as "
-            f"{department}; nothing changed"
-        ))  # fmt: skip
+        report.errors.append(
+            Issue(
+                f"a file of department {row['department_code'] or '全区 (all departments)'} imported as "
+                f"{department}; nothing changed"
+            )
+        )
     report.department = report.department or department
 
 
-def _records(conn: Connection, rows: list[FileRow]) -> tuple[dict[int, dict[str, Any]], dict[str, list[dict[str, Any]]]]:  # fmt: skip
+def _records(
+    conn: Connection, rows: list[FileRow]
+) -> tuple[dict[int, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     r = records.c
     ids = sorted({x.record_id for x in rows if x.record_id is not None})
     numbers = sorted({x.decision_no for x in rows if x.record_id is None and x.decision_no})
@@ -250,8 +279,9 @@ def _with_confirm(rec: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
-def _match(row: FileRow, by_id: dict[int, dict[str, Any]],
-           by_no: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:  # fmt: skip
+def _match(
+    row: FileRow, by_id: dict[int, dict[str, Any]], by_no: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any] | None:
     key = row.layout.column("record_id").header
     number = row.layout.column("decision_no").header
     if row.record_id is not None:
@@ -262,12 +292,18 @@ def _match(row: FileRow, by_id: dict[int, dict[str, Any]],
             )
             return None
         if row.decision_no and row.decision_no != rec["decision_no"]:
-            row.error(f"record {row.record_id} is decision {rec['decision_no']}, not {row.decision_no} "
-                      "(were the key columns edited?)", number)  # fmt: skip
+            row.error(
+                f"record {row.record_id} is decision {rec['decision_no']}, not {row.decision_no} "
+                "(were the key columns edited?)",
+                number,
+            )
             return None
         return rec
-    found = [x for x in by_no.get(row.decision_no, []) if x["kind"] == row.layout.kind
-             and (not row.authority or x["authority"] == row.authority)]  # fmt: skip
+    found = [
+        x
+        for x in by_no.get(row.decision_no, [])
+        if x["kind"] == row.layout.kind and (not row.authority or x["authority"] == row.authority)
+    ]
     if len(found) != 1:
         what = "no entry" if not found else f"{len(found)} entries (fill in the authority column)"
         row.error(f"{what} with decision number {row.decision_no} in the ledger", number)
@@ -275,13 +311,18 @@ def _match(row: FileRow, by_id: dict[int, dict[str, Any]],
     return found[0]
 
 
-def _history(conn: Connection, ids: list[int], since: dt.datetime) -> dict[tuple[int, str], tuple[str | None, dt.datetime]]:  # fmt: skip
+def _history(
+    conn: Connection, ids: list[int], since: dt.datetime
+) -> dict[tuple[int, str], tuple[str | None, dt.datetime]]:
     """(record, field) → (value at export time, time of the last change) for fields changed since."""
     e = events.c
     out: dict[tuple[int, str], tuple[str | None, dt.datetime]] = {}
     for start in range(0, len(ids), CHUNK):
-        query = (select(e.record_id, e.field, e.old_value, e.at)
-                 .where(e.record_id.in_(ids[start : start + CHUNK]), e.at > since).order_by(e.id))  # fmt: skip
+        query = (
+            select(e.record_id, e.field, e.old_value, e.at)
+            .where(e.record_id.in_(ids[start : start + CHUNK]), e.at > since)
+            .order_by(e.id)
+        )
         for ev in conn.execute(query):
             key = (ev.record_id, ev.field)
             first = out[key][0] if key in out else ev.old_value
@@ -299,9 +340,11 @@ def _plan(conn: Connection, book: LedgerFile, report: ImportReport) -> list[_Pla
             continue
         rec = _match(row, by_id, by_no)
         if rec is not None and report.department and rec["department_code"] != report.department:
-            row.error(f"the entry {rec['decision_no']} belongs to department {rec['department_code']}: "
-                      f"a file of department {report.department} cannot change it "
-                      f"(a file of department {rec['department_code']} imported as {report.department}?)")  # fmt: skip
+            row.error(
+                f"the entry {rec['decision_no']} belongs to department {rec['department_code']}: "
+                f"a file of department {report.department} cannot change it "
+                f"(a file of department {rec['department_code']} imported as {report.department}?)"
+            )
         if rec is not None and rec["id"] in seen:
             row.error(f"the entry {rec['decision_no']} appears twice (also row {seen[rec['id']]})")
         if rec is not None:
@@ -316,8 +359,11 @@ def _plan(conn: Connection, book: LedgerFile, report: ImportReport) -> list[_Pla
     return plans
 
 
-def _reconcile(plan: _Plan, history: dict[tuple[int, str], tuple[str | None, dt.datetime]],
-               report: ImportReport) -> None:  # fmt: skip
+def _reconcile(
+    plan: _Plan,
+    history: dict[tuple[int, str], tuple[str | None, dt.datetime]],
+    report: ImportReport,
+) -> None:
     rec, row, layout = plan.record, plan.row, plan.row.layout
     closed_since = rec["closed_on"] is not None and (rec["id"], "closed_on") in history
     for name, value in row.values.items():
@@ -330,15 +376,24 @@ def _reconcile(plan: _Plan, history: dict[tuple[int, str], tuple[str | None, dt.
         base = (layout.name, row.row_no, rec["decision_no"], rec["authority"], name, column)
         if past or closed_since:
             when = past[1] if past else history[(rec["id"], "closed_on")][1]
-            reason = (f"closed ({rec['close_reason']}) by the pipeline after the export" if closed_since
-                      else "changed in the ledger after the export")  # fmt: skip
+            reason = (
+                f"closed ({rec['close_reason']}) by the pipeline after the export"
+                if closed_since
+                else "changed in the ledger after the export"
+            )
             report.conflicts.append(
                 Conflict(*base, exported, new, current, when.isoformat(), reason)
             )
             continue
         if name in ("planned_on", "repairable_from") and value is None:
-            report.warnings.append(Issue("a date cannot be cleared by an import; left as is",
-                                         layout.name, row.row_no, column))  # fmt: skip
+            report.warnings.append(
+                Issue(
+                    "a date cannot be cleared by an import; left as is",
+                    layout.name,
+                    row.row_no,
+                    column,
+                )
+            )
             continue
         plan.values[name] = value
         report.changes.append(Change(*base, current, new))
@@ -351,11 +406,18 @@ def _reconcile(plan: _Plan, history: dict[tuple[int, str], tuple[str | None, dt.
 
 def _record_report(conn: Connection, report: ImportReport, path: Path, now: dt.datetime) -> None:
     if not report.department:
-        report.warnings.append(Issue(
-            "a whole-ledger file (exported without --department) is not a department's monthly report"
-        ))  # fmt: skip
+        report.warnings.append(
+            Issue(
+                "a whole-ledger file (exported without --department) is not a department's monthly report"
+            )
+        )
         return
-    conn.execute(insert(reports).values(
-        department_code=report.department, month=now.strftime("%Y-%m"), received_at=now,
-        file=str(path)[:500], counts=report.counts(),
-    ))  # fmt: skip
+    conn.execute(
+        insert(reports).values(
+            department_code=report.department,
+            month=now.strftime("%Y-%m"),
+            received_at=now,
+            file=str(path)[:500],
+            counts=report.counts(),
+        )
+    )

@@ -35,8 +35,11 @@ from pipeline.domain.periods import add_months
 records = table_of(Record)
 CHUNK = 500
 
-CODES = {"severe_list": "列入严重失信主体名单", "same_violation": "同类违法行为另有处罚",
-         "repeat_offender": "再次受到行政处罚"}  # fmt: skip
+CODES = {
+    "severe_list": "列入严重失信主体名单",
+    "same_violation": "同类违法行为另有处罚",
+    "repeat_offender": "再次受到行政处罚",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,9 @@ class Entry:
     """Not closed and still in the snapshot."""
 
 
-def restrictions_for(record: Entry, others: Iterable[Entry], rules: RulesConfig) -> list[dict[str, str]]:
+def restrictions_for(
+    record: Entry, others: Iterable[Entry], rules: RulesConfig
+) -> list[dict[str, str]]:
     """The restrictions on `record` (a penalty), given the entity's other records."""
     others = [o for o in others if o.id != record.id]
     found = _severe_lists(others, rules) + _same_violation(record, others, rules)
@@ -66,10 +71,14 @@ def _severe_lists(others: list[Entry], rules: RulesConfig) -> list[dict[str, str
     if not rules.restrictions.severe_list:
         return []
     return [
-        _item("severe_list", f"{CODES['severe_list']}：{o.list_name or '（名单名称未知）'}"
-                             f"（{o.authority}，{o.decision_date.isoformat()}列入，{o.decision_no}）")
-        for o in others if o.kind == "list" and o.open
-    ]  # fmt: skip
+        _item(
+            "severe_list",
+            f"{CODES['severe_list']}：{o.list_name or '（名单名称未知）'}"
+            f"（{o.authority}，{o.decision_date.isoformat()}列入，{o.decision_no}）",
+        )
+        for o in others
+        if o.kind == "list" and o.open
+    ]
 
 
 def _same_violation(record: Entry, others: list[Entry], rules: RulesConfig) -> list[dict[str, str]]:
@@ -78,12 +87,16 @@ def _same_violation(record: Entry, others: list[Entry], rules: RulesConfig) -> l
     if months is None or not kind:
         return []
     return [
-        _item("same_violation", f"{CODES['same_violation']}：{o.decision_no}（{o.authority}，"
-                                f"{o.decision_date.isoformat()}），违法行为类型“{kind}”")
+        _item(
+            "same_violation",
+            f"{CODES['same_violation']}：{o.decision_no}（{o.authority}，"
+            f"{o.decision_date.isoformat()}），违法行为类型“{kind}”",
+        )
         for o in others
-        if o.kind == "penalty" and (o.violation_type or "").strip() == kind
+        if o.kind == "penalty"
+        and (o.violation_type or "").strip() == kind
         and _within(record.decision_date, o.decision_date, months)
-    ]  # fmt: skip
+    ]
 
 
 def _repeat(record: Entry, others: list[Entry], rules: RulesConfig) -> list[dict[str, str]]:
@@ -92,17 +105,24 @@ def _repeat(record: Entry, others: list[Entry], rules: RulesConfig) -> list[dict
         return []
     years = rule_set.repeat_offender_years
     earlier = [
-        o for o in others
-        if o.kind == "penalty" and o.decision_date < record.decision_date
+        o
+        for o in others
+        if o.kind == "penalty"
+        and o.decision_date < record.decision_date
         and (years is None or record.decision_date <= add_months(o.decision_date, 12 * years))
-    ]  # fmt: skip
+    ]
     if not earlier:
         return []
     first = min(earlier, key=lambda o: o.decision_date)
     span = f"{years}年内" if years else "此前（年限未配置：repeat_offender_years，请人工核实）"
-    return [_item("repeat_offender", f"{span}{CODES['repeat_offender']}：{first.decision_no}"
-                                     f"（{first.authority}，{first.decision_date.isoformat()}）"
-                                     + (f"等{len(earlier)}件" if len(earlier) > 1 else ""))]  # fmt: skip
+    return [
+        _item(
+            "repeat_offender",
+            f"{span}{CODES['repeat_offender']}：{first.decision_no}"
+            f"（{first.authority}，{first.decision_date.isoformat()}）"
+            + (f"等{len(earlier)}件" if len(earlier) > 1 else ""),
+        )
+    ]
 
 
 def _within(a: dt.date, b: dt.date, months: int) -> bool:
@@ -132,10 +152,11 @@ def apply_restrictions(engine: Engine, rules: RulesConfig) -> int:
         changed += [{"b_id": i, "b_value": None} for i in flagged]  # no longer restricted
         if changed:
             conn.execute(
-                update(records).where(records.c.id == bindparam("b_id"))
+                update(records)
+                .where(records.c.id == bindparam("b_id"))
                 .values(restrictions=bindparam("b_value")),
                 changed,
-            )  # fmt: skip
+            )
     return len(changed)
 
 
@@ -148,11 +169,25 @@ def _flagged(conn: Connection) -> dict[int, Any]:
 def _groups(conn: Connection) -> Iterator[list[Entry]]:
     """The records of every entity (USCC) that has more than one, entity by entity."""
     r = records.c
-    usccs = [u for (u,) in conn.execute(
-        select(r.uscc).where(r.uscc.is_not(None)).group_by(r.uscc).having(func.count() > 1)
-    )]  # fmt: skip
-    cols = (r.id, r.kind, r.decision_no, r.authority, r.decision_date, r.violation_type,
-            r.rule_set, r.list_name, r.closed_on, r.vanished_on, r.uscc)  # fmt: skip
+    usccs = [
+        u
+        for (u,) in conn.execute(
+            select(r.uscc).where(r.uscc.is_not(None)).group_by(r.uscc).having(func.count() > 1)
+        )
+    ]
+    cols = (
+        r.id,
+        r.kind,
+        r.decision_no,
+        r.authority,
+        r.decision_date,
+        r.violation_type,
+        r.rule_set,
+        r.list_name,
+        r.closed_on,
+        r.vanished_on,
+        r.uscc,
+    )
     for i in range(0, len(usccs), CHUNK):
         by_entity: dict[str, list[Entry]] = defaultdict(list)
         for row in conn.execute(select(*cols).where(r.uscc.in_(usccs[i : i + CHUNK]))):
@@ -180,10 +215,11 @@ def apply_list_dates(engine: Engine, rules: RulesConfig) -> int:
                 changed.append({"b_id": id_, "b_start": new_start, "b_removal": new_removal})
         if changed:
             conn.execute(
-                update(records).where(r.id == bindparam("b_id"))
+                update(records)
+                .where(r.id == bindparam("b_id"))
                 .values(repairable_from=bindparam("b_start"), removal_on=bindparam("b_removal")),
                 changed,
-            )  # fmt: skip
+            )
     return len(changed)
 
 

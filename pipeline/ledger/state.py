@@ -62,14 +62,30 @@ def progress_names(kind: str) -> dict[int, str]:
     return LIST_PROGRESS if kind == "list" else PENALTY_PROGRESS
 
 
-def audit(conn: Connection, record_id: int, changes: dict[str, tuple[Any, Any]], at: dt.datetime,
-          source: str, actor: str, note: str | None = None) -> None:  # fmt: skip
+def audit(
+    conn: Connection,
+    record_id: int,
+    changes: dict[str, tuple[Any, Any]],
+    at: dt.datetime,
+    source: str,
+    actor: str,
+    note: str | None = None,
+) -> None:
     """Write one event per changed field (old → new), as text."""
     rows = [
-        {"record_id": record_id, "field": name, "old_value": _text(old), "new_value": _text(new),
-         "at": at, "source": source, "actor": actor, "note": note}
-        for name, (old, new) in changes.items() if old != new
-    ]  # fmt: skip
+        {
+            "record_id": record_id,
+            "field": name,
+            "old_value": _text(old),
+            "new_value": _text(new),
+            "at": at,
+            "source": source,
+            "actor": actor,
+            "note": note,
+        }
+        for name, (old, new) in changes.items()
+        if old != new
+    ]
     if rows:
         conn.execute(insert(events), rows)
 
@@ -80,8 +96,15 @@ def _text(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value)
 
 
-def change(conn: Connection, row: Any, values: dict[str, Any], at: dt.datetime, source: str,
-           actor: str, note: str | None = None) -> None:  # fmt: skip
+def change(
+    conn: Connection,
+    row: Any,
+    values: dict[str, Any],
+    at: dt.datetime,
+    source: str,
+    actor: str,
+    note: str | None = None,
+) -> None:
     """Update one record and audit each field that really changed."""
     diff = {k: (row[k], v) for k, v in values.items() if row[k] != v}
     if not diff:
@@ -104,15 +127,39 @@ def record_told(
         return
     r = records.c
     conn.execute(
-        update(records).where(r.id == bindparam("b_id"), r.progress == 0).values(
-            progress=bindparam("b_progress"), notified_at=bindparam("b_at"), notified_channel=bindparam("b_channel"),
-            ledger_updated_at=bindparam("b_at")),
-        [{"b_id": rec["id"], "b_progress": v["progress"], "b_at": v["notified_at"], "b_channel": v["notified_channel"]}
-         for rec, v, _ in told],
-    )  # fmt: skip
-    rows = [{"record_id": rec["id"], "field": name, "old_value": _text(rec[name]), "new_value": _text(new),
-             "at": v["notified_at"], "source": "notice", "actor": actor, "note": f"notice {key} delivered"}
-            for rec, v, key in told for name, new in v.items() if rec[name] != new]  # fmt: skip
+        update(records)
+        .where(r.id == bindparam("b_id"), r.progress == 0)
+        .values(
+            progress=bindparam("b_progress"),
+            notified_at=bindparam("b_at"),
+            notified_channel=bindparam("b_channel"),
+            ledger_updated_at=bindparam("b_at"),
+        ),
+        [
+            {
+                "b_id": rec["id"],
+                "b_progress": v["progress"],
+                "b_at": v["notified_at"],
+                "b_channel": v["notified_channel"],
+            }
+            for rec, v, _ in told
+        ],
+    )
+    rows = [
+        {
+            "record_id": rec["id"],
+            "field": name,
+            "old_value": _text(rec[name]),
+            "new_value": _text(new),
+            "at": v["notified_at"],
+            "source": "notice",
+            "actor": actor,
+            "note": f"notice {key} delivered",
+        }
+        for rec, v, key in told
+        for name, new in v.items()
+        if rec[name] != new
+    ]
     if rows:
         conn.execute(insert(events), rows)
 
@@ -128,8 +175,13 @@ CONFIRMATIONS = {
     "expired": "已届满撤下",
 }
 """What a person may confirm about a record the snapshot no longer (or still) shows."""
-CONFIRMED_CLOSE = {"repaired": "repaired_early", "revoked": "revoked", "data_gap": "data_gap",
-                   "other": "other", "expired": "expired"}  # fmt: skip
+CONFIRMED_CLOSE = {
+    "repaired": "repaired_early",
+    "revoked": "revoked",
+    "data_gap": "data_gap",
+    "other": "other",
+    "expired": "expired",
+}
 REOPENABLE = ("repaired_early", "removed", "revoked", "data_gap", "other")
 
 
@@ -217,7 +269,11 @@ def _vanished(row: Any) -> tuple[dict[str, Any], str, str]:
     """(new values, the counter, the audit note) for a record gone from the snapshot."""
     note = "record vanished from the snapshot"
     if row["kind"] == "list":
-        return {"progress": 5, "closed_on": row["vanished_on"], "close_reason": "removed"}, "removed", note
+        return (
+            {"progress": 5, "closed_on": row["vanished_on"], "close_reason": "removed"},
+            "removed",
+            note,
+        )
     if row["removal_on"] is not None and row["vanished_on"] >= row["removal_on"]:
         return {"closed_on": row["vanished_on"], "close_reason": "expired"}, "expired", note
     # Gone before its removal date: repaired, revoked, corrected, or a gap in the export —
@@ -250,12 +306,27 @@ def _close_expired(
         ("closed_on", cast(r.removal_on, String)),
         ("close_reason", literal("expired")),
     ):
-        audit_rows = select(r.id, literal(name), literal(None, String), value, literal(now, UTCDateTime()),
-                            literal("eligibility"), literal(SYSTEM), literal(note)).where(due)  # fmt: skip
-        conn.execute(insert(events).from_select(
-            ["record_id", "field", "old_value", "new_value", "at", "source", "actor", "note"], audit_rows))  # fmt: skip
-    closed = conn.execute(update(records).where(due).values(closed_on=r.removal_on, close_reason="expired",
-                                                            ledger_updated_at=now))  # fmt: skip
+        audit_rows = select(
+            r.id,
+            literal(name),
+            literal(None, String),
+            value,
+            literal(now, UTCDateTime()),
+            literal("eligibility"),
+            literal(SYSTEM),
+            literal(note),
+        ).where(due)
+        conn.execute(
+            insert(events).from_select(
+                ["record_id", "field", "old_value", "new_value", "at", "source", "actor", "note"],
+                audit_rows,
+            )
+        )
+    closed = conn.execute(
+        update(records)
+        .where(due)
+        .values(closed_on=r.removal_on, close_reason="expired", ledger_updated_at=now)
+    )
     result.expired += closed.rowcount
 
 
@@ -288,18 +359,26 @@ def _reopen_reappeared(conn: Connection, now: dt.datetime, result: Lifecycle) ->
         progress = row["progress"]
         if row["closed_on"] is not None:
             progress = _previous_progress(conn, row["id"], progress)
-        change(conn, row, {"progress": progress, "closed_on": None, "close_reason": None,
-                           "verify_reason": None},
-               now, "sync", SYSTEM, "record reappeared in the snapshot; reopened")  # fmt: skip
+        change(
+            conn,
+            row,
+            {"progress": progress, "closed_on": None, "close_reason": None, "verify_reason": None},
+            now,
+            "sync",
+            SYSTEM,
+            "record reappeared in the snapshot; reopened",
+        )
         result.reopened += 1
 
 
 def _previous_progress(conn: Connection, record_id: int, current: int) -> int:
     e = events.c
     old = conn.execute(
-        select(e.old_value).where(e.record_id == record_id, e.field == "progress", e.new_value == str(current))
-        .order_by(e.id.desc()).limit(1)
-    ).scalar()  # fmt: skip
+        select(e.old_value)
+        .where(e.record_id == record_id, e.field == "progress", e.new_value == str(current))
+        .order_by(e.id.desc())
+        .limit(1)
+    ).scalar()
     return int(old) if old is not None else current
 
 
@@ -450,7 +529,9 @@ def _confirm_problems(row: Any, upd: LedgerUpdate) -> list[str]:
             return ["confirm expired is for a penalty past its maximum period (status expired)"]
         return []
     if row["verify_reason"] is None:
-        return [f"confirm {upd.confirm} is for a record that left the snapshot (待核实); this one has not"]
+        return [
+            f"confirm {upd.confirm} is for a record that left the snapshot (待核实); this one has not"
+        ]
     if upd.confirm == "other" and not (upd.remarks or row["remarks"]):
         return ["confirm other needs --remarks saying what happened"]
     return []
@@ -475,8 +556,15 @@ def _progress_problems(row: Any, new: int, names: dict[int, str], willing: str) 
     return []
 
 
-def apply_update(conn: Connection, row: Any, upd: LedgerUpdate, now: dt.datetime, source: str, actor: str,
-                 follow_up_days: int = 30) -> dict[str, tuple[Any, Any]]:  # fmt: skip
+def apply_update(
+    conn: Connection,
+    row: Any,
+    upd: LedgerUpdate,
+    now: dt.datetime,
+    source: str,
+    actor: str,
+    follow_up_days: int = 30,
+) -> dict[str, tuple[Any, Any]]:
     """Validate and apply; raise LedgerError listing every refusal, changing nothing."""
     problems = check_transition(row, upd)
     if problems:
@@ -490,10 +578,17 @@ def apply_update(conn: Connection, row: Any, upd: LedgerUpdate, now: dt.datetime
 def _values(
     row: Any, upd: LedgerUpdate, now: dt.datetime, follow_up_days: int, actor: str
 ) -> dict[str, Any]:
-    plain = {"willingness": upd.willingness, "progress": upd.progress, "planned_on": upd.planned_on,
-             "remarks": upd.remarks, "responsible": upd.responsible, "repair_effect": upd.repair_effect,
-             "commitment_on": upd.commitment_on, "follow_up_on": upd.follow_up_on,
-             "repairable_from": upd.repairable_from}  # fmt: skip
+    plain = {
+        "willingness": upd.willingness,
+        "progress": upd.progress,
+        "planned_on": upd.planned_on,
+        "remarks": upd.remarks,
+        "responsible": upd.responsible,
+        "repair_effect": upd.repair_effect,
+        "commitment_on": upd.commitment_on,
+        "follow_up_on": upd.follow_up_on,
+        "repairable_from": upd.repairable_from,
+    }
     values = {k: v for k, v in plain.items() if v is not None}
     if upd.commitment_on is not None and upd.follow_up_on is None:
         values["follow_up_on"] = upd.commitment_on + dt.timedelta(days=follow_up_days)
@@ -519,8 +614,12 @@ def _confirmed(row: Any, confirm: str) -> dict[str, Any]:
     return values
 
 
-def open_entries(conn: Connection, department: str | None = None, status: str | None = None,
-                 include_closed: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+def open_entries(
+    conn: Connection,
+    department: str | None = None,
+    status: str | None = None,
+    include_closed: bool = False,
+) -> list[dict[str, Any]]:
     """Ledger rows, green channel first, then by department and decision date."""
     r = records.c
     query = select(records)

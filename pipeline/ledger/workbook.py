@@ -53,9 +53,22 @@ META_SHEET = "meta"
 PROTECTION_PASSWORD = None  # sheets are protected without a password: a guard, not security
 
 # Editable fields (the department's columns) in the order they are imported.
-EDITABLE = ("willingness", "planned_on", "progress", "responsible", "remarks", "repair_effect",
-            "confirm", "repairable_from")
-CONFIRM_LABELS = {"已修复": "repaired", "决定已撤销": "revoked", "数据缺失": "data_gap", "其他": "other"}
+EDITABLE = (
+    "willingness",
+    "planned_on",
+    "progress",
+    "responsible",
+    "remarks",
+    "repair_effect",
+    "confirm",
+    "repairable_from",
+)
+CONFIRM_LABELS = {
+    "已修复": "repaired",
+    "决定已撤销": "revoked",
+    "数据缺失": "data_gap",
+    "其他": "other",
+}
 """核实结果: why a 待核实 record left the snapshot, as the department writes it."""
 
 
@@ -104,20 +117,43 @@ def _common_head(
         Column("seq", "序号", 6, kind="seq"),
         Column("entity_name", "企业名称", 30),
         Column("uscc", "统一社会信用代码", 22),
-        Column("decision_no", decision_header, 26,
-               aliases=("行政处罚决定书文号", "处罚/判决决定书文号", "决定书文号", "文号")),
-        Column("repairable_from", repairable_header, 14, kind="date",
-               aliases=("行政处罚可修复时间", "可修复时间"), editable=repairable_editable,
-               optional=True),
-        Column("willingness", "企业修复意愿（是/否）", 12, kind="yesno", editable=True,
-               prefix="企业修复意愿"),
+        Column(
+            "decision_no",
+            decision_header,
+            26,
+            aliases=("行政处罚决定书文号", "处罚/判决决定书文号", "决定书文号", "文号"),
+        ),
+        Column(
+            "repairable_from",
+            repairable_header,
+            14,
+            kind="date",
+            aliases=("行政处罚可修复时间", "可修复时间"),
+            editable=repairable_editable,
+            optional=True,
+        ),
+        Column(
+            "willingness",
+            "企业修复意愿（是/否）",
+            12,
+            kind="yesno",
+            editable=True,
+            prefix="企业修复意愿",
+        ),
         Column("planned_on", "计划完成修复时间", 14, kind="date", editable=True),
-    )  # fmt: skip
+    )
 
 
 # After the annex's own columns: the system's additions, then the hidden keys.
-CONFIRM_COLUMN = Column("confirm", "核实结果（待核实记录：已修复/决定已撤销/数据缺失/其他）", 20,
-                        kind="confirm", editable=True, prefix="核实结果", optional=True)  # fmt: skip
+CONFIRM_COLUMN = Column(
+    "confirm",
+    "核实结果（待核实记录：已修复/决定已撤销/数据缺失/其他）",
+    20,
+    kind="confirm",
+    editable=True,
+    prefix="核实结果",
+    optional=True,
+)
 
 
 def _common_tail(
@@ -143,12 +179,18 @@ PENALTY_LAYOUT = SheetLayout(
     title="{department}市场主体行政处罚信用修复工作台账",
     columns=(
         *_common_head("行政处罚决定书文号", "行政处罚可修复时间"),
-        Column("progress", "工作进展（1已告知/2处罚整改/3已申请/4已完成）", 20, kind="progress",
-               editable=True, prefix="工作进展"),
+        Column(
+            "progress",
+            "工作进展（1已告知/2处罚整改/3已申请/4已完成）",
+            20,
+            kind="progress",
+            editable=True,
+            prefix="工作进展",
+        ),
         *_common_tail("责任部门/处室", "处罚机关", CONFIRM_COLUMN),
     ),
     progress=PENALTY_PROGRESS,
-)  # fmt: skip
+)
 
 LIST_LAYOUT = SheetLayout(
     kind="list",
@@ -156,13 +198,19 @@ LIST_LAYOUT = SheetLayout(
     title="{department}严重失信市场主体信用修复工作台账",
     columns=(
         *_common_head("处罚/判决决定书文号", "可修复时间", repairable_editable=True),
-        Column("progress", "工作进展（1 已告知/2 处罚决定整改/3 已申请/4 已修复/5 已移出）", 22,
-               kind="progress", editable=True, prefix="工作进展"),
+        Column(
+            "progress",
+            "工作进展（1 已告知/2 处罚决定整改/3 已申请/4 已修复/5 已移出）",
+            22,
+            kind="progress",
+            editable=True,
+            prefix="工作进展",
+        ),
         Column("repair_effect", "修复效果（执行金额等）", 22, editable=True, prefix="修复效果"),
         *_common_tail("责任处室", "认定部门"),
     ),
     progress=LIST_PROGRESS,
-)  # fmt: skip
+)
 
 LAYOUTS = (PENALTY_LAYOUT, LIST_LAYOUT)
 
@@ -365,10 +413,12 @@ def _read_book(book: Any, result: LedgerFile, max_rows: int) -> None:
             result.warnings.append(Issue("extra sheet ignored", name))
     meta_name = sheets.get(header_key(META_SHEET))
     if meta_name is None:
-        result.errors.append(Issue(
-            "the hidden sheet 'meta' (export token, department) is missing: this is not a workbook "
-            "exported by `credit-repair ledger export`, or the sheet was deleted; export again"
-        ))  # fmt: skip
+        result.errors.append(
+            Issue(
+                "the hidden sheet 'meta' (export token, department) is missing: this is not a workbook "
+                "exported by `credit-repair ledger export`, or the sheet was deleted; export again"
+            )
+        )
     else:
         result.meta = _read_meta(book[meta_name], result)
     for layout in LAYOUTS:
@@ -426,14 +476,18 @@ def _read_sheet(ws: Any, layout: SheetLayout, result: LedgerFile, max_rows: int)
             continue
         result.rows.append(_row(values, columns, layout, row_no, merges))
     if columns is None:
-        result.errors.append(Issue(
-            f"no header row found in the first {HEADER_SCAN} rows (looked for "
-            f"{layout.column('decision_no').header} and the other column titles)", layout.name
-        ))  # fmt: skip
+        result.errors.append(
+            Issue(
+                f"no header row found in the first {HEADER_SCAN} rows (looked for "
+                f"{layout.column('decision_no').header} and the other column titles)",
+                layout.name,
+            )
+        )
 
 
-def _header(values: tuple[Any, ...], layout: SheetLayout, row_no: int,
-            result: LedgerFile) -> dict[str, int] | None:  # fmt: skip
+def _header(
+    values: tuple[Any, ...], layout: SheetLayout, row_no: int, result: LedgerFile
+) -> dict[str, int] | None:
     """The column of each known field, if this row is the header row (else None)."""
     found: dict[str, int] = {}
     duplicates: list[str] = []
@@ -455,14 +509,25 @@ def _header(values: tuple[Any, ...], layout: SheetLayout, row_no: int,
     return found
 
 
-def _check_header(columns: dict[str, int], layout: SheetLayout, row_no: int,
-                  merges: list[tuple[str, int, int]], result: LedgerFile) -> bool:  # fmt: skip
+def _check_header(
+    columns: dict[str, int],
+    layout: SheetLayout,
+    row_no: int,
+    merges: list[tuple[str, int, int]],
+    result: LedgerFile,
+) -> bool:
     ok = True
     for name in layout.required:
         if name not in columns:
             header = layout.column(name).header
-            result.errors.append(Issue(f"the required column {header} is missing (moved columns are fine, deleted ones are not)",
-                                       layout.name, row_no, header))  # fmt: skip
+            result.errors.append(
+                Issue(
+                    f"the required column {header} is missing (moved columns are fine, deleted ones are not)",
+                    layout.name,
+                    row_no,
+                    header,
+                )
+            )
             ok = False
     for ref, first, last in merges:
         if first <= row_no <= last:
@@ -473,8 +538,13 @@ def _check_header(columns: dict[str, int], layout: SheetLayout, row_no: int,
     return ok
 
 
-def _row(values: tuple[Any, ...], columns: dict[str, int], layout: SheetLayout, row_no: int,
-         merges: list[tuple[str, int, int]]) -> FileRow:  # fmt: skip
+def _row(
+    values: tuple[Any, ...],
+    columns: dict[str, int],
+    layout: SheetLayout,
+    row_no: int,
+    merges: list[tuple[str, int, int]],
+) -> FileRow:
     def cell(name: str) -> Any:
         index = columns.get(name)
         return values[index] if index is not None and index < len(values) else None
@@ -486,8 +556,13 @@ def _row(values: tuple[Any, ...], columns: dict[str, int], layout: SheetLayout, 
             record_id = int(float(str(raw_id).strip()))
         except ValueError:
             record_id = None
-    row = FileRow(layout, row_no, record_id, parse_text(cell("decision_no")) or "",
-                  parse_text(cell("authority")))  # fmt: skip
+    row = FileRow(
+        layout,
+        row_no,
+        record_id,
+        parse_text(cell("decision_no")) or "",
+        parse_text(cell("authority")),
+    )
     for ref, first, last in merges:
         if first <= row_no <= last:
             row.error(

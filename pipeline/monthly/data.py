@@ -135,17 +135,42 @@ def _datetime(text: str) -> dt.datetime:
 
 
 LEDGER_FIELDS: dict[str, Callable[[str], Any]] = {
-    "progress": int, "willingness": str, "planned_on": _date, "responsible": str,
-    "remarks": str, "repair_effect": str, "closed_on": _date, "close_reason": str,
-    "green_channel": lambda t: t == "True", "commitment_on": _date, "follow_up_on": _date,
-    "notified_at": _datetime, "notified_channel": str, "receipt_confirmed_at": _datetime,
-    "verify_reason": str, "overdue_display_since": _date, "notified_method": str,
-}  # fmt: skip
+    "progress": int,
+    "willingness": str,
+    "planned_on": _date,
+    "responsible": str,
+    "remarks": str,
+    "repair_effect": str,
+    "closed_on": _date,
+    "close_reason": str,
+    "green_channel": lambda t: t == "True",
+    "commitment_on": _date,
+    "follow_up_on": _date,
+    "notified_at": _datetime,
+    "notified_channel": str,
+    "receipt_confirmed_at": _datetime,
+    "verify_reason": str,
+    "overdue_display_since": _date,
+    "notified_method": str,
+}
 """The ledger fields rolled back from ``ledger_events``, with the parser of their text."""
 
-FACT_COLUMNS = ("id", "kind", "department_code", "uscc", "entity_name", "decision_no", "authority",
-                "legal_rep", "list_name", "status", "repairable_from", "removal_on", "first_seen_on",
-                "decision_date")  # fmt: skip
+FACT_COLUMNS = (
+    "id",
+    "kind",
+    "department_code",
+    "uscc",
+    "entity_name",
+    "decision_no",
+    "authority",
+    "legal_rep",
+    "list_name",
+    "status",
+    "repairable_from",
+    "removal_on",
+    "first_seen_on",
+    "decision_date",
+)
 COLUMNS = (*FACT_COLUMNS, *LEDGER_FIELDS)
 Event = tuple[dt.datetime, str, str | None]
 """(at, field, old_value) of one ledger event."""
@@ -184,8 +209,9 @@ def state_at(row: dict[str, Any], later: Sequence[Event], when: AsOf) -> dict[st
 ORDER = ("kind desc", "department_code", "green_channel desc", "decision_date", "id")
 
 
-def scan(conn: Connection, side: Connection, latest: dt.date, since: dt.datetime,
-         chunk: int = 2000) -> Iterator[tuple[dict[str, Any], list[Event]]]:  # fmt: skip
+def scan(
+    conn: Connection, side: Connection, latest: dt.date, since: dt.datetime, chunk: int = 2000
+) -> Iterator[tuple[dict[str, Any], list[Event]]]:
     """Every record first seen by `latest`, penalties then list entries, by department,
     green channel first, then decision date — each with its ledger events after `since`.
 
@@ -227,9 +253,13 @@ def delivery_problems(conn: Connection, when: AsOf) -> dict[str, dict[str, int]]
     c = outbox.c
     query = (
         select(c.department_code, c.state, func.count())
-        .where(c.record_id.is_not(None), c.state.in_(("unknown", "failed")), c.created_at <= when.instant)
+        .where(
+            c.record_id.is_not(None),
+            c.state.in_(("unknown", "failed")),
+            c.created_at <= when.instant,
+        )
         .group_by(c.department_code, c.state)
-    )  # fmt: skip
+    )
     out: dict[str, dict[str, int]] = defaultdict(dict)
     for code, state, n in conn.execute(query):
         out[code or ""][state] = int(n)

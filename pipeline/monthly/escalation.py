@@ -34,8 +34,12 @@ records = table_of(Record)
 escalations = table_of(Escalation)
 reports = table_of(DepartmentReport)
 outbox = table_of(OutboxMessage)
-REASON_TEXT = {"not_reported": "本月未报送台账", "stuck": "可修复且有意愿但未申请", "past_planned": "超过计划完成修复时间",
-               "undelivered": "告知书未送达或送达结果未知"}  # fmt: skip
+REASON_TEXT = {
+    "not_reported": "本月未报送台账",
+    "stuck": "可修复且有意愿但未申请",
+    "past_planned": "超过计划完成修复时间",
+    "undelivered": "告知书未送达或送达结果未知",
+}
 ROLE_TITLE = {1: "部门联系人", 2: "部门负责人", 3: "区营商环境局"}
 
 
@@ -97,8 +101,11 @@ def _not_reported(conn: Connection, config: Config, month: str) -> list[Subject]
     reported = set(
         conn.execute(select(reports.c.department_code).where(reports.c.month == month)).scalars()
     )
-    return [Subject("department", d.code, d.code, "not_reported") for d in config.departments.departments
-            if not d.bureau and d.code not in reported]  # fmt: skip
+    return [
+        Subject("department", d.code, d.code, "not_reported")
+        for d in config.departments.departments
+        if not d.bureau and d.code not in reported
+    ]
 
 
 def _case_reason(
@@ -107,8 +114,14 @@ def _case_reason(
     start, planned = row["repairable_from"], row["planned_on"]
     if "past_planned" in wanted and planned is not None and planned < today and row["progress"] < 4:
         return "past_planned", f"计划{planned.isoformat()}完成"
-    if ("stuck" in wanted and row["status"] == "repairable" and row["willingness"] == "yes" and row["progress"] < 3
-            and start is not None and (today - start).days > stuck_days):  # fmt: skip
+    if (
+        "stuck" in wanted
+        and row["status"] == "repairable"
+        and row["willingness"] == "yes"
+        and row["progress"] < 3
+        and start is not None
+        and (today - start).days > stuck_days
+    ):
         return "stuck", f"{start.isoformat()}起可修复，{(today - start).days}天未申请"
     return None
 
@@ -144,8 +157,11 @@ def _one_per_subject(found: list[Subject]) -> list[Subject]:
 def next_level(conn: Connection, subject: Subject, month: str, max_level: int) -> tuple[int, bool]:
     """(level this month, already escalated this month)."""
     e = escalations.c
-    rows = conn.execute(select(e.month, func.max(e.level)).where(e.subject_kind == subject.kind, e.subject == subject.key)
-                        .group_by(e.month)).all()  # fmt: skip
+    rows = conn.execute(
+        select(e.month, func.max(e.level))
+        .where(e.subject_kind == subject.kind, e.subject == subject.key)
+        .group_by(e.month)
+    ).all()
     this_month = [level for m, level in rows if m == month]
     if this_month:
         return max(this_month), True
@@ -153,8 +169,15 @@ def next_level(conn: Connection, subject: Subject, month: str, max_level: int) -
     return min((max(before) if before else 0) + 1, max_level), False
 
 
-def escalate(engine: Engine, config: Config, planner: Planner, month: str, today: dt.date, now: dt.datetime,
-             dry_run: bool = False) -> EscalationResult:  # fmt: skip
+def escalate(
+    engine: Engine,
+    config: Config,
+    planner: Planner,
+    month: str,
+    today: dt.date,
+    now: dt.datetime,
+    dry_run: bool = False,
+) -> EscalationResult:
     notices = planner.notices
     result = EscalationResult(month)
     with engine.connect() as conn:
@@ -167,9 +190,18 @@ def escalate(engine: Engine, config: Config, planner: Planner, month: str, today
             if done:
                 result.already_this_month += 1
             else:
-                conn.execute(insert(escalations), {"month": month, "subject_kind": subject.kind, "subject": subject.key,
-                                                   "department_code": subject.department_code, "level": level,
-                                                   "reason": subject.reason, "created_at": now})  # fmt: skip
+                conn.execute(
+                    insert(escalations),
+                    {
+                        "month": month,
+                        "subject_kind": subject.kind,
+                        "subject": subject.key,
+                        "department_code": subject.department_code,
+                        "level": level,
+                        "reason": subject.reason,
+                        "created_at": now,
+                    },
+                )
                 result.escalated += 1
             result.by_level[str(level)] = result.by_level.get(str(level), 0) + 1
             item = _item(config, subject, level)
@@ -191,10 +223,19 @@ def escalate(engine: Engine, config: Config, planner: Planner, month: str, today
 def _item(config: Config, subject: Subject, level: int) -> dict[str, Any]:
     dep = config.department(subject.department_code) or config.departments.bureau
     view = record_view(subject.record) if subject.record else {}
-    return {"subject_kind": subject.kind, "subject": subject.key, "department_code": dep.code, "department_name": dep.name,
-            "reason": subject.reason, "reason_text": REASON_TEXT[subject.reason], "detail": subject.detail, "level": level,
-            "entity_name": view.get("entity_name"), "decision_no": view.get("decision_no"),
-            "green_channel": bool(view.get("green_channel"))}  # fmt: skip
+    return {
+        "subject_kind": subject.kind,
+        "subject": subject.key,
+        "department_code": dep.code,
+        "department_name": dep.name,
+        "reason": subject.reason,
+        "reason_text": REASON_TEXT[subject.reason],
+        "detail": subject.detail,
+        "level": level,
+        "entity_name": view.get("entity_name"),
+        "decision_no": view.get("decision_no"),
+        "green_channel": bool(view.get("green_channel")),
+    }
 
 
 def _recipient(config: Config, level: int, code: str) -> tuple[Person, str, Department]:
@@ -205,8 +246,14 @@ def _recipient(config: Config, level: int, code: str) -> tuple[Person, str, Depa
     return (dep.contact if level == 1 else dep.head), ROLE_TITLE[level], dep
 
 
-def _digest(config: Config, planner: Planner, key: tuple[int, str], items: list[dict[str, Any]], month: str,
-            today: dt.date) -> Planned | None:  # fmt: skip
+def _digest(
+    config: Config,
+    planner: Planner,
+    key: tuple[int, str],
+    items: list[dict[str, Any]],
+    month: str,
+    today: dt.date,
+) -> Planned | None:
     level, code = key
     person, role, dep = _recipient(config, level, code)
     if not person.email:
@@ -219,12 +266,28 @@ def _digest(config: Config, planner: Planner, key: tuple[int, str], items: list[
             i["decision_no"] or "",
         )
     )
-    context = {"items": items, "level": level, "month": month, "today": today, "issuer": planner.notices.issuer,
-               "recipient_title": f"{dep.name}{role}" if level < 3 else role, "department": department_view(dep),
-               "sign_name": config.settings.sms.sign_name}  # fmt: skip
+    context = {
+        "items": items,
+        "level": level,
+        "month": month,
+        "today": today,
+        "issuer": planner.notices.issuer,
+        "recipient_title": f"{dep.name}{role}" if level < 3 else role,
+        "department": department_view(dep),
+        "sign_name": config.settings.sms.sign_name,
+    }
     settings = planner.notices.kind("escalation")
-    return Planned(message_key("escalation", f"L{level}-{dep.code}", month, "email", person.email), "escalation", month,
-                   "email", person.email, person.name, None, dep.code, planner.payload("escalation", context, settings))  # fmt: skip
+    return Planned(
+        message_key("escalation", f"L{level}-{dep.code}", month, "email", person.email),
+        "escalation",
+        month,
+        "email",
+        person.email,
+        person.name,
+        None,
+        dep.code,
+        planner.payload("escalation", context, settings),
+    )
 
 
 # --------------------------------------------------------------------------- the reminder day
@@ -242,8 +305,16 @@ class ReminderResult:
         return {"month": self.month, "departments": self.departments, "planned": self.planned}
 
 
-def department_reminders(engine: Engine, config: Config, planner: Planner, month: str, today: dt.date, deadline: dt.date,
-                         now: dt.datetime, dry_run: bool = False) -> ReminderResult:  # fmt: skip
+def department_reminders(
+    engine: Engine,
+    config: Config,
+    planner: Planner,
+    month: str,
+    today: dt.date,
+    deadline: dt.date,
+    now: dt.datetime,
+    dry_run: bool = False,
+) -> ReminderResult:
     """One digest per department contact: its open cases, please update the ledger."""
     settings = planner.notices.kind("department_reminder")
     planned = []
@@ -266,11 +337,30 @@ def department_reminders(engine: Engine, config: Config, planner: Planner, month
             dep = config.department(code) or config.departments.bureau
             if not settings.enabled or not dep.contact.email:
                 continue
-            context = {"cases": cases, "department": department_view(dep), "month": month, "deadline": deadline,
-                       "today": today, "issuer": planner.notices.issuer, "sign_name": config.settings.sms.sign_name}  # fmt: skip
-            planned.append(Planned(message_key("department_reminder", f"dept-{code}", month, "email", dep.contact.email),
-                                   "department_reminder", month, "email", dep.contact.email, dep.contact.name, None, code,
-                                   planner.payload("department_reminder", context, settings)))  # fmt: skip
+            context = {
+                "cases": cases,
+                "department": department_view(dep),
+                "month": month,
+                "deadline": deadline,
+                "today": today,
+                "issuer": planner.notices.issuer,
+                "sign_name": config.settings.sms.sign_name,
+            }
+            planned.append(
+                Planned(
+                    message_key(
+                        "department_reminder", f"dept-{code}", month, "email", dep.contact.email
+                    ),
+                    "department_reminder",
+                    month,
+                    "email",
+                    dep.contact.email,
+                    dep.contact.name,
+                    None,
+                    code,
+                    planner.payload("department_reminder", context, settings),
+                )
+            )
         new = enqueue(conn, planned, now)
         transaction.rollback() if dry_run else transaction.commit()
     return ReminderResult(month, len(planned), new)

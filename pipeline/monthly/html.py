@@ -19,8 +19,11 @@ import jinja2
 from pipeline.notices.templating import cn_date
 
 PARTS = ("subject", "body.html", "body.txt", "sms.txt")
-BAR_COLORS = {"told_rate": ("告知率", "#4472C4"), "aware_rate": ("知晓率", "#70AD47"),
-              "repair_rate": ("修复率", "#ED7D31")}  # fmt: skip
+BAR_COLORS = {
+    "told_rate": ("告知率", "#4472C4"),
+    "aware_rate": ("知晓率", "#70AD47"),
+    "repair_rate": ("修复率", "#ED7D31"),
+}
 
 
 def pct(value: float | None) -> str:
@@ -46,8 +49,9 @@ class ReportRenderer:
         for autoescape in (False, True):
             env = jinja2.Environment(
                 loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
-                undefined=jinja2.StrictUndefined, autoescape=autoescape,
-            )  # fmt: skip
+                undefined=jinja2.StrictUndefined,
+                autoescape=autoescape,
+            )
             env.filters.update(pct=pct, cn_date=cn_date)
             out[autoescape] = env
         return out
@@ -60,18 +64,45 @@ class ReportRenderer:
     def payload(self, context: dict[str, Any]) -> dict[str, Any]:
         """The outbox payload `pipeline.delivery.dispatcher.to_message` expects."""
         parts = {part: self.render(part, context) for part in PARTS}
-        return {"subject": parts["subject"], "text": parts["body.txt"], "html": parts["body.html"],
-                "sms_text": parts["sms.txt"], "sms_template": "monthly_report", "sms_params": {}}  # fmt: skip
+        return {
+            "subject": parts["subject"],
+            "text": parts["body.txt"],
+            "html": parts["body.html"],
+            "sms_text": parts["sms.txt"],
+            "sms_template": "monthly_report",
+            "sms_params": {},
+        }
 
 
-def context(kpis: dict[str, Any], trend: list[dict[str, Any]], *, title: str, as_of_text: str,
-            issuer: str, sign_name: str, notes: list[str], xlsx_name: str,
-            department: str | None = None, greeting: str = "各位同事") -> dict[str, Any]:  # fmt: skip
+def context(
+    kpis: dict[str, Any],
+    trend: list[dict[str, Any]],
+    *,
+    title: str,
+    as_of_text: str,
+    issuer: str,
+    sign_name: str,
+    notes: list[str],
+    xlsx_name: str,
+    department: str | None = None,
+    greeting: str = "各位同事",
+) -> dict[str, Any]:
     """The template context; `department` highlights that department's row."""
     departments = [
         {**d, "mine": d["code"] == department, "bars": bars(d)} for d in kpis["departments"]
     ]
     chart = [{"name": "全区合计", "bars": bars(kpis["total"]), "mine": False}, *departments]
-    return {"title": title, "as_of_text": as_of_text, "issuer": issuer, "sign_name": sign_name,
-            "total": kpis["total"], "departments": departments, "chart": chart, "trend": trend, "notes": notes,
-            "xlsx_name": xlsx_name, "greeting": greeting, "empty": kpis["total"]["records"] == 0}  # fmt: skip
+    return {
+        "title": title,
+        "as_of_text": as_of_text,
+        "issuer": issuer,
+        "sign_name": sign_name,
+        "total": kpis["total"],
+        "departments": departments,
+        "chart": chart,
+        "trend": trend,
+        "notes": notes,
+        "xlsx_name": xlsx_name,
+        "greeting": greeting,
+        "empty": kpis["total"]["records"] == 0,
+    }

@@ -55,27 +55,74 @@ from dataclasses import dataclass, field
 from typing import Any
 
 OVERDUE_DAYS = 30
-CLOSE_REASONS = {"repaired_early": "closed_repaired", "expired": "closed_expired",
-                 "removed": "closed_removed", "revoked": "closed_revoked",
-                 "data_gap": "closed_data_gap", "other": "closed_other"}  # fmt: skip
-COUNTS = ("records", "penalties", "list_entries", "open", "entities", "entities_told",
-          "entities_aware", "willing_eligible", "repaired", "overdue", "green_channel", "added",
-          "closed_repaired", "closed_expired", "closed_removed", "delivery_unknown",
-          "delivery_failed", "to_confirm", "overdue_display", "closed_revoked", "closed_data_gap",
-          "closed_other", "file_only", "manual_pending")  # fmt: skip
-RATES = {"told_rate": ("entities_told", "entities"), "aware_rate": ("entities_aware", "entities"),
-         "repair_rate": ("repaired", "willing_eligible")}  # fmt: skip
+CLOSE_REASONS = {
+    "repaired_early": "closed_repaired",
+    "expired": "closed_expired",
+    "removed": "closed_removed",
+    "revoked": "closed_revoked",
+    "data_gap": "closed_data_gap",
+    "other": "closed_other",
+}
+COUNTS = (
+    "records",
+    "penalties",
+    "list_entries",
+    "open",
+    "entities",
+    "entities_told",
+    "entities_aware",
+    "willing_eligible",
+    "repaired",
+    "overdue",
+    "green_channel",
+    "added",
+    "closed_repaired",
+    "closed_expired",
+    "closed_removed",
+    "delivery_unknown",
+    "delivery_failed",
+    "to_confirm",
+    "overdue_display",
+    "closed_revoked",
+    "closed_data_gap",
+    "closed_other",
+    "file_only",
+    "manual_pending",
+)
+RATES = {
+    "told_rate": ("entities_told", "entities"),
+    "aware_rate": ("entities_aware", "entities"),
+    "repair_rate": ("repaired", "willing_eligible"),
+}
 KPI_NAMES = {
-    "records": "在账记录", "penalties": "行政处罚", "list_entries": "严重失信名单", "open": "未销账",
-    "entities": "市场主体", "entities_told": "已告知主体", "entities_aware": "已知晓主体",
-    "told_rate": "告知率", "aware_rate": "知晓率", "willing_eligible": "有意愿且可修复",
-    "repaired": "已修复", "repair_rate": "修复率", "overdue": "逾期", "green_channel": "绿色通道",
-    "added": "新增", "closed_repaired": "修复销账", "closed_expired": "到期销账",
-    "closed_removed": "移出名单", "delivery_unknown": "送达不明", "delivery_failed": "发送失败",
-    "to_confirm": "待核实", "overdue_display": "超期仍公示", "closed_revoked": "撤销销账",
-    "closed_data_gap": "数据缺失销账", "closed_other": "其他销账", "file_only": "仅生成文件",
+    "records": "在账记录",
+    "penalties": "行政处罚",
+    "list_entries": "严重失信名单",
+    "open": "未销账",
+    "entities": "市场主体",
+    "entities_told": "已告知主体",
+    "entities_aware": "已知晓主体",
+    "told_rate": "告知率",
+    "aware_rate": "知晓率",
+    "willing_eligible": "有意愿且可修复",
+    "repaired": "已修复",
+    "repair_rate": "修复率",
+    "overdue": "逾期",
+    "green_channel": "绿色通道",
+    "added": "新增",
+    "closed_repaired": "修复销账",
+    "closed_expired": "到期销账",
+    "closed_removed": "移出名单",
+    "delivery_unknown": "送达不明",
+    "delivery_failed": "发送失败",
+    "to_confirm": "待核实",
+    "overdue_display": "超期仍公示",
+    "closed_revoked": "撤销销账",
+    "closed_data_gap": "数据缺失销账",
+    "closed_other": "其他销账",
+    "file_only": "仅生成文件",
     "manual_pending": "待确认送达",
-}  # fmt: skip
+}
 
 
 def rate(numerator: int, denominator: int) -> float | None:
@@ -110,9 +157,13 @@ def is_overdue(state: dict[str, Any], day: dt.date, overdue_days: int) -> bool:
         return True
     start = state["repairable_from"]
     return bool(
-        state["kind"] == "penalty" and state["status"] == "repairable" and start is not None
-        and state["willingness"] == "yes" and progress < 3 and (day - start).days > overdue_days
-    )  # fmt: skip
+        state["kind"] == "penalty"
+        and state["status"] == "repairable"
+        and start is not None
+        and state["willingness"] == "yes"
+        and progress < 3
+        and (day - start).days > overdue_days
+    )
 
 
 def is_willing_eligible(state: dict[str, Any]) -> bool:
@@ -161,8 +212,12 @@ class Group:
     aware: set[str] = field(default_factory=set)
 
     def as_json(self) -> dict[str, Any]:
-        counts = {**self.counts, "entities": len(self.entities), "entities_told": len(self.told),
-                  "entities_aware": len(self.aware)}  # fmt: skip
+        counts = {
+            **self.counts,
+            "entities": len(self.entities),
+            "entities_told": len(self.told),
+            "entities_aware": len(self.aware),
+        }
         return {**counts, **{k: rate(counts[n], counts[d]) for k, (n, d) in RATES.items()}}
 
 
@@ -223,8 +278,12 @@ class Kpis:
         out = ["file_only"] if record_id in self.undelivered.file_only else []
         return out + (["manual_pending"] if record_id in self.undelivered.manual else [])
 
-    def result(self, departments: list[tuple[str, str]], delivery: dict[str, dict[str, int]],
-               reports: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+    def result(
+        self,
+        departments: list[tuple[str, str]],
+        delivery: dict[str, dict[str, int]],
+        reports: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """The KPI block: total and one entry per department (configured ones first)."""
         known = [code for code, _ in departments]
         names = dict(departments)
@@ -232,12 +291,20 @@ class Kpis:
         out = []
         for code in codes:
             block = (self.groups.get(code) or Group()).as_json()
-            block.update(delivery_unknown=delivery.get(code, {}).get("unknown", 0),
-                         delivery_failed=delivery.get(code, {}).get("failed", 0))  # fmt: skip
+            block.update(
+                delivery_unknown=delivery.get(code, {}).get("unknown", 0),
+                delivery_failed=delivery.get(code, {}).get("failed", 0),
+            )
             got = (reports or {}).get(code) or {}
-            out.append({"code": code, "name": names.get(code) or code or "（未分配）", **block,
-                        "reports_received": got.get("in_period", 0),
-                        "last_report_at": got.get("last")})  # fmt: skip
+            out.append(
+                {
+                    "code": code,
+                    "name": names.get(code) or code or "（未分配）",
+                    **block,
+                    "reports_received": got.get("in_period", 0),
+                    "last_report_at": got.get("last"),
+                }
+            )
         total = self.total.as_json()
         total["delivery_unknown"] = sum(d.get("unknown", 0) for d in delivery.values())
         total["delivery_failed"] = sum(d.get("failed", 0) for d in delivery.values())

@@ -151,22 +151,42 @@ def build_report(engine: Engine, config: Config, req: ReportRequest) -> ReportRe
             departments, delivery_problems(conn, main), department_reports(conn, req.period, main)
         )
         computed = {m.key: k.result(departments, delivery_problems(conn, w)) for m, w, k in todo}
-    trend = [_point(m.key, computed[m.key], "recomputed") if when else _point(m.key, stored[m.key], "stored")
-             for m, when in plan]  # fmt: skip
+    trend = [
+        _point(m.key, computed[m.key], "recomputed")
+        if when
+        else _point(m.key, stored[m.key], "stored")
+        for m, when in plan
+    ]
     if req.period.monthly:
         trend.append(_point(req.period.key, result, "this report"))
     lines = notes(req.overdue_days, main, tz)
     slug = req.period.slug
-    files = {"xlsx": str(req.out_dir / f"credit-repair-report-{slug}.xlsx"),
-             "html": str(req.out_dir / f"credit-repair-report-{slug}.html")}  # fmt: skip
+    files = {
+        "xlsx": str(req.out_dir / f"credit-repair-report-{slug}.xlsx"),
+        "html": str(req.out_dir / f"credit-repair-report-{slug}.html"),
+    }
     book.finish(result, trend, lines, Path(files["xlsx"]))
     renderer = ReportRenderer(template_dirs(config))
-    base = {"kpis": result, "trend": trend, "title": title, "as_of_text": as_of_text, "notes": lines,
-            "issuer": config.departments.bureau.name, "sign_name": config.settings.sms.sign_name,
-            "xlsx_name": Path(files["xlsx"]).name}  # fmt: skip
+    base = {
+        "kpis": result,
+        "trend": trend,
+        "title": title,
+        "as_of_text": as_of_text,
+        "notes": lines,
+        "issuer": config.departments.bureau.name,
+        "sign_name": config.settings.sms.sign_name,
+        "xlsx_name": Path(files["xlsx"]).name,
+    }
     _write_text(Path(files["html"]), renderer.render("body.html", _ctx(base)))
-    kpi_json = _jsonable({"period": req.period.key, "from": req.period.start, "to": req.period.end,
-                          "as_of": main.instant.isoformat(), **result})  # fmt: skip
+    kpi_json = _jsonable(
+        {
+            "period": req.period.key,
+            "from": req.period.start,
+            "to": req.period.end,
+            "as_of": main.instant.isoformat(),
+            **result,
+        }
+    )
     with engine.begin() as conn:
         sent, how = _record_and_send(conn, config, req, files, kpi_json, renderer, base)
     rows = {"annex3": book.n3, "annex4": book.n4, "changes": book.n_changes}
@@ -176,9 +196,18 @@ def build_report(engine: Engine, config: Config, req: ReportRequest) -> ReportRe
 def _ctx(
     base: dict[str, Any], department: str | None = None, greeting: str = "各位同事"
 ) -> dict[str, Any]:
-    return context(base["kpis"], base["trend"], title=base["title"], as_of_text=base["as_of_text"],
-                   issuer=base["issuer"], sign_name=base["sign_name"], notes=base["notes"],
-                   xlsx_name=base["xlsx_name"], department=department, greeting=greeting)  # fmt: skip
+    return context(
+        base["kpis"],
+        base["trend"],
+        title=base["title"],
+        as_of_text=base["as_of_text"],
+        issuer=base["issuer"],
+        sign_name=base["sign_name"],
+        notes=base["notes"],
+        xlsx_name=base["xlsx_name"],
+        department=department,
+        greeting=greeting,
+    )
 
 
 def _stored(conn: Connection, keys: list[str]) -> dict[str, dict[str, Any]]:
@@ -187,8 +216,9 @@ def _stored(conn: Connection, keys: list[str]) -> dict[str, dict[str, Any]]:
     return {period: kpis for period, kpis in rows if kpis}
 
 
-def _trend_plan(months: list[Period], stored: dict[str, dict[str, Any]], now: dt.datetime,
-                tz: Any) -> list[tuple[Period, AsOf | None]]:  # fmt: skip
+def _trend_plan(
+    months: list[Period], stored: dict[str, dict[str, Any]], now: dt.datetime, tz: Any
+) -> list[tuple[Period, AsOf | None]]:
     """Each trend month with the instant to recompute it at, or None when stored KPIs fit."""
     out: list[tuple[Period, AsOf | None]] = []
     for month in months:
@@ -207,10 +237,17 @@ def _point(key: str, kpis: dict[str, Any], source: str) -> dict[str, Any]:
     closed = sum(
         int(total.get(k) or 0) for k in ("closed_repaired", "closed_expired", "closed_removed")
     )
-    return {"period": key, "told_rate": total.get("told_rate"), "aware_rate": total.get("aware_rate"),
-            "repair_rate": total.get("repair_rate"), "records": int(total.get("records") or 0),
-            "added": int(total.get("added") or 0), "closed": closed, "overdue": int(total.get("overdue") or 0),
-            "source": source}  # fmt: skip
+    return {
+        "period": key,
+        "told_rate": total.get("told_rate"),
+        "aware_rate": total.get("aware_rate"),
+        "repair_rate": total.get("repair_rate"),
+        "records": int(total.get("records") or 0),
+        "added": int(total.get("added") or 0),
+        "closed": closed,
+        "overdue": int(total.get("overdue") or 0),
+        "source": source,
+    }
 
 
 def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
@@ -245,9 +282,15 @@ def recipients(config: Config) -> list[tuple[str, str, str]]:
     return out
 
 
-def _record_and_send(conn: Connection, config: Config, req: ReportRequest, files: dict[str, str],
-                     kpis: dict[str, Any], renderer: ReportRenderer,
-                     base: dict[str, Any]) -> tuple[int, str]:  # fmt: skip
+def _record_and_send(
+    conn: Connection,
+    config: Config,
+    req: ReportRequest,
+    files: dict[str, str],
+    kpis: dict[str, Any],
+    renderer: ReportRenderer,
+    base: dict[str, Any],
+) -> tuple[int, str]:
     c = report_runs.c
     row = conn.execute(select(c.id, c.sent_at).where(c.period == req.period.key)).first()
     stamped = {**files, "written_at": req.now.isoformat()}
@@ -272,8 +315,19 @@ def _record_and_send(conn: Connection, config: Config, req: ReportRequest, files
     planned = []
     for code, email, name in recipients(config):
         ctx = _ctx(base, None if code == bureau else code, name)
-        planned.append(Planned(message_key(KIND, f"report-{req.period.key}", occurrence, "email", email), KIND,
-                               occurrence, "email", email, name, None, code, renderer.payload(ctx)))  # fmt: skip
+        planned.append(
+            Planned(
+                message_key(KIND, f"report-{req.period.key}", occurrence, "email", email),
+                KIND,
+                occurrence,
+                "email",
+                email,
+                name,
+                None,
+                code,
+                renderer.payload(ctx),
+            )
+        )
     sent = enqueue(conn, planned, req.now)
     conn.execute(update(report_runs).where(c.period == req.period.key).values(sent_at=req.now))
     return sent, "resent" if row is not None and row.sent_at is not None else "sent"

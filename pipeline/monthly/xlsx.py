@@ -33,24 +33,87 @@ HEAD_FILL = PatternFill("solid", fgColor="DDEBF7")
 GREEN_FILL = PatternFill("solid", fgColor="E2EFDA")
 WRAP = Alignment(wrap_text=True, vertical="center")
 PERCENT = "0.0%"
-STATUS = {"repairable": "可修复", "in_min_period": "最短公示期内", "non_repairable": "不可提前修复",
-          "expired": "已到期", "error": "评估错误", None: "未评估", "not_published": "不公示"}  # fmt: skip
-CHANGE_NAMES = {"added": "新增", "closed_repaired": "修复销账", "closed_expired": "到期销账",
-                "closed_removed": "移出名单（修复退出）", "closed_revoked": "决定撤销销账",
-                "closed_data_gap": "数据缺失销账", "closed_other": "其他原因销账"}  # fmt: skip
-SUMMARY_KPIS = ("records", "penalties", "list_entries", "open", "entities", "entities_told",
-                "told_rate", "entities_aware", "aware_rate", "willing_eligible", "repaired",
-                "repair_rate", "overdue", "delivery_unknown", "delivery_failed", "green_channel",
-                "added", "closed_repaired", "closed_expired", "closed_removed", "to_confirm",
-                "overdue_display", "file_only", "manual_pending", "closed_revoked",
-                "closed_data_gap", "closed_other")  # fmt: skip
+STATUS = {
+    "repairable": "可修复",
+    "in_min_period": "最短公示期内",
+    "non_repairable": "不可提前修复",
+    "expired": "已到期",
+    "error": "评估错误",
+    None: "未评估",
+    "not_published": "不公示",
+}
+CHANGE_NAMES = {
+    "added": "新增",
+    "closed_repaired": "修复销账",
+    "closed_expired": "到期销账",
+    "closed_removed": "移出名单（修复退出）",
+    "closed_revoked": "决定撤销销账",
+    "closed_data_gap": "数据缺失销账",
+    "closed_other": "其他原因销账",
+}
+SUMMARY_KPIS = (
+    "records",
+    "penalties",
+    "list_entries",
+    "open",
+    "entities",
+    "entities_told",
+    "told_rate",
+    "entities_aware",
+    "aware_rate",
+    "willing_eligible",
+    "repaired",
+    "repair_rate",
+    "overdue",
+    "delivery_unknown",
+    "delivery_failed",
+    "green_channel",
+    "added",
+    "closed_repaired",
+    "closed_expired",
+    "closed_removed",
+    "to_confirm",
+    "overdue_display",
+    "file_only",
+    "manual_pending",
+    "closed_revoked",
+    "closed_data_gap",
+    "closed_other",
+)
 TREND_KPIS = ("told_rate", "aware_rate", "repair_rate", "records", "added", "closed", "overdue")
-PENALTY_HEAD = ("序号", "企业名称", "统一社会信用代码", "行政处罚决定书文号", "行政处罚可修复时间",
-                "企业修复意愿（是/否）", "计划完成修复时间", "工作进展", "责任部门/处室", "责任人及电话",
-                "企业负责人及电话", "备注", "绿色通道", "公示状态")  # fmt: skip
-LIST_HEAD = ("序号", "企业名称", "统一社会信用代码", "处罚/判决决定书文号", "可修复时间",
-             "企业修复意愿（是/否）", "计划完成修复时间", "工作进展", "修复效果（执行金额等）", "责任处室",
-             "责任人及电话", "企业负责人及电话", "备注", "名单名称", "绿色通道")  # fmt: skip
+PENALTY_HEAD = (
+    "序号",
+    "企业名称",
+    "统一社会信用代码",
+    "行政处罚决定书文号",
+    "行政处罚可修复时间",
+    "企业修复意愿（是/否）",
+    "计划完成修复时间",
+    "工作进展",
+    "责任部门/处室",
+    "责任人及电话",
+    "企业负责人及电话",
+    "备注",
+    "绿色通道",
+    "公示状态",
+)
+LIST_HEAD = (
+    "序号",
+    "企业名称",
+    "统一社会信用代码",
+    "处罚/判决决定书文号",
+    "可修复时间",
+    "企业修复意愿（是/否）",
+    "计划完成修复时间",
+    "工作进展",
+    "修复效果（执行金额等）",
+    "责任处室",
+    "责任人及电话",
+    "企业负责人及电话",
+    "备注",
+    "名单名称",
+    "绿色通道",
+)
 CHANGE_HEAD = (
     "序号",
     "调整类型",
@@ -64,8 +127,9 @@ CHANGE_HEAD = (
 
 
 class ReportWorkbook:
-    def __init__(self, departments: dict[str, str], title: str, as_of: str,
-                 write_only: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self, departments: dict[str, str], title: str, as_of: str, write_only: bool = True
+    ) -> None:
         self.departments, self.title, self.as_of = departments, title, as_of
         self.wb = Workbook(write_only=write_only)
         if not write_only:
@@ -93,8 +157,14 @@ class ReportWorkbook:
             ws.column_dimensions[_col(i)].width = width
         return ws
 
-    def _cell(self, ws: Any, value: Any, font: Font | None = None, fill: PatternFill | None = None,
-              fmt: str | None = None) -> Any:  # fmt: skip
+    def _cell(
+        self,
+        ws: Any,
+        value: Any,
+        font: Font | None = None,
+        fill: PatternFill | None = None,
+        fmt: str | None = None,
+    ) -> Any:
         cell = WriteOnlyCell(ws, value=value)
         if font is not None:
             cell.font = font
@@ -124,16 +194,43 @@ class ReportWorkbook:
             when = s["repairable_from"] or (
                 "不可提前修复" if s["status"] == "non_repairable" else None
             )
-            row = [self.n3, s["entity_name"], s["uscc"], s["decision_no"], when, WILLINGNESS.get(s["willingness"]) or None,
-                   s["planned_on"], progress, self.dept(s["department_code"]), s["responsible"], s["legal_rep"],
-                   s["remarks"], green, STATUS.get(s["status"], s["status"])]  # fmt: skip
+            row = [
+                self.n3,
+                s["entity_name"],
+                s["uscc"],
+                s["decision_no"],
+                when,
+                WILLINGNESS.get(s["willingness"]) or None,
+                s["planned_on"],
+                progress,
+                self.dept(s["department_code"]),
+                s["responsible"],
+                s["legal_rep"],
+                s["remarks"],
+                green,
+                STATUS.get(s["status"], s["status"]),
+            ]
             self.annex3.append(self._green(self.annex3, row) if green else row)
         else:
             self.n4 += 1
             self.list_by_entity[(s["entity_name"], s["uscc"] or "", s["department_code"])] += 1
-            row = [self.n4, s["entity_name"], s["uscc"], s["decision_no"], None, WILLINGNESS.get(s["willingness"]) or None,
-                   s["planned_on"], progress, s["repair_effect"], self.dept(s["department_code"]), s["responsible"],
-                   s["legal_rep"], s["remarks"], s["list_name"], green]  # fmt: skip
+            row = [
+                self.n4,
+                s["entity_name"],
+                s["uscc"],
+                s["decision_no"],
+                None,
+                WILLINGNESS.get(s["willingness"]) or None,
+                s["planned_on"],
+                progress,
+                s["repair_effect"],
+                self.dept(s["department_code"]),
+                s["responsible"],
+                s["legal_rep"],
+                s["remarks"],
+                s["list_name"],
+                green,
+            ]
             self.annex4.append(self._green(self.annex4, row) if green else row)
 
     def _green(self, ws: Any, row: list[Any]) -> list[Any]:
@@ -142,8 +239,18 @@ class ReportWorkbook:
     def change_row(self, s: dict[str, Any], change: str) -> None:
         self.n_changes += 1
         day = s["first_seen_on"] if change == "added" else s["closed_on"]
-        self.changes.append([self.n_changes, CHANGE_NAMES[change], "行政处罚" if s["kind"] == "penalty" else "严重失信名单",
-                             self.dept(s["department_code"]), s["entity_name"], s["uscc"], s["decision_no"], day])  # fmt: skip
+        self.changes.append(
+            [
+                self.n_changes,
+                CHANGE_NAMES[change],
+                "行政处罚" if s["kind"] == "penalty" else "严重失信名单",
+                self.dept(s["department_code"]),
+                s["entity_name"],
+                s["uscc"],
+                s["decision_no"],
+                day,
+            ]
+        )
 
     # ------------------------------------------------------------------ summary sheets
     def finish(

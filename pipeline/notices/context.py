@@ -20,12 +20,38 @@ SEVERITY_CLASS = {
     "serious": "严重失信",
     "special_serious": "特定严重失信",
 }
-STATUS_TEXT = {"in_min_period": "最短公示期内", "repairable": "可申请修复", "non_repairable": "不可提前修复",
-               "expired": "已过最长公示期", "not_published": "不予公示", "error": "待核实"}  # fmt: skip
-RECORD_KEYS = ("id", "kind", "entity_name", "decision_no", "authority", "uscc", "decision_date", "status",
-               "publish_by", "repairable_from", "min_end", "max_end", "removal_on", "green_channel",
-               "list_name", "list_reason", "progress", "rule_set", "market_regulation",
-               "period_start", "publication_date", "restrictions")  # fmt: skip
+STATUS_TEXT = {
+    "in_min_period": "最短公示期内",
+    "repairable": "可申请修复",
+    "non_repairable": "不可提前修复",
+    "expired": "已过最长公示期",
+    "not_published": "不予公示",
+    "error": "待核实",
+}
+RECORD_KEYS = (
+    "id",
+    "kind",
+    "entity_name",
+    "decision_no",
+    "authority",
+    "uscc",
+    "decision_date",
+    "status",
+    "publish_by",
+    "repairable_from",
+    "min_end",
+    "max_end",
+    "removal_on",
+    "green_channel",
+    "list_name",
+    "list_reason",
+    "progress",
+    "rule_set",
+    "market_regulation",
+    "period_start",
+    "publication_date",
+    "restrictions",
+)
 
 
 def penalty_text(row: Any) -> str:
@@ -61,18 +87,37 @@ def span(start: dt.date | None, end: dt.date | None) -> str:
 def wording_view(notices: NoticesConfig, row: Any) -> dict[str, Any]:
     """The rule set's wording (empty for list entries, which the listing department governs)."""
     if row.get("kind") != "penalty":
-        return {"basis": "", "citation": "", "repair_term": "信用修复", "severity_words": True,
-                "sites": None, "apply": "", "materials": [], "process": "", "commitment": ""}  # fmt: skip
+        return {
+            "basis": "",
+            "citation": "",
+            "repair_term": "信用修复",
+            "severity_words": True,
+            "sites": None,
+            "apply": "",
+            "materials": [],
+            "process": "",
+            "commitment": "",
+        }
     return notices.wording(row.get("rule_set")).model_dump()
 
 
 def department_view(dep: Department) -> dict[str, Any]:
-    return {"code": dep.code, "name": dep.name, "contact_name": dep.contact.name,
-            "contact_phone": dep.contact.phone, "contact_email": dep.contact.email}  # fmt: skip
+    return {
+        "code": dep.code,
+        "name": dep.name,
+        "contact_name": dep.contact.name,
+        "contact_phone": dep.contact.phone,
+        "contact_email": dep.contact.email,
+    }
 
 
-def notice_context(config: Config, notices: NoticesConfig, row: Any, today: dt.date,
-                   occurrence_kind: str = "initial") -> dict[str, Any]:  # fmt: skip
+def notice_context(
+    config: Config,
+    notices: NoticesConfig,
+    row: Any,
+    today: dt.date,
+    occurrence_kind: str = "initial",
+) -> dict[str, Any]:
     dep = config.department(row["department_code"]) or config.departments.bureau
     route = notices.routes["market_regulation" if row.get("market_regulation") else "default"]
     list_rule = notices.list_rules.get(
@@ -89,7 +134,8 @@ def notice_context(config: Config, notices: NoticesConfig, row: Any, today: dt.d
         "sign_name": config.settings.sms.sign_name,
         "sites": rule["sites"] or notices.sites,
         "publish_days": config.rules.market_regulation.publish_within_working_days
-        if market else notices.publish_within_working_days,
+        if market
+        else notices.publish_within_working_days,
         "published": publish_by is not None and today > publish_by,
         "min_span": span(row.get("period_start"), row.get("min_end")),
         "max_span": span(row.get("period_start"), row.get("max_end")),
@@ -99,7 +145,7 @@ def notice_context(config: Config, notices: NoticesConfig, row: Any, today: dt.d
         "list_rule": {"removal_conditions": list_rule},
         "today": today,
         "occurrence_kind": occurrence_kind,
-    }  # fmt: skip
+    }
 
 
 def _issuer(notices: NoticesConfig, row: Any) -> str:
@@ -117,9 +163,12 @@ def sms_params(context: dict[str, Any]) -> dict[str, str]:
         return {"count": str(count), "phone": str(context["department"]["contact_phone"] or "")}
     rec = context["record"]
     date = rec.get("repairable_from") or rec.get("max_end")
-    return {"name": str(rec["entity_name"]), "no": str(rec["decision_no"]),
-            "date": date.isoformat() if isinstance(date, dt.date) else str(date or ""),
-            "phone": str(context["department"]["contact_phone"] or "")}  # fmt: skip
+    return {
+        "name": str(rec["entity_name"]),
+        "no": str(rec["decision_no"]),
+        "date": date.isoformat() if isinstance(date, dt.date) else str(date or ""),
+        "phone": str(context["department"]["contact_phone"] or ""),
+    }
 
 
 def sample_row(
@@ -128,12 +177,30 @@ def sample_row(
     """A realistic record for check-config and preview without data."""
     dep = config.departments.departments[-1]
     return {
-        "id": 0, "kind": kind, "entity_name": "双鸭山市示例<商贸>有限公司", "decision_no": "宝示罚〔2026〕1号",
-        "authority": dep.authorities[0].name if dep.authorities else dep.name, "uscc": "91230506MA1B3N1N2M",
-        "decision_date": dt.date(2026, 9, 28), "period_start": dt.date(2026, 9, 28), "status": "in_min_period", "publish_by": dt.date(2026, 10, 13),
-        "repairable_from": dt.date(2026, 12, 29), "min_end": dt.date(2026, 12, 28), "max_end": dt.date(2027, 9, 28),
-        "removal_on": dt.date(2027, 9, 29), "green_channel": True, "list_name": "安全生产严重失信主体名单",
-        "list_reason": "发生较大生产安全事故", "progress": 0, "rule_set": rule_set, "market_regulation": False,
-        "violation_type": "消防设施未保持完好有效", "penalty_content": "罚款人民币5000元", "severity": "general",
-        "department_code": dep.code, "penalty_types": "罚款", "fine_amount": Decimal("0.5"),
-    }  # fmt: skip
+        "id": 0,
+        "kind": kind,
+        "entity_name": "双鸭山市示例<商贸>有限公司",
+        "decision_no": "宝示罚〔2026〕1号",
+        "authority": dep.authorities[0].name if dep.authorities else dep.name,
+        "uscc": "91230506MA1B3N1N2M",
+        "decision_date": dt.date(2026, 9, 28),
+        "period_start": dt.date(2026, 9, 28),
+        "status": "in_min_period",
+        "publish_by": dt.date(2026, 10, 13),
+        "repairable_from": dt.date(2026, 12, 29),
+        "min_end": dt.date(2026, 12, 28),
+        "max_end": dt.date(2027, 9, 28),
+        "removal_on": dt.date(2027, 9, 29),
+        "green_channel": True,
+        "list_name": "安全生产严重失信主体名单",
+        "list_reason": "发生较大生产安全事故",
+        "progress": 0,
+        "rule_set": rule_set,
+        "market_regulation": False,
+        "violation_type": "消防设施未保持完好有效",
+        "penalty_content": "罚款人民币5000元",
+        "severity": "general",
+        "department_code": dep.code,
+        "penalty_types": "罚款",
+        "fine_amount": Decimal("0.5"),
+    }

@@ -93,8 +93,17 @@ def enqueue(conn: Connection, planned: list[Planned], now: dt.datetime) -> int:
     fresh = {p.key: p for p in planned}
     for key in existing_keys(conn, fresh):
         del fresh[key]
-    rows = [{**p.__dict__, "state": "pending", "attempts": 0, "next_attempt_at": now,
-             "created_at": now, "updated_at": now} for p in fresh.values()]  # fmt: skip
+    rows = [
+        {
+            **p.__dict__,
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for p in fresh.values()
+    ]
     if rows:
         conn.execute(insert(outbox), rows)
     return len(rows)
@@ -104,13 +113,24 @@ def recover_stale(engine: Engine, now: dt.datetime) -> int:
     """Rows in `sending` past their lease: the dispatcher died mid-send; outcome unknown."""
     with engine.begin() as conn:
         return conn.execute(
-            update(outbox).where(outbox.c.state == "sending", outbox.c.lease_until < now)
-            .values(state="unknown", updated_at=now, last_error="the dispatcher stopped while sending (lease expired)")
-        ).rowcount  # fmt: skip
+            update(outbox)
+            .where(outbox.c.state == "sending", outbox.c.lease_until < now)
+            .values(
+                state="unknown",
+                updated_at=now,
+                last_error="the dispatcher stopped while sending (lease expired)",
+            )
+        ).rowcount
 
 
-def claim(engine: Engine, now: dt.datetime, worker: str, lease: dt.timedelta, limit: int,
-          channels: Iterable[str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+def claim(
+    engine: Engine,
+    now: dt.datetime,
+    worker: str,
+    lease: dt.timedelta,
+    limit: int,
+    channels: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
     """Atomically move up to `limit` due rows to `sending` for this worker; return them."""
     c = outbox.c
     due = select(c.id).where(c.state.in_(DUE_STATES), c.next_attempt_at <= now)
@@ -120,16 +140,28 @@ def claim(engine: Engine, now: dt.datetime, worker: str, lease: dt.timedelta, li
     if engine.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     with engine.begin() as conn:
-        ids = list(conn.execute(
-            update(outbox).where(c.id.in_(due.scalar_subquery()), c.state.in_(DUE_STATES))
-            .values(state="sending", claimed_by=worker, lease_until=now + lease, updated_at=now,
-                    attempts=c.attempts + 1)
-            .returning(c.id)
-        ).scalars())  # fmt: skip
+        ids = list(
+            conn.execute(
+                update(outbox)
+                .where(c.id.in_(due.scalar_subquery()), c.state.in_(DUE_STATES))
+                .values(
+                    state="sending",
+                    claimed_by=worker,
+                    lease_until=now + lease,
+                    updated_at=now,
+                    attempts=c.attempts + 1,
+                )
+                .returning(c.id)
+            ).scalars()
+        )
         if not ids:
             return []
-        started = conn.execute(insert(attempts).returning(attempts.c.id, attempts.c.outbox_id, sort_by_parameter_order=True),
-                               [{"outbox_id": i, "started_at": now} for i in ids])  # fmt: skip
+        started = conn.execute(
+            insert(attempts).returning(
+                attempts.c.id, attempts.c.outbox_id, sort_by_parameter_order=True
+            ),
+            [{"outbox_id": i, "started_at": now} for i in ids],
+        )
         attempt_of = {outbox_id: attempt_id for attempt_id, outbox_id in started}
         rows = conn.execute(select(outbox).where(c.id.in_(ids)).order_by(c.id)).mappings()
         return [{**r, "attempt_id": attempt_of[r["id"]]} for r in rows]
@@ -141,10 +173,19 @@ def release(
     """Give a claimed row back untried (quiet hours, a cap): not an attempt."""
     with engine.begin() as conn:
         conn.execute(
-            update(outbox).where(outbox.c.id == row_id, outbox.c.claimed_by == worker, outbox.c.state == "sending")
-            .values(state="pending", next_attempt_at=when, attempts=outbox.c.attempts - 1, updated_at=now,
-                    last_error=note, lease_until=None)
-        )  # fmt: skip
+            update(outbox)
+            .where(
+                outbox.c.id == row_id, outbox.c.claimed_by == worker, outbox.c.state == "sending"
+            )
+            .values(
+                state="pending",
+                next_attempt_at=when,
+                attempts=outbox.c.attempts - 1,
+                updated_at=now,
+                last_error=note,
+                lease_until=None,
+            )
+        )
         _finish_attempt(conn, row_id, now, "deferred", note)
 
 
@@ -155,9 +196,10 @@ def _finish_attempt(
     a = attempts.c
     latest = select(func.max(a.id)).where(a.outbox_id == row_id).scalar_subquery()
     conn.execute(
-        update(attempts).where(and_(a.id == latest, a.finished_at.is_(None)))
+        update(attempts)
+        .where(and_(a.id == latest, a.finished_at.is_(None)))
         .values(finished_at=now, outcome=outcome, error=error)
-    )  # fmt: skip
+    )
 
 
 def backoff(attempt: int, settings: OutboxSettings, rng: random.Random) -> dt.timedelta:
@@ -170,18 +212,33 @@ def cancel(conn: Connection, row_ids: list[int], reason: str, now: dt.datetime) 
     if not row_ids:
         return 0
     return conn.execute(
-        update(outbox).where(outbox.c.id.in_(row_ids), outbox.c.state.in_(DUE_STATES))
+        update(outbox)
+        .where(outbox.c.id.in_(row_ids), outbox.c.state.in_(DUE_STATES))
         .values(state="cancelled", last_error=reason, updated_at=now)
-    ).rowcount  # fmt: skip
+    ).rowcount
 
 
 def listing(
     engine: Engine, state: str | None = None, kind: str | None = None
 ) -> list[dict[str, Any]]:
     c = outbox.c
-    query = select(c.id, c.key, c.kind, c.occurrence, c.channel, c.recipient, c.recipient_name, c.state,
-                   c.attempts, c.next_attempt_at, c.sent_at, c.last_error, c.record_id, c.department_code,
-                   c.updated_at).order_by(c.id)  # fmt: skip
+    query = select(
+        c.id,
+        c.key,
+        c.kind,
+        c.occurrence,
+        c.channel,
+        c.recipient,
+        c.recipient_name,
+        c.state,
+        c.attempts,
+        c.next_attempt_at,
+        c.sent_at,
+        c.last_error,
+        c.record_id,
+        c.department_code,
+        c.updated_at,
+    ).order_by(c.id)
     if state:
         query = query.where(c.state == state)
     if kind:
@@ -226,18 +283,70 @@ def finish_many(conn: Connection, outcomes: list[Outcome]) -> None:
     sent = [o for o in outcomes if o.state in DONE]
     other = [o for o in outcomes if o.state not in DONE]
     if sent:
-        conn.execute(update(outbox).where(held).values(
-            state=bindparam("b_state"), updated_at=bindparam("b_now"), sent_at=bindparam("b_now"), last_error=None,
-            lease_until=None, provider_id=bindparam("b_pid")),
-            [{"b_id": o.row["id"], "b_worker": o.row["claimed_by"], "b_now": o.now, "b_pid": o.provider_id,
-              "b_state": o.state} for o in sent])  # fmt: skip
+        conn.execute(
+            update(outbox)
+            .where(held)
+            .values(
+                state=bindparam("b_state"),
+                updated_at=bindparam("b_now"),
+                sent_at=bindparam("b_now"),
+                last_error=None,
+                lease_until=None,
+                provider_id=bindparam("b_pid"),
+            ),
+            [
+                {
+                    "b_id": o.row["id"],
+                    "b_worker": o.row["claimed_by"],
+                    "b_now": o.now,
+                    "b_pid": o.provider_id,
+                    "b_state": o.state,
+                }
+                for o in sent
+            ],
+        )
     if other:
-        conn.execute(update(outbox).where(held).values(
-            state=bindparam("b_state"), updated_at=bindparam("b_now"), last_error=bindparam("b_error"), lease_until=None,
-            next_attempt_at=func.coalesce(bindparam("b_next", type_=outbox.c.next_attempt_at.type), c.next_attempt_at)),
-            [{"b_id": o.row["id"], "b_worker": o.row["claimed_by"], "b_now": o.now, "b_state": o.state,
-              "b_error": o.error, "b_next": o.next_at} for o in other])  # fmt: skip
-    conn.execute(update(attempts).where(a.id == bindparam("b_aid"), a.finished_at.is_(None)).values(
-        finished_at=bindparam("b_now"), outcome=bindparam("b_state"), error=bindparam("b_error"), detail=bindparam("b_detail")),
-        [{"b_aid": o.row["attempt_id"], "b_now": o.now, "b_state": o.state, "b_error": o.error, "b_detail": o.detail}
-         for o in outcomes])  # fmt: skip
+        conn.execute(
+            update(outbox)
+            .where(held)
+            .values(
+                state=bindparam("b_state"),
+                updated_at=bindparam("b_now"),
+                last_error=bindparam("b_error"),
+                lease_until=None,
+                next_attempt_at=func.coalesce(
+                    bindparam("b_next", type_=outbox.c.next_attempt_at.type), c.next_attempt_at
+                ),
+            ),
+            [
+                {
+                    "b_id": o.row["id"],
+                    "b_worker": o.row["claimed_by"],
+                    "b_now": o.now,
+                    "b_state": o.state,
+                    "b_error": o.error,
+                    "b_next": o.next_at,
+                }
+                for o in other
+            ],
+        )
+    conn.execute(
+        update(attempts)
+        .where(a.id == bindparam("b_aid"), a.finished_at.is_(None))
+        .values(
+            finished_at=bindparam("b_now"),
+            outcome=bindparam("b_state"),
+            error=bindparam("b_error"),
+            detail=bindparam("b_detail"),
+        ),
+        [
+            {
+                "b_aid": o.row["attempt_id"],
+                "b_now": o.now,
+                "b_state": o.state,
+                "b_error": o.error,
+                "b_detail": o.detail,
+            }
+            for o in outcomes
+        ],
+    )

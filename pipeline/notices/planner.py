@@ -66,9 +66,12 @@ def working_days_before(calendar: WorkingCalendar, day: dt.date, n: int) -> dt.d
 
 
 def due_occurrences(
-    row: Any, today: dt.date, kinds: dict[str, KindSettings], calendar: WorkingCalendar,
+    row: Any,
+    today: dt.date,
+    kinds: dict[str, KindSettings],
+    calendar: WorkingCalendar,
     gaps: list[str] | None = None,
-) -> list[Occurrence]:  # fmt: skip
+) -> list[Occurrence]:
     """The notices a record is due today (whether already planned is checked later).
 
     A reminder date that falls in a year no working-day data covers is skipped and
@@ -181,8 +184,14 @@ class Planner:
             calendar,
         )
 
-    def message(self, row: Any, occ: Occurrence, contact: dict[str, Any] | None, today: dt.date,
-                channel: ChannelName | None = None) -> Planned | None:  # fmt: skip
+    def message(
+        self,
+        row: Any,
+        occ: Occurrence,
+        contact: dict[str, Any] | None,
+        today: dt.date,
+        channel: ChannelName | None = None,
+    ) -> Planned | None:
         """Render one notice for one record, on the first usable channel (or the one given)."""
         settings = self.notices.kind(occ.kind)
         order = [channel] if channel else settings.channels
@@ -202,18 +211,30 @@ class Planner:
             for c, to, to_name in fallback_channels(settings.channels, ch, contact)
         ]
         return Planned(
-            key=message_key(occ.kind, str(row["id"]), occ.occurrence, ch, recipient), kind=occ.kind,
-            occurrence=occ.occurrence, channel=ch, recipient=recipient, recipient_name=name, record_id=row["id"],
-            department_code=row["department_code"], payload=payload,
-        )  # fmt: skip
+            key=message_key(occ.kind, str(row["id"]), occ.occurrence, ch, recipient),
+            kind=occ.kind,
+            occurrence=occ.occurrence,
+            channel=ch,
+            recipient=recipient,
+            recipient_name=name,
+            record_id=row["id"],
+            department_code=row["department_code"],
+            payload=payload,
+        )
 
     def payload(self, kind: str, context: dict[str, Any], settings: KindSettings) -> dict[str, Any]:
         parts = {
             part: self.renderer.render(kind, part, context)
             for part in ("subject", "body.txt", "body.html", "sms.txt")
         }
-        payload: dict[str, Any] = {"subject": parts["subject"], "text": parts["body.txt"], "html": parts["body.html"],
-                                   "sms_text": parts["sms.txt"], "sms_template": kind, "sms_params": sms_params(context)}  # fmt: skip
+        payload: dict[str, Any] = {
+            "subject": parts["subject"],
+            "text": parts["body.txt"],
+            "html": parts["body.html"],
+            "sms_text": parts["sms.txt"],
+            "sms_template": kind,
+            "sms_params": sms_params(context),
+        }
         if settings.attach_docx and self.renderer.has(kind, "docx.txt"):
             payload["docx"] = docx_payload(
                 context["record"]["entity_name"],
@@ -233,12 +254,20 @@ def calendar_warning(calendar: WorkingCalendar, today: dt.date) -> str | None:
     until = calendar.covered_until()
     if (until - today).days >= CALENDAR_WARNING_DAYS:
         return None
-    return (f"工作日数据（config/holidays.yaml）截至{cn_date(until)}，请尽快补充{until.year + 1}年"
-            "节假日安排（国务院办公厅通知）；此后的公示截止日期（publish_by）将无法计算。")
+    return (
+        f"工作日数据（config/holidays.yaml）截至{cn_date(until)}，请尽快补充{until.year + 1}年"
+        "节假日安排（国务院办公厅通知）；此后的公示截止日期（publish_by）将无法计算。"
+    )
 
 
-def plan_notices(engine: Engine, planner: Planner, today: dt.date, now: dt.datetime, dry_run: bool = False,
-                 page_size: int = PAGE_SIZE) -> PlanResult:  # fmt: skip
+def plan_notices(
+    engine: Engine,
+    planner: Planner,
+    today: dt.date,
+    now: dt.datetime,
+    dry_run: bool = False,
+    page_size: int = PAGE_SIZE,
+) -> PlanResult:
     result = PlanResult()
     digest: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(_digest_lists)
     with engine.connect() as conn:
@@ -271,8 +300,14 @@ def _open_records(conn: Connection, page_size: int) -> Iterator[list[dict[str, A
         last = page[-1]["id"]
 
 
-def _plan_page(conn: Connection, planner: Planner, page: list[dict[str, Any]], today: dt.date, result: PlanResult,
-               digest: dict[str, dict[str, list[dict[str, Any]]]]) -> list[Planned]:  # fmt: skip
+def _plan_page(
+    conn: Connection,
+    planner: Planner,
+    page: list[dict[str, Any]],
+    today: dt.date,
+    result: PlanResult,
+    digest: dict[str, dict[str, list[dict[str, Any]]]],
+) -> list[Planned]:
     kinds = planner.notices.kinds
     known = _planned_occurrences(conn, [row["id"] for row in page])
     people = _contacts(conn, {row["uscc"] for row in page if row["uscc"]})
@@ -351,12 +386,19 @@ def _attention(
 
 def _attention_view(row: dict[str, Any]) -> dict[str, Any]:
     view = record_view(row)
-    view.update(vanished_on=row["vanished_on"], verify_text=VERIFY_REASONS.get(row["verify_reason"] or "", ""))
+    view.update(
+        vanished_on=row["vanished_on"],
+        verify_text=VERIFY_REASONS.get(row["verify_reason"] or "", ""),
+    )
     return view
 
 
-def _digests(planner: Planner, digest: dict[str, dict[str, list[dict[str, Any]]]], today: dt.date,
-             result: PlanResult) -> list[Planned]:  # fmt: skip
+def _digests(
+    planner: Planner,
+    digest: dict[str, dict[str, list[dict[str, Any]]]],
+    today: dt.date,
+    result: PlanResult,
+) -> list[Planned]:
     if not planner.notices.kind("department_digest").enabled:
         return []
     # From 60 days before the working-day data ends, the bureau's digest carries the warning;
@@ -392,12 +434,26 @@ def digest_message(
         group.sort(key=lambda c: (not c["green_channel"], c["decision_no"]))
     cases = {**_digest_lists(), **cases}
     bureau = code == planner.config.departments.bureau.code
-    context = {**cases, "department": department_view(dep), "today": today, "issuer": planner.notices.issuer,
-               "sign_name": planner.config.settings.sms.sign_name,
-               "calendar_warning": calendar_warning(planner.calendar, today) if bureau else None}  # fmt: skip
+    context = {
+        **cases,
+        "department": department_view(dep),
+        "today": today,
+        "issuer": planner.notices.issuer,
+        "sign_name": planner.config.settings.sms.sign_name,
+        "calendar_warning": calendar_warning(planner.calendar, today) if bureau else None,
+    }
     key = message_key("department_digest", f"dept-{code}", today.isoformat(), channel, recipient)
-    return Planned(key, "department_digest", today.isoformat(), channel, recipient, name, None, code,
-                   planner.payload("department_digest", context, settings))  # fmt: skip
+    return Planned(
+        key,
+        "department_digest",
+        today.isoformat(),
+        channel,
+        recipient,
+        name,
+        None,
+        code,
+        planner.payload("department_digest", context, settings),
+    )
 
 
 def _store(

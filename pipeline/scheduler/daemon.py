@@ -61,10 +61,14 @@ class Daemon:
     def serve(self) -> int:
         settings = self.runner.schedule.runner
         self.scheduler.add_job(
-            self.tick, IntervalTrigger(seconds=settings.tick_seconds, timezone=self.app.config.settings.tz),
-            id="tick", coalesce=True, max_instances=1, misfire_grace_time=settings.tick_seconds,
+            self.tick,
+            IntervalTrigger(seconds=settings.tick_seconds, timezone=self.app.config.settings.tz),
+            id="tick",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=settings.tick_seconds,
             next_run_time=self.clock.now(),
-        )  # fmt: skip
+        )
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         log.info("runner.start", holder=self.holder, tick_seconds=settings.tick_seconds)

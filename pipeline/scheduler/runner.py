@@ -67,8 +67,14 @@ class JobOutcome:
     run_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"job": self.job, "ran": self.ran, "outcome": self.outcome, "counts": self.counts,
-                "due_at": self.due_at.isoformat() if self.due_at else None, "error": self.error}  # fmt: skip
+        return {
+            "job": self.job,
+            "ran": self.ran,
+            "outcome": self.outcome,
+            "counts": self.counts,
+            "due_at": self.due_at.isoformat() if self.due_at else None,
+            "error": self.error,
+        }
 
 
 def holder_id() -> str:
@@ -168,17 +174,30 @@ class Runner:
 
     def _record_start(self, ctx: JobContext) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(job_runs), {"run_id": ctx.run_id, "job": ctx.name, "due_at": ctx.due_at,
-                                            "started_at": ctx.now, "outcome": "running", "host": socket.gethostname()})  # fmt: skip
+            conn.execute(
+                insert(job_runs),
+                {
+                    "run_id": ctx.run_id,
+                    "job": ctx.name,
+                    "due_at": ctx.due_at,
+                    "started_at": ctx.now,
+                    "outcome": "running",
+                    "host": socket.gethostname(),
+                },
+            )
 
     def _record_end(self, outcome: JobOutcome, seconds: float) -> None:
         counts = {**outcome.counts, "seconds": seconds}
         with self.engine.begin() as conn:
             conn.execute(
                 update(job_runs).where(job_runs.c.run_id == outcome.run_id),
-                {"outcome": outcome.outcome, "counts": _jsonable(counts), "error": outcome.error,
-                 "finished_at": self.app.clock.now()},
-            )  # fmt: skip
+                {
+                    "outcome": outcome.outcome,
+                    "counts": _jsonable(counts),
+                    "error": outcome.error,
+                    "finished_at": self.app.clock.now(),
+                },
+            )
 
     def next_due(self, name: str, now: dt.datetime) -> dt.datetime | None:
         return next_due(self.spec(name), now, self.calendar, self.tz)

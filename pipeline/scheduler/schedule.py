@@ -74,8 +74,9 @@ def _months(start: dt.datetime, end: dt.datetime) -> list[tuple[int, int]]:
     return out
 
 
-def due_times(spec: JobSchedule, start: dt.datetime, end: dt.datetime, calendar: WorkingCalendar,
-              tz: ZoneInfo) -> list[dt.datetime]:  # fmt: skip
+def due_times(
+    spec: JobSchedule, start: dt.datetime, end: dt.datetime, calendar: WorkingCalendar, tz: ZoneInfo
+) -> list[dt.datetime]:
     """Every due time in [start, end]."""
     if spec.cron is not None:
         return _cron_times(spec, start, end, tz)
@@ -83,8 +84,13 @@ def due_times(spec: JobSchedule, start: dt.datetime, end: dt.datetime, calendar:
     return [t for t in times if start <= t <= end]
 
 
-def latest_due(spec: JobSchedule, now: dt.datetime, calendar: WorkingCalendar, tz: ZoneInfo,
-               since: dt.datetime | None = None) -> dt.datetime | None:  # fmt: skip
+def latest_due(
+    spec: JobSchedule,
+    now: dt.datetime,
+    calendar: WorkingCalendar,
+    tz: ZoneInfo,
+    since: dt.datetime | None = None,
+) -> dt.datetime | None:
     """The most recent due time at or before `now` (looking back from `since` at most)."""
     start = max(since, now - LOOKBACK) if since else now - LOOKBACK
     times = due_times(spec, start, now, calendar, tz)

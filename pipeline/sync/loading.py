@@ -74,8 +74,14 @@ def _sample_folder(config: Config, sample: str) -> Path:
     return config.directory.parent / sample
 
 
-def run_target(engine: Engine, config: Config, target: Target, now: dt.datetime, force: bool,
-               progress: Progress | None = None) -> SyncResult:  # fmt: skip
+def run_target(
+    engine: Engine,
+    config: Config,
+    target: Target,
+    now: dt.datetime,
+    force: bool,
+    progress: Progress | None = None,
+) -> SyncResult:
     with _open(engine, config, target.source, now) as snapshot:
         if snapshot is None:
             return SyncResult(

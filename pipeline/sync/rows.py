@@ -94,9 +94,18 @@ _REQUIRED = ("decision_no", "entity_name", "decision_date", "authority")
 # their results are memoised per column; free text is cheap to clean inline instead.
 _TEXT_FIELDS = frozenset(name for name, convert in _CONVERTERS.items() if convert is _text)
 _MEMO_FIELDS = frozenset(
-    {"penalty_types", "fine_amount", "confiscated_amount", "decision_date", "publication_date",
-     "valid_until", "publish_until", "authority_uscc", "data_source_uscc"}
-)  # fmt: skip
+    {
+        "penalty_types",
+        "fine_amount",
+        "confiscated_amount",
+        "decision_date",
+        "publication_date",
+        "valid_until",
+        "publish_until",
+        "authority_uscc",
+        "data_source_uscc",
+    }
+)
 _MEMO_LIMIT = 8192
 """Distinct values remembered per column; beyond that values are converted each time."""
 

@@ -28,8 +28,9 @@ from pipeline.errors import ConfigError
 __all__ = ["AliyunSms", "TencentSms", "WebhookSms", "make_sms_channel"]
 
 
-def make_sms_channel(settings: SmsSettings, session: requests.Session,
-                     clock_now: Callable[[], datetime]) -> Channel:  # fmt: skip
+def make_sms_channel(
+    settings: SmsSettings, session: requests.Session, clock_now: Callable[[], datetime]
+) -> Channel:
     """The channel for `settings.provider`; ConfigError if none is set or a key is missing."""
     if settings.provider == "webhook":
         return WebhookSms(settings, session, clock_now)

@@ -40,13 +40,26 @@ VERSION = "2017-05-25"
 ALGORITHM = "ACS3-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
-_DOWN = {"SignatureDoesNotMatch", "IncompleteSignature", "InvalidTimeStamp.Expired",
-         "isv.ACCOUNT_NOT_EXISTS", "isv.ACCOUNT_ABNORMAL", "isv.OUT_OF_SERVICE",
-         "isv.AMOUNT_NOT_ENOUGH", "isp.RAM_PERMISSION_DENY", "isv.SMS_SIGNATURE_ILLEGAL",
-         "isv.SMS_SIGN_ILLEGAL"}  # fmt: skip
+_DOWN = {
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "InvalidTimeStamp.Expired",
+    "isv.ACCOUNT_NOT_EXISTS",
+    "isv.ACCOUNT_ABNORMAL",
+    "isv.OUT_OF_SERVICE",
+    "isv.AMOUNT_NOT_ENOUGH",
+    "isp.RAM_PERMISSION_DENY",
+    "isv.SMS_SIGNATURE_ILLEGAL",
+    "isv.SMS_SIGN_ILLEGAL",
+}
 _DOWN_PREFIXES = ("InvalidAccessKeyId", "InvalidSecurityToken", "Forbidden")
-_RETRY = {"isv.BUSINESS_LIMIT_CONTROL", "isv.DAY_LIMIT_CONTROL", "isv.MONTH_LIMIT_CONTROL",
-          "SignatureNonceUsed", "isv.SYSTEM_ERROR"}  # fmt: skip
+_RETRY = {
+    "isv.BUSINESS_LIMIT_CONTROL",
+    "isv.DAY_LIMIT_CONTROL",
+    "isv.MONTH_LIMIT_CONTROL",
+    "SignatureNonceUsed",
+    "isv.SYSTEM_ERROR",
+}
 _RETRY_PREFIXES = ("Throttling", "ServiceUnavailable", "InternalError", "isp.")
 
 
@@ -64,20 +77,36 @@ def _enc(text: str) -> str:
     return quote(text, safe="~")
 
 
-def acs3_authorization(method: str, path: str, query: Mapping[str, str],
-                       headers: Mapping[str, str], payload_sha256: str,
-                       key_id: str, key_secret: str) -> str:  # fmt: skip
+def acs3_authorization(
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    payload_sha256: str,
+    key_id: str,
+    key_secret: str,
+) -> str:
     """The Authorization header of an ACS3-HMAC-SHA256 request.
 
     Signed: `host`, `content-type` and every `x-acs-*` header, names lower-cased and
     sorted, values trimmed. Canonical request → SHA-256 → HMAC-SHA256 with the secret.
     """
-    signed = {k.lower(): v.strip() for k, v in headers.items()
-              if k.lower() in ("host", "content-type") or k.lower().startswith("x-acs-")}  # fmt: skip
+    signed = {
+        k.lower(): v.strip()
+        for k, v in headers.items()
+        if k.lower() in ("host", "content-type") or k.lower().startswith("x-acs-")
+    }
     names = sorted(signed)
-    canonical = "\n".join([method.upper(), path or "/", canonical_query(query),
-                           "".join(f"{n}:{signed[n]}\n" for n in names),
-                           ";".join(names), payload_sha256])  # fmt: skip
+    canonical = "\n".join(
+        [
+            method.upper(),
+            path or "/",
+            canonical_query(query),
+            "".join(f"{n}:{signed[n]}\n" for n in names),
+            ";".join(names),
+            payload_sha256,
+        ]
+    )
     to_sign = f"{ALGORITHM}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
     signature = hmac.new(key_secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
     return f"{ALGORITHM} Credential={key_id},SignedHeaders={';'.join(names)},Signature={signature}"
@@ -90,8 +119,7 @@ def classify(code: str, text: str, now: datetime) -> ChannelError:
         # credentials, account or the channel-wide signature name: every send would fail
         return ChannelDown(message, code=code)
     if code in _RETRY or code.startswith(_RETRY_PREFIXES):
-        return ChannelError(message, permanent=False, code=code,
-                            retry_after=_wait(code, text, now))  # fmt: skip
+        return ChannelError(message, permanent=False, code=code, retry_after=_wait(code, text, now))
     # bad number, blacklist, template, parameters (isv.*): the same message fails again
     return ChannelError(message, permanent=True, code=code)
 
@@ -108,9 +136,14 @@ def _wait(code: str, text: str, now: datetime) -> float | None:
 
 
 class AliyunSms(SmsChannelBase):
-    def __init__(self, settings: SmsSettings, session: requests.Session,
-                 clock_now: Callable[[], datetime], limits: Limits = LIMITS,
-                 nonce: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: SmsSettings,
+        session: requests.Session,
+        clock_now: Callable[[], datetime],
+        limits: Limits = LIMITS,
+        nonce: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
         if not settings.access_key_id or not settings.access_key_secret:
             raise ConfigError("sms.provider aliyun needs sms.access_key_id and access_key_secret")
         self.settings = settings
@@ -121,13 +154,20 @@ class AliyunSms(SmsChannelBase):
 
     def send(self, message: Message) -> Receipt:
         request = prepare(message, self.settings, self.limits)
-        data = self._call("SendSms", {
-            "PhoneNumbers": request.phone, "SignName": self.settings.sign_name,
-            "TemplateCode": request.template_id, "OutId": request.key,
-            "TemplateParam": json.dumps(request.params, ensure_ascii=False),
-        })  # fmt: skip
-        return Receipt(provider_id=str(data.get("BizId") or "") or None,
-                       detail={"provider": "aliyun", "request_id": data.get("RequestId")})  # fmt: skip
+        data = self._call(
+            "SendSms",
+            {
+                "PhoneNumbers": request.phone,
+                "SignName": self.settings.sign_name,
+                "TemplateCode": request.template_id,
+                "OutId": request.key,
+                "TemplateParam": json.dumps(request.params, ensure_ascii=False),
+            },
+        )
+        return Receipt(
+            provider_id=str(data.get("BizId") or "") or None,
+            detail={"provider": "aliyun", "request_id": data.get("RequestId")},
+        )
 
     def check(self, message: Message, provider_id: str | None) -> Receipt | None:
         """Look the message up (by BizId, else by OutId) on today's and yesterday's list.
@@ -146,10 +186,10 @@ class AliyunSms(SmsChannelBase):
                 return _status(detail, provider_id)
         return None
 
-    def _find(self, message: Message, phone: str, biz_id: str | None,
-              send_date: str) -> dict[str, Any] | None:  # fmt: skip
-        params = {"PhoneNumber": phone, "SendDate": send_date, "PageSize": "50",
-                  "CurrentPage": "1"}  # fmt: skip
+    def _find(
+        self, message: Message, phone: str, biz_id: str | None, send_date: str
+    ) -> dict[str, Any] | None:
+        params = {"PhoneNumber": phone, "SendDate": send_date, "PageSize": "50", "CurrentPage": "1"}
         if biz_id:
             params["BizId"] = biz_id
         data = self._call("QuerySendDetails", params)
@@ -160,21 +200,35 @@ class AliyunSms(SmsChannelBase):
     def _call(self, action: str, params: dict[str, str]) -> dict[str, Any]:
         url = self.settings.url or ENDPOINT
         try:
-            response = self.session.post(url, params=canonical_query(params),
-                                         headers=self._headers(action, url, params),
-                                         timeout=self.settings.timeout)  # fmt: skip
+            response = self.session.post(
+                url,
+                params=canonical_query(params),
+                headers=self._headers(action, url, params),
+                timeout=self.settings.timeout,
+            )
         except requests.RequestException as exc:
             raise transport_error(exc, f"Aliyun {action}") from None
         return self._answer(action, response)
 
     def _headers(self, action: str, url: str, params: dict[str, str]) -> dict[str, str]:
         parts = urlsplit(url)
-        headers = {"host": parts.netloc, "x-acs-action": action, "x-acs-version": VERSION,
-                   "x-acs-date": self.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                   "x-acs-signature-nonce": self.nonce(), "x-acs-content-sha256": EMPTY_SHA256}  # fmt: skip
+        headers = {
+            "host": parts.netloc,
+            "x-acs-action": action,
+            "x-acs-version": VERSION,
+            "x-acs-date": self.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "x-acs-signature-nonce": self.nonce(),
+            "x-acs-content-sha256": EMPTY_SHA256,
+        }
         headers["Authorization"] = acs3_authorization(
-            "POST", parts.path or "/", params, headers, EMPTY_SHA256,
-            self.settings.access_key_id or "", self.settings.access_key_secret or "")  # fmt: skip
+            "POST",
+            parts.path or "/",
+            params,
+            headers,
+            EMPTY_SHA256,
+            self.settings.access_key_id or "",
+            self.settings.access_key_secret or "",
+        )
         headers["Accept"] = "application/json"
         return headers
 
@@ -203,8 +257,14 @@ def _status(detail: dict[str, Any], provider_id: str | None) -> Receipt | None:
     """SendStatus 3 delivered → Receipt; 2 failed → permanent error; 1 waiting → None."""
     status = int(detail.get("SendStatus") or 0)
     if status == 3:
-        return Receipt(provider_id=provider_id, detail={"provider": "aliyun",
-                       "receive_date": detail.get("ReceiveDate"), "err_code": detail.get("ErrCode")})  # fmt: skip
+        return Receipt(
+            provider_id=provider_id,
+            detail={
+                "provider": "aliyun",
+                "receive_date": detail.get("ReceiveDate"),
+                "err_code": detail.get("ErrCode"),
+            },
+        )
     if status == 2:
         code = str(detail.get("ErrCode") or "failed")
         raise ChannelError(f"Aliyun SMS was not delivered: {code}", permanent=True, code=code)

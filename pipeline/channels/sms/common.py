@@ -90,13 +90,17 @@ def prepare(message: Message, settings: SmsSettings, limits: Limits) -> SmsReque
     phone = mobile(message.recipient)
     name = message.sms_template
     if not name:
-        raise ChannelError("the message names no SMS template", permanent=True,
-                           code="template-missing")  # fmt: skip
+        raise ChannelError(
+            "the message names no SMS template", permanent=True, code="template-missing"
+        )
     template = settings.templates.get(name)
     if template is None:
         known = ", ".join(sorted(settings.templates)) or "none"
-        raise ChannelError(f"SMS template {name!r} is not configured in sms.templates "
-                           f"(configured: {known})", permanent=True, code="template-unknown")  # fmt: skip
+        raise ChannelError(
+            f"SMS template {name!r} is not configured in sms.templates (configured: {known})",
+            permanent=True,
+            code="template-unknown",
+        )
     params = {param: _param(message, name, param, limits) for param in template.params}
     return SmsRequest(message.key, phone, name, template.id, params)
 
@@ -106,25 +110,37 @@ def mobile(recipient: str) -> str:
     match = _MOBILE.fullmatch(recipient.strip().replace(" ", "").replace("-", ""))
     if match is None:
         # even a wrong number may be someone's: show only its end
-        raise ChannelError(f"the recipient '…{recipient.strip()[-4:]}' is not an 11-digit "
-                           "mainland mobile number", permanent=True, code="invalid-number")  # fmt: skip
+        raise ChannelError(
+            f"the recipient '…{recipient.strip()[-4:]}' is not an 11-digit mainland mobile number",
+            permanent=True,
+            code="invalid-number",
+        )
     return match.group(1)
 
 
 def _param(message: Message, template: str, name: str, limits: Limits) -> str:
     value = message.sms_params.get(name)
     if value is None or not str(value).strip():
-        raise ChannelError(f"SMS template {template!r}: parameter {name!r} has no value",
-                           permanent=True, code="param-missing")  # fmt: skip
+        raise ChannelError(
+            f"SMS template {template!r}: parameter {name!r} has no value",
+            permanent=True,
+            code="param-missing",
+        )
     value = str(value)
     if limits.max_length is not None and len(value) > limits.max_length:
-        raise ChannelError(f"SMS template {template!r}: parameter {name!r} is {len(value)} "
-                           f"characters; {limits.provider} allows at most {limits.max_length}",
-                           permanent=True, code="param-too-long")  # fmt: skip
+        raise ChannelError(
+            f"SMS template {template!r}: parameter {name!r} is {len(value)} "
+            f"characters; {limits.provider} allows at most {limits.max_length}",
+            permanent=True,
+            code="param-too-long",
+        )
     if not limits.allow_urls and _URLISH.search(value):
-        raise ChannelError(f"SMS template {template!r}: parameter {name!r} contains a URL or "
-                           f"domain; {limits.provider} rejects links in variables",
-                           permanent=True, code="param-url")  # fmt: skip
+        raise ChannelError(
+            f"SMS template {template!r}: parameter {name!r} contains a URL or "
+            f"domain; {limits.provider} rejects links in variables",
+            permanent=True,
+            code="param-url",
+        )
     return value
 
 
@@ -216,6 +232,7 @@ class SmsChannelBase:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:  # fmt: skip
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         return None

@@ -44,23 +44,40 @@ LIMITS = Limits("Tencent", 12)
 
 _DOWN_PREFIXES = ("AuthFailure", "UnauthorizedOperation")
 # no balance, or the channel-wide signature name is not approved: every send would fail
-_DOWN = {"FailedOperation.InsufficientBalanceInSmsPackage",
-         "FailedOperation.SignatureIncorrectOrUnapproved"}  # fmt: skip
+_DOWN = {
+    "FailedOperation.InsufficientBalanceInSmsPackage",
+    "FailedOperation.SignatureIncorrectOrUnapproved",
+}
 _RETRY_PREFIXES = ("LimitExceeded", "RequestLimitExceeded", "InternalError")
 _UNKNOWN = {"InternalError.Timeout"}
 """Tencent timed out handing the SMS on: it may still arrive, like our own read timeout."""
-_WAIT = {"LimitExceeded.PhoneNumberThirtySecondLimit": 30.0,
-         "LimitExceeded.PhoneNumberOneHourLimit": 3600.0}  # fmt: skip
+_WAIT = {
+    "LimitExceeded.PhoneNumberThirtySecondLimit": 30.0,
+    "LimitExceeded.PhoneNumberOneHourLimit": 3600.0,
+}
 
 
-def tc3_authorization(secret_id: str, secret_key: str, host: str, payload: bytes,
-                      timestamp: int, service: str = SERVICE,
-                      content_type: str = CONTENT_TYPE) -> str:  # fmt: skip
+def tc3_authorization(
+    secret_id: str,
+    secret_key: str,
+    host: str,
+    payload: bytes,
+    timestamp: int,
+    service: str = SERVICE,
+    content_type: str = CONTENT_TYPE,
+) -> str:
     """The Authorization header of a TC3-HMAC-SHA256 POST to `/` (signed: content-type;host)."""
     date = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
-    canonical = "\n".join(["POST", "/", "",
-                           f"content-type:{content_type.lower()}\nhost:{host.lower()}\n",
-                           "content-type;host", hashlib.sha256(payload).hexdigest()])  # fmt: skip
+    canonical = "\n".join(
+        [
+            "POST",
+            "/",
+            "",
+            f"content-type:{content_type.lower()}\nhost:{host.lower()}\n",
+            "content-type;host",
+            hashlib.sha256(payload).hexdigest(),
+        ]
+    )
     scope = f"{date}/{service}/tc3_request"
     digest = hashlib.sha256(canonical.encode()).hexdigest()
     to_sign = f"{ALGORITHM}\n{timestamp}\n{scope}\n{digest}"
@@ -68,8 +85,10 @@ def tc3_authorization(secret_id: str, secret_key: str, host: str, payload: bytes
     for part in (service, "tc3_request"):
         key = _hmac(key, part)
     signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    return (f"{ALGORITHM} Credential={secret_id}/{scope}, SignedHeaders=content-type;host, "
-            f"Signature={signature}")  # fmt: skip
+    return (
+        f"{ALGORITHM} Credential={secret_id}/{scope}, SignedHeaders=content-type;host, "
+        f"Signature={signature}"
+    )
 
 
 def _hmac(key: bytes, text: str) -> bytes:
@@ -91,8 +110,13 @@ def classify(code: str, text: str, now: datetime) -> ChannelError:
 
 
 class TencentSms(SmsChannelBase):
-    def __init__(self, settings: SmsSettings, session: requests.Session,
-                 clock_now: Callable[[], datetime], limits: Limits = LIMITS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: SmsSettings,
+        session: requests.Session,
+        clock_now: Callable[[], datetime],
+        limits: Limits = LIMITS,
+    ) -> None:
         if not (settings.secret_id and settings.secret_key and settings.sdk_app_id):
             raise ConfigError("sms.provider tencent needs sms.secret_id, secret_key and sdk_app_id")
         self.settings = settings
@@ -105,28 +129,40 @@ class TencentSms(SmsChannelBase):
         url = self.settings.url or ENDPOINT
         body = self._body(request)
         try:
-            response = self.session.post(url, data=body, headers=self._headers(url, body),
-                                         timeout=self.settings.timeout)  # fmt: skip
+            response = self.session.post(
+                url, data=body, headers=self._headers(url, body), timeout=self.settings.timeout
+            )
         except requests.RequestException as exc:
             raise transport_error(exc, "Tencent SendSms") from None
         return self._receipt(response)
 
     def _body(self, request: SmsRequest) -> bytes:
-        return json.dumps({
-            "PhoneNumberSet": [f"+86{request.phone}"], "SmsSdkAppId": self.settings.sdk_app_id,
-            "SignName": self.settings.sign_name, "TemplateId": request.template_id,
-            "TemplateParamSet": list(request.params.values()), "SessionContext": request.key,
-        }, ensure_ascii=False).encode()  # fmt: skip
+        return json.dumps(
+            {
+                "PhoneNumberSet": [f"+86{request.phone}"],
+                "SmsSdkAppId": self.settings.sdk_app_id,
+                "SignName": self.settings.sign_name,
+                "TemplateId": request.template_id,
+                "TemplateParamSet": list(request.params.values()),
+                "SessionContext": request.key,
+            },
+            ensure_ascii=False,
+        ).encode()
 
     def _headers(self, url: str, body: bytes) -> dict[str, str]:
         host = urlsplit(url).netloc
         timestamp = int(self.now().timestamp())
-        return {"Content-Type": CONTENT_TYPE, "Host": host, "X-TC-Action": "SendSms",
-                "X-TC-Version": VERSION, "X-TC-Region": self.settings.region,
-                "X-TC-Timestamp": str(timestamp),
-                "Authorization": tc3_authorization(self.settings.secret_id or "",
-                                                   self.settings.secret_key or "",
-                                                   host, body, timestamp)}  # fmt: skip
+        return {
+            "Content-Type": CONTENT_TYPE,
+            "Host": host,
+            "X-TC-Action": "SendSms",
+            "X-TC-Version": VERSION,
+            "X-TC-Region": self.settings.region,
+            "X-TC-Timestamp": str(timestamp),
+            "Authorization": tc3_authorization(
+                self.settings.secret_id or "", self.settings.secret_key or "", host, body, timestamp
+            ),
+        }
 
     def _receipt(self, response: requests.Response) -> Receipt:
         status = response.status_code
@@ -139,15 +175,21 @@ class TencentSms(SmsChannelBase):
         statuses = reply.get("SendStatusSet") or []
         if not statuses:
             # a 200 that says nothing about our number: it may or may not have been sent
-            raise OutcomeUnknown("Tencent SendSms: a 200 reply without a send status",
-                                 code="no-status")  # fmt: skip
+            raise OutcomeUnknown(
+                "Tencent SendSms: a 200 reply without a send status", code="no-status"
+            )
         return self._per_number(statuses[0], reply.get("RequestId"))
 
     def _per_number(self, entry: dict[str, Any], request_id: Any) -> Receipt:
         code = str(entry.get("Code") or "")
         if code != "Ok":
             raise classify(code, str(entry.get("Message") or ""), self.now())
-        return Receipt(provider_id=str(entry.get("SerialNo") or "") or None,
-                       detail={"provider": "tencent", "request_id": request_id,
-                               "fee": entry.get("Fee"),
-                               "session_context": entry.get("SessionContext")})  # fmt: skip
+        return Receipt(
+            provider_id=str(entry.get("SerialNo") or "") or None,
+            detail={
+                "provider": "tencent",
+                "request_id": request_id,
+                "fee": entry.get("Fee"),
+                "session_context": entry.get("SessionContext"),
+            },
+        )

@@ -43,9 +43,13 @@ def sign(secret: str, body: bytes) -> str:
 
 
 class WebhookSms(SmsChannelBase):
-    def __init__(self, settings: SmsSettings, session: requests.Session,
-                 clock_now: Callable[[], datetime],
-                 limits: Limits = LIMITS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: SmsSettings,
+        session: requests.Session,
+        clock_now: Callable[[], datetime],
+        limits: Limits = LIMITS,
+    ) -> None:
         if not settings.url or not settings.secret:
             raise ConfigError("sms.provider webhook needs sms.url and sms.secret")
         self.settings = settings
@@ -55,14 +59,24 @@ class WebhookSms(SmsChannelBase):
 
     def send(self, message: Message) -> Receipt:
         request = prepare(message, self.settings, self.limits)
-        body = json.dumps({"id": request.key, "phone": request.phone,
-                           "template": request.template, "params": request.params,
-                           "text": message.text}, ensure_ascii=False).encode()  # fmt: skip
-        headers = {"Content-Type": "application/json; charset=utf-8",
-                   "X-Signature": sign(self.settings.secret or "", body)}  # fmt: skip
+        body = json.dumps(
+            {
+                "id": request.key,
+                "phone": request.phone,
+                "template": request.template,
+                "params": request.params,
+                "text": message.text,
+            },
+            ensure_ascii=False,
+        ).encode()
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "X-Signature": sign(self.settings.secret or "", body),
+        }
         try:
-            response = self.session.post(self.settings.url or "", data=body, headers=headers,
-                                         timeout=self.settings.timeout)  # fmt: skip
+            response = self.session.post(
+                self.settings.url or "", data=body, headers=headers, timeout=self.settings.timeout
+            )
         except requests.RequestException as exc:
             raise transport_error(exc, "the SMS webhook") from None
         return self._receipt(response)
@@ -72,8 +86,10 @@ class WebhookSms(SmsChannelBase):
         if 200 <= status < 300:
             data = json_body(response) or {}
             provider_id = data.get("id") or data.get("message_id")
-            return Receipt(provider_id=str(provider_id) if provider_id else None,
-                           detail={"provider": "webhook", "status": status})  # fmt: skip
+            return Receipt(
+                provider_id=str(provider_id) if provider_id else None,
+                detail={"provider": "webhook", "status": status},
+            )
         if status in (401, 403):  # the secret is wrong: every send would be refused
             raise ChannelDown(f"the SMS webhook: HTTP {status}", code=f"http-{status}")
         raise http_error(response, "the SMS webhook", self.now())

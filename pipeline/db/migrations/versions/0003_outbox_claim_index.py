@@ -19,11 +19,23 @@ DUE = "state IN ('pending', 'retry')"
 
 def upgrade() -> None:
     op.drop_index("ix_outbox_due", table_name="outbox")
-    op.create_index("ix_outbox_due", "outbox", ["next_attempt_at", "id"], unique=False,
-                    postgresql_where=sa.text(DUE), sqlite_where=sa.text(DUE))  # fmt: skip
+    op.create_index(
+        "ix_outbox_due",
+        "outbox",
+        ["next_attempt_at", "id"],
+        unique=False,
+        postgresql_where=sa.text(DUE),
+        sqlite_where=sa.text(DUE),
+    )
 
 
 def downgrade() -> None:
     op.drop_index("ix_outbox_due", table_name="outbox")
-    op.create_index("ix_outbox_due", "outbox", ["state", "next_attempt_at"], unique=False,
-                    postgresql_where=sa.text(DUE), sqlite_where=sa.text(DUE))  # fmt: skip
+    op.create_index(
+        "ix_outbox_due",
+        "outbox",
+        ["state", "next_attempt_at"],
+        unique=False,
+        postgresql_where=sa.text(DUE),
+        sqlite_where=sa.text(DUE),
+    )

@@ -22,9 +22,7 @@ def upgrade() -> None:
     with op.batch_alter_table("records", schema=None) as batch_op:
         batch_op.add_column(sa.Column("verify_reason", sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column("overdue_display_since", sa.Date(), nullable=True))
-        batch_op.add_column(
-            sa.Column("restrictions", sa.JSON(none_as_null=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("restrictions", sa.JSON(none_as_null=True), nullable=True))
         batch_op.add_column(sa.Column("notified_by", sa.String(length=100), nullable=True))
         batch_op.add_column(sa.Column("notified_method", sa.String(length=20), nullable=True))
 
