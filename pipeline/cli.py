@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from pipeline import __version__, logs
-from pipeline.app import App
+from pipeline.app import FUTURE, App
 from pipeline.commands import data, ledger, monthly, notices, ops, reports
 from pipeline.errors import CreditRepairError
 
@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VALUE",
         help="business clock for this run: ISO date or date-time in the configured zone",
     )
+    parser.add_argument(
+        "--commit",
+        action="store_true",
+        help="with a --now later than the real clock: write for real (test databases)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in REGISTRARS:
         register(commands)
@@ -56,8 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     app: App | None = None
     try:
-        app = App.load(args.config, args.now)
+        app = App.load(args.config, args.now, args.commit)
         logs.configure(app.config.settings.logging.level, app.config.settings.logging.format)
+        if app.what_if == FUTURE:
+            print(what_if_notice(args.now), file=sys.stderr)
         return handler(app, args)
     except CreditRepairError as exc:
         print(f"credit-repair: error: {exc}", file=sys.stderr)
@@ -71,3 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if app is not None:
             app.close()
+
+
+def what_if_notice(now: str) -> str:
+    return (
+        f"模拟运行：--now {now} 晚于当前真实时间，只计算和显示，不写入数据库、不发送任何通知"
+        "（确需写入请加 --commit）/ "
+        f"what-if: --now {now} is later than the real clock: computed and printed, nothing is "
+        "written or sent (--commit writes)"
+    )

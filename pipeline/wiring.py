@@ -8,10 +8,13 @@ planner) and the `preview` command; below all three, so none of them imports ano
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 import requests
 
 from pipeline.app import App
+from pipeline.channels.base import Channel
+from pipeline.channels.fake import FakeChannel
 from pipeline.config.schedule import JobSchedule
 from pipeline.delivery.dispatcher import Dispatcher, Limits
 from pipeline.delivery.transports import build_transports
@@ -37,6 +40,8 @@ def make_dispatcher(app: App, session: requests.Session) -> Dispatcher:
         {"email": settings.email.rate_per_minute, "sms": settings.sms.rate_per_minute},
     )
     transports = build_transports(app.config, session, app.clock.now)
+    if app.what_if:  # nothing leaves the machine in a what-if: every channel only pretends
+        transports = {name: cast(Channel, FakeChannel(name)) for name in transports}
     return Dispatcher(
         app.engine,
         notices,

@@ -85,10 +85,16 @@ class Result:
 class CliRunner:
     config_dir: Path
 
-    def __call__(self, *args: str, now: str | None = "2026-11-27T09:00") -> Result:
+    def __call__(
+        self, *args: str, now: str | None = "2026-11-27T09:00", commit: bool = True
+    ) -> Result:
+        """`credit-repair --config … --now NOW [--commit] ARGS`: a test's --now writes whatever
+        the real clock says, unless `commit=False` (the what-if of a --now in the future)."""
         argv = ["--config", str(self.config_dir)]
         if now:
             argv += ["--now", now]
+            if commit:
+                argv.append("--commit")
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -127,6 +133,7 @@ __all__ = [
     "DispatchSetup",
     "boundary_days",
     "cli_at",
+    "db_dump",
     "dispatch_config",
     "entity_uscc",
     "load_notices",
@@ -413,3 +420,33 @@ def boundary_days(
     else:
         days += [(decision, "non_repairable")]
     return [(day, status) for day, status in days if day >= decision]
+
+
+# --------------------------------------------------------------------------- database dumps
+
+
+def db_dump(url: str) -> list[str]:
+    """Every row of every table as text, in a fixed order: equal dumps, equal databases.
+
+    SQLite: `iterdump` of the file (schema and rows). PostgreSQL: each table (by name) as
+    its rows' text form, sorted.
+    """
+    from sqlalchemy import inspect, text
+
+    from pipeline.db.engine import make_engine
+
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            return list(conn.iterdump())
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            lines: list[str] = []
+            for table in sorted(inspect(conn).get_table_names()):
+                lines.append(f"-- {table}")
+                lines += conn.execute(text(f'SELECT t::text FROM "{table}" t ORDER BY 1')).scalars()
+            return lines
+    finally:
+        engine.dispose()

@@ -37,6 +37,7 @@ def _dispatch_process(
         str(cfg),
         "--now",
         now,
+        "--commit",
         "dispatch",
         "--json",
     ]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import stages
-from pipeline.app import App, print_json
+from pipeline.app import DRY_RUN, App, print_json
 from pipeline.commands.ledger_excel import register_ledger_actions
 from pipeline.errors import UsageError
 from pipeline.ledger.eligibility import Evaluator, evaluate_file, stored
@@ -25,6 +25,9 @@ from pipeline.ledger.state import (
 )
 from pipeline.progress import Progress
 
+DRY_RUN_HELP = (
+    "模拟：按 --now 计算并显示，不写入数据库 / compute and print as of --now; write nothing"
+)
 STATUSES = ("not_published", "expired", "non_repairable", "in_min_period", "repairable", "error")
 
 
@@ -36,6 +39,7 @@ def register(commands: Any) -> None:
     p.add_argument("--department", metavar="CODE")
     p.add_argument("--status", choices=STATUSES)
     p.add_argument("--json", action="store_true", help="one JSON object per record on stdout")
+    p.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     p.set_defaults(handler=cmd_eligibility)
 
     p = commands.add_parser("ledger", help="department sub-ledgers (附件3/附件4)")
@@ -45,6 +49,7 @@ def register(commands: Any) -> None:
     show.add_argument("--status", choices=STATUSES)
     show.add_argument("--all", action="store_true", help="include closed entries")
     show.add_argument("--json", action="store_true")
+    show.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     show.set_defaults(handler=cmd_ledger_show)
 
     st = sub.add_parser("set", help="record progress, willingness, plans for one entry")
@@ -96,6 +101,8 @@ def _date(text: str) -> dt.date:
 
 
 def cmd_eligibility(app: App, args: argparse.Namespace) -> int:
+    if args.dry_run:
+        app.discard_writes(DRY_RUN)
     if args.snapshot:
         if args.department or args.status:
             raise UsageError("--department and --status filter the database, not a --snapshot file")
@@ -131,6 +138,10 @@ def _print_line(line: dict[str, Any]) -> None:
 
 
 def cmd_ledger_show(app: App, args: argparse.Namespace) -> int:
+    if args.dry_run:
+        app.discard_writes(DRY_RUN)
+    if app.what_if:  # the ledger as it would stand on --now: evaluated first, in the sandbox
+        stages.evaluate(app)
     with app.engine.connect() as conn:
         rows = open_entries(conn, args.department, args.status, include_closed=args.all)
     for row in rows:

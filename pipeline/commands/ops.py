@@ -53,7 +53,12 @@ def _real_clock(app: App) -> SystemClock:
 
 
 def _with_lease(app: App, runner: Runner, work: Any) -> list[JobOutcome]:
-    """Run `work` holding the runner lease; refuse if another runner holds it."""
+    """Run `work` holding the runner lease; refuse if another runner holds it.
+
+    A what-if takes no lease: it keeps nothing, so it cannot clash with the scheduler."""
+    if app.what_if:
+        result: list[JobOutcome] = work()
+        return result
     clock, holder = _real_clock(app), holder_id()
     ttl = dt.timedelta(seconds=runner.schedule.runner.lease_seconds)
     if not try_acquire(app.engine, RUNNER_LEASE, holder, ttl, clock.now()):
@@ -70,6 +75,11 @@ def cmd_run(app: App, args: argparse.Namespace) -> int:
     if not args.once:
         if args.json:
             raise UsageError("--json goes with --once")
+        if app.what_if:
+            raise UsageError(
+                "调度器只按真实时间运行，不能模拟：请用 run --once / "
+                "the scheduler runs on the real clock only: a what-if is `run --once`"
+            )
         return Daemon(app, REGISTRY, _real_clock(app)).serve()
     runner = Runner(app, REGISTRY)
     outcomes = _with_lease(app, runner, lambda: runner.run_due(app.clock.now()))

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from pipeline import stages
-from pipeline.app import App, print_json
+from pipeline.app import DRY_RUN, App, print_json
 from pipeline.monthly.data import Period, month_period, previous_month, span_period
 from pipeline.monthly.kpis import OVERDUE_DAYS
 
@@ -27,6 +27,12 @@ def register(commands: Any) -> None:
     )
     period.add_argument("--from", dest="start", type=_date, required=True, metavar="DATE")
     period.add_argument("--to", dest="end", type=_date, required=True, metavar="DATE")
+    period.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="模拟：计算并显示，不写入数据库、不发送；文件只写入 --out / compute and print; "
+        "record and send nothing, files only to --out",
+    )
     _common(period)
     period.set_defaults(handler=cmd_period)
 
@@ -58,13 +64,14 @@ def cmd_monthly(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_period(app: App, args: argparse.Namespace) -> int:
+    if args.dry_run:
+        app.discard_writes(DRY_RUN)
     return _run(app, args, span_period(args.start, args.end))
 
 
 def _run(app: App, args: argparse.Namespace, period: Period) -> int:
-    result = stages.monthly_report(
-        app, period, args.out, not args.no_send, args.resend, args.overdue_days
-    )
+    send = not args.no_send and not app.what_if
+    result = stages.monthly_report(app, period, args.out, send, args.resend, args.overdue_days)
     if args.json:
         print_json(result.as_json())
     else:
