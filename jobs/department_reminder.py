@@ -10,7 +10,7 @@ from pipeline.scheduler.runner import JobContext, JobSpec
 
 
 def run(app: App, ctx: JobContext) -> ReminderResult:
-    return stages.remind_departments(app)
+    return stages.remind_departments(app, ctx.period_month(app.config.settings.tz))
 
 
 SPEC = JobSpec(

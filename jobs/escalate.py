@@ -10,7 +10,7 @@ from pipeline.scheduler.runner import JobContext, JobSpec
 
 
 def run(app: App, ctx: JobContext) -> Counts:
-    result = stages.escalate(app)
+    result = stages.escalate(app, ctx.period_month(app.config.settings.tz))
     return Counts(
         {
             "month": result.month,

@@ -1,5 +1,8 @@
 """Monthly, by the 20th: the previous month's report, written and sent once.
 
+The month is the one before the due time's (caught up on 12-01, the run due on 11-20 still
+reports October).
+
 Options (schedule.yaml ``jobs.monthly_report.options``): ``month: current`` reports the
 current month up to now instead of the previous one; ``overdue_days: N``.
 """
@@ -16,7 +19,7 @@ from pipeline.scheduler.runner import JobContext, JobSpec
 
 
 def run(app: App, ctx: JobContext) -> Counts:
-    today = ctx.now.astimezone(app.config.settings.tz).date()
+    today = (ctx.due_at or ctx.now).astimezone(app.config.settings.tz).date()  # its period's
     if ctx.options.get("month") == "current":
         period = month_period(f"{today.year:04d}-{today.month:02d}")
     else:

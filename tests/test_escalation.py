@@ -7,8 +7,37 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert
 
-from pipeline.db.models import DepartmentReport, table_of
+from pipeline.db.models import DepartmentReport, OutboxMessage, table_of
 from tests.helpers import CliRunner, penalty, write_rows
+
+DEPARTMENTS = ("SWJ", "YJJ", "SCJG", "STHJ", "ZJJ", "XFJY")
+
+
+def _asked(engine: Engine, month: str, departments: tuple[str, ...] = DEPARTMENTS) -> None:
+    """Each department got its monthly reminder for `month` (what the reminder day records):
+    a department is escalated as not reported only once it was asked."""
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(table_of(OutboxMessage)),
+            [
+                {
+                    "key": f"department_reminder|{code}|{month}",
+                    "department_code": code,
+                    "kind": "department_reminder",
+                    "occurrence": month,
+                    "channel": "email",
+                    "recipient": f"{code}@example.org",
+                    "state": "written",
+                    "attempts": 0,
+                    "next_attempt_at": at,
+                    "payload": {},
+                    "created_at": at,
+                    "updated_at": at,
+                }
+                for code in departments
+            ],
+        )
 
 
 def _report(engine: Engine, department: str, month: str) -> None:
@@ -39,6 +68,7 @@ def _items(body: dict[str, object], reason: str) -> list[dict[str, object]]:
 def test_a_department_that_never_reports_climbs_one_level_a_month(
     cli: CliRunner, engine: Engine
 ) -> None:
+    _asked(engine, "2026-09")
     for dep in ("YJJ", "SCJG", "STHJ", "ZJJ", "XFJY"):
         for month in ("2026-09", "2026-10", "2026-11", "2026-12"):
             _report(engine, dep, month)
@@ -60,7 +90,8 @@ def test_a_department_that_never_reports_climbs_one_level_a_month(
     ]
 
 
-def test_escalating_twice_in_a_month_changes_nothing(cli: CliRunner) -> None:
+def test_escalating_twice_in_a_month_changes_nothing(cli: CliRunner, engine: Engine) -> None:
+    _asked(engine, "2026-11")
     first = _escalate(cli, "2026-11-20T09:00")
     second = _escalate(cli, "2026-11-20T15:00")
     assert first["escalated"] == 6 and first["digests"] == 6
@@ -68,6 +99,7 @@ def test_escalating_twice_in_a_month_changes_nothing(cli: CliRunner) -> None:
 
 
 def test_a_department_that_reported_is_not_escalated(cli: CliRunner, engine: Engine) -> None:
+    _asked(engine, "2026-11")
     _report(engine, "SWJ", "2026-11")
     body = _escalate(cli, "2026-11-20T09:00")
     assert "SWJ" not in {i["department_code"] for i in _items(body, "not_reported")}
@@ -113,3 +145,13 @@ def test_the_reminder_day_sends_each_department_one_digest_a_month(
     assert row["recipient"] == "tax@example.org"
     preview = cli("dispatch", "--json", now="2026-11-13T10:00").json()
     assert preview["written"] >= 1  # no SMTP configured: written to a file, not sent
+
+
+def test_a_department_never_asked_is_not_escalated_as_not_reported(
+    cli: CliRunner, engine: Engine
+) -> None:
+    assert _items(_escalate(cli, "2026-11-20T09:00"), "not_reported") == []
+    _asked(engine, "2026-12", ("SWJ",))  # first asked in December: not late for November
+    assert _items(_escalate(cli, "2026-11-20T10:00"), "not_reported") == []
+    [item] = _items(_escalate(cli, "2026-12-18T09:00"), "not_reported")
+    assert item["department_code"] == "SWJ"

@@ -629,7 +629,9 @@ def test_the_monthly_report_job_reports_the_previous_month_once(
         "09:00",
         True,
     )
-    app = App.load(str(config_dir), "2026-12-18T09:00")
+    rows = write_rows(tmp_path / "p.csv", [penalty(1, CF_JDRQ="2026-10-28")])
+    assert cli("sync", "--file", str(rows), now="2026-11-02").code == 0
+    app = App.load(str(config_dir), "2026-12-18T09:00", commit=True)
     try:
         ctx = JobContext("monthly_report", "r1", None, app.clock.now(), {})
         first = SPEC.func(app, ctx).as_json()
@@ -637,7 +639,7 @@ def test_the_monthly_report_job_reports_the_previous_month_once(
             "2026-11",
             "sent",
             8,
-            0,
+            1,
         )
         assert SPEC.func(app, ctx).as_json()["send"] == "already_sent"
         current = SPEC.func(

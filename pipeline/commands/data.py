@@ -15,6 +15,7 @@ from pipeline.db.migrate import current_revision
 from pipeline.db.models import QuarantinedRow, SyncRun
 from pipeline.errors import UsageError
 from pipeline.progress import Progress
+from pipeline.scheduler.runner import installed_at
 from pipeline.sync.contacts import import_contacts
 from pipeline.sync.loading import KINDS
 from pipeline.sync.snapshot import SyncResult
@@ -52,8 +53,17 @@ def register(commands: Any) -> None:
 
 
 def cmd_init(app: App, args: argparse.Namespace) -> int:
+    if app.what_if:  # a what-if never migrates: say where the real database stands
+        revision = current_revision(app.unmigrated_engine())
+        print(f"database schema at revision {revision} (what-if: unchanged)", file=sys.stderr)
+        return 0
     revision = current_revision(app.engine)
-    print(f"database schema at revision {revision}", file=sys.stderr)
+    since = installed_at(app.engine, app.clock.now(), "init")
+    print(
+        f"database schema at revision {revision}; installation since "
+        f"{since.astimezone(app.config.settings.tz).isoformat()}",
+        file=sys.stderr,
+    )
     return 0
 
 

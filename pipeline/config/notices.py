@@ -66,6 +66,8 @@ class KindSettings(Strict):
     grace_days: int = Field(7, ge=0)
     after_days: int = Field(30, ge=1)
     max_times: int = Field(2, ge=0)
+    send_empty: bool = False
+    """monthly_report only: also mail a report with no records (default: written and logged)."""
 
     @field_validator("channels")
     @classmethod
@@ -139,9 +141,11 @@ class NoticesConfig(Strict):
     @field_validator("kinds")
     @classmethod
     def _known(cls, kinds: dict[str, KindSettings]) -> dict[str, KindSettings]:
-        for name in kinds:
+        for name, settings in kinds.items():
             if name not in KINDS:
                 raise ValueError(f"unknown notice kind {name!r} (known: {', '.join(KINDS)})")
+            if name != "monthly_report" and "send_empty" in settings.model_fields_set:
+                raise ValueError(f"{name}.send_empty: only monthly_report has send_empty")
         return {**_default_kinds(), **kinds}
 
     @field_validator("routes")

@@ -407,6 +407,17 @@ class LedgerExport(Base):
     file: Mapped[str] = mapped_column(String(500))
 
 
+class Installation(Base):
+    """When this installation started its schedule (one row): the first `init` or the
+    scheduler's first tick. Monthly jobs are not caught up for due times before it."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    installed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    how: Mapped[str] = mapped_column(String(20))  # init | runner | upgrade
+
+
 def table_of(model: type[Base]) -> Table:
     """The Core table of a model, typed (``Model.__table__`` is typed as a FromClause)."""
     return Base.metadata.tables[model.__tablename__]

@@ -98,13 +98,25 @@ def find_subjects(
 
 
 def _not_reported(conn: Connection, config: Config, month: str) -> list[Subject]:
+    """Departments asked to report (a monthly reminder by this month) that have not reported.
+
+    A department never asked is not late: its first reminder precedes its first escalation.
+    """
     reported = set(
         conn.execute(select(reports.c.department_code).where(reports.c.month == month)).scalars()
+    )
+    c = outbox.c
+    asked = set(
+        conn.execute(
+            select(c.department_code)
+            .where(c.kind == "department_reminder", c.occurrence <= month)
+            .distinct()
+        ).scalars()
     )
     return [
         Subject("department", d.code, d.code, "not_reported")
         for d in config.departments.departments
-        if not d.bureau and d.code not in reported
+        if not d.bureau and d.code not in reported and d.code in asked
     ]
 
 

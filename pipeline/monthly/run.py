@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from pipeline.config import Config
 from pipeline.db.models import ReportRun, table_of
+from pipeline.logs import get_logger
 from pipeline.monthly.data import (
     AsOf,
     Period,
@@ -40,6 +41,7 @@ from pipeline.notices.outbox import Planned, enqueue, message_key
 from pipeline.notices.templating import template_dirs
 
 report_runs = table_of(ReportRun)
+log = get_logger("report")
 KIND = "monthly_report"
 TREND_MONTHS = 12
 MAX_SPAN_MONTHS = 36
@@ -66,7 +68,8 @@ class ReportResult:
     """{"xlsx": path, "html": path}"""
     sent: int
     send: str
-    """sent, resent, already_sent or not_requested"""
+    """sent, resent, already_sent, not_requested or empty_not_sent (no records, and
+    notices.yaml kinds.monthly_report.send_empty is off)"""
     rows: dict[str, int]
     """Rows written to the workbook's sheets: annex3, annex4, changes."""
 
@@ -304,6 +307,9 @@ def _record_and_send(
         conn.execute(update(report_runs).where(c.id == row.id).values(files=stamped, kpis=kpis))
     if not req.send:
         return 0, "not_requested"
+    if not kpis["total"]["records"] and not config.notices.kind(KIND).send_empty:
+        log.warning("report.empty_not_sent", period=req.period.key, files=files)
+        return 0, "empty_not_sent"
     if row is not None and row.sent_at is not None and not req.resend:
         return 0, "already_sent"
     occurrence = (

@@ -3,8 +3,14 @@
 `run_due` looks at every enabled job: its most recent due time (from the schedule),
 and whether a successful run already covered it (``job_runs``). A due time with no
 successful run is run **once**, however many ticks were missed while the container
-was down. A failed run is retried on later ticks up to ``runner.max_attempts``; its
-error is recorded and logged and the other jobs still run.
+was down — and for the period of that due time (the escalation due on 11-20 is November's,
+even when it runs on 12-01: `JobContext.due_at`). A monthly (``by_day``) job is not caught
+up for a due time before the installation (`installed_at`: the first `init` or the first
+tick): a new installation does not wake up in the middle of a month and chase the
+departments for a month nobody asked them about. Daily (cron) jobs run their latest due
+time as ever: a new installation loads and evaluates at once. A failed run is retried on
+later ticks up to ``runner.max_attempts``; its error is recorded and logged and the other
+jobs still run.
 """
 
 from __future__ import annotations
@@ -17,18 +23,21 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from pipeline.app import App
 from pipeline.config.schedule import JobSchedule, ScheduleConfig
-from pipeline.db.models import JobRun, Lease, table_of
+from pipeline.db.models import Installation, JobRun, Lease, table_of
 from pipeline.logs import get_logger
 from pipeline.results import Result
 from pipeline.scheduler.schedule import check_jobs, latest_due, next_due
 
 job_runs = table_of(JobRun)
 leases = table_of(Lease)
+installation = table_of(Installation)
 log = get_logger("runner")
 RUNNER_LEASE = "runner"
 HEARTBEAT = "heartbeat"
@@ -42,6 +51,11 @@ class JobContext:
     due_at: dt.datetime | None
     now: dt.datetime
     options: dict[str, Any]
+
+    def period_month(self, tz: ZoneInfo) -> str:
+        """YYYY-MM of the due time (of now, for a run not due): a monthly job's period."""
+        day = (self.due_at or self.now).astimezone(tz).date()
+        return f"{day.year:04d}-{day.month:02d}"
 
 
 JobFunc = Callable[[App, JobContext], Result | Mapping[str, Any]]
@@ -103,6 +117,8 @@ class Runner:
         due = latest_due(spec, now, self.calendar, self.tz, since=last_ok)
         if due is None or (last_ok is not None and last_ok >= due):
             return JobOutcome(name, False)
+        if spec.by_day is not None and due < installed_at(self.engine, now, "runner"):
+            return JobOutcome(name, False, "before_installation", due_at=due)
         if self._failures(name, due) >= self.schedule.runner.max_attempts:
             return JobOutcome(name, False, "gave_up", due_at=due)
         return self.run_job(name, now, due)
@@ -201,6 +217,25 @@ class Runner:
 
     def next_due(self, name: str, now: dt.datetime) -> dt.datetime | None:
         return next_due(self.spec(name), now, self.calendar, self.tz)
+
+
+def installed_at(engine: Engine, now: dt.datetime, how: str) -> dt.datetime:
+    """When this installation started its schedule; the first call records `now` (`how`:
+    init or runner)."""
+    c = installation.c
+    with engine.connect() as conn:
+        found: dt.datetime | None = conn.execute(select(c.installed_at).where(c.id == 1)).scalar()
+    if found is not None:
+        return found
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(installation), {"id": 1, "installed_at": now, "how": how})
+    except IntegrityError:  # another replica recorded it first
+        with engine.connect() as conn:
+            first: dt.datetime = conn.execute(select(c.installed_at).where(c.id == 1)).scalar_one()
+        return first
+    log.info("installation.recorded", installed_at=now.isoformat(), how=how)
+    return now
 
 
 def beat(engine: Engine, holder: str, now: dt.datetime) -> None:
