@@ -2,25 +2,31 @@
 
 Loading the config already validated settings.yaml and departments.yaml (a bad key
 stops the program before this runs). Here the later stages validate their own files,
-the working-day calendar is checked for coverage, and file sources for existence.
+the working-day calendar is checked for coverage, the sources (a file that can be read,
+an http(s) URL, a field_map from the file's header to our field), and the SMS templates of
+every kind that may go by SMS.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 
 from pipeline.app import App
+from pipeline.config.settings import SourceSettings
 from pipeline.errors import CreditRepairError
 from pipeline.notices.context import record_view, sample_row
 from pipeline.notices.docx import render_docx
 from pipeline.notices.planner import Occurrence, digest_message
+from pipeline.sync.sources.fields import ALIASES, header_key
 from pipeline.wiring import make_planner
 
 CALENDAR_HORIZON_DAYS = 60
@@ -62,10 +68,75 @@ def _settings(app: App, report: CheckReport) -> None:
         f"settings.yaml and departments.yaml valid ({len(cfg.departments.departments)} departments, bureau {cfg.departments.bureau.code})"
     )
     for source in cfg.settings.sources:
-        if source.kind == "file" and source.path and not Path(source.path).exists():
-            report.warnings.append(
-                f"settings.yaml: sources.{source.name}.path: {source.path} does not exist (yet)"
+        report.errors += source_problems(source)
+
+
+def source_problems(source: SourceSettings) -> list[str]:
+    """A source's file that cannot be read, a URL that is not http(s), a bad field_map."""
+    key = f"settings.yaml: sources.{source.name}"
+    problems = []
+    if source.kind == "file" and source.path:
+        path = Path(source.path)
+        if not path.exists():
+            problems.append(f"{key}.path: {source.path} does not exist")
+        elif not path.is_file():
+            problems.append(f"{key}.path: {source.path} is not a file")
+        elif not os.access(path, os.R_OK):
+            problems.append(f"{key}.path: {source.path} cannot be read (permissions)")
+    if source.kind == "http" and source.url:
+        scheme = urlsplit(source.url).scheme.lower()
+        if scheme not in ("http", "https") or not urlsplit(source.url).netloc:
+            problems.append(f"{key}.url: {source.url!r} is not an http(s) URL")
+    problems += [f"{key}.field_map: {p}" for p in field_map_problems(source)]
+    return problems
+
+
+def field_map_problems(source: SourceSettings) -> list[str]:
+    """`field_map` maps a header of the file to one of our fields (code or name)."""
+    aliases = ALIASES[source.records]
+    codes = {header_key(a) for names in aliases.values() for a in names}
+
+    def is_field(text: str) -> bool:  # as the sync resolves a target (fields.build_mapping)
+        return text in aliases or header_key(text) in codes
+
+    problems = []
+    for header, target in source.field_map.items():
+        if is_field(target):
+            continue
+        if is_field(header):
+            problems.append(
+                f"{header!r}: {target!r}: written the wrong way round — {header!r} is a "
+                f"{source.records} field and {target!r} is not: the key is the file's header, "
+                f"the value our field ({target!r}: {header!r})"
             )
+        else:
+            known = ", ".join(aliases)
+            problems.append(
+                f"{header!r}: {target!r}: {target!r} is not a {source.records} field code or "
+                f"name (known: {known})"
+            )
+    return problems
+
+
+def _sms_templates(app: App, report: CheckReport) -> None:
+    """With an SMS gateway, every enabled kind that may go by SMS needs its approved template:
+    without one every SMS of that kind fails permanently and falls back."""
+    sms = app.config.settings.sms
+    if not sms.provider:
+        return
+    missing = [
+        f"settings.yaml: sms.templates.{kind}: missing, but notices.yaml kinds.{kind} is "
+        f"enabled with channels {settings.channels} and sms.provider is {sms.provider}: add the "
+        "provider's approved template ({id: ..., params: [...]}) or take sms out of its channels"
+        for kind, settings in app.config.notices.kinds.items()
+        if settings.enabled and "sms" in settings.channels and kind not in sms.templates
+    ]
+    if missing:
+        report.errors += missing
+    else:
+        report.passed.append(
+            f"settings.yaml: sms.templates cover every notice kind sent by SMS ({sms.provider})"
+        )
 
 
 def _rules(app: App, report: CheckReport) -> None:
@@ -176,7 +247,7 @@ def _example(key: str, value: str) -> bool:
     return key == "email" and bool(EXAMPLE_DOMAIN.search(value.strip()))
 
 
-CHECKS: list[Check] = [_settings, _rules, _calendar, _contacts, _templates]
+CHECKS: list[Check] = [_settings, _sms_templates, _rules, _calendar, _contacts, _templates]
 
 
 def check_config(app: App) -> CheckReport:

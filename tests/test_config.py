@@ -181,3 +181,75 @@ def test_check_config_fails_on_example_contacts_once_a_channel_is_configured(
         "departments[1].head.email: 'tax-head@example.org' is an example" in e
         for e in result.json()["errors"]
     )
+
+
+def _check(cli: CliRunner) -> tuple[int, list[str]]:
+    result = cli("check-config", "--json", now="2026-11-01")
+    return result.code, result.json()["errors"]
+
+
+def test_check_config_needs_an_sms_template_for_every_kind_sent_by_sms(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CREDIT_REPAIR_SMS__PROVIDER", "webhook")
+    monkeypatch.setenv("CREDIT_REPAIR_SMS__URL", "https://sms.example.gov.cn/send")
+    code, errors = _check(cli)
+    assert code == 2
+    missing = [e for e in errors if "sms.templates." in e]
+    assert {e.split("sms.templates.")[1].split(":")[0] for e in missing} == {
+        "repair_notice",
+        "eligibility_reminder",
+        "follow_up",
+        "list_notice",
+    }
+    assert all(e.startswith("settings.yaml: ") and "notices.yaml kinds." in e for e in missing)
+
+
+def test_check_config_catches_sources_that_cannot_work(
+    cfg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unreadable = tmp_path / "locked.csv"
+    unreadable.write_text("x\n", encoding="utf-8")
+    unreadable.chmod(0)
+    good = tmp_path / "good.csv"
+    good.write_text("x\n", encoding="utf-8")
+    _edit(
+        cfg,
+        "settings.yaml",
+        "logging:",
+        f"""sources:
+  - {{name: missing, kind: file, path: {tmp_path}/nope.csv}}
+  - {{name: folder, kind: file, path: {tmp_path}}}
+  - {{name: locked, kind: file, path: {unreadable}}}
+  - {{name: ftp, kind: http, url: "ftp://data.example.gov.cn/x.csv"}}
+  - name: reversed
+    path: {good}
+    field_map: {{CF_CFJG: 处罚单位}}
+  - name: unknown
+    path: {good}
+    field_map: {{处罚单位: CF_NOPE}}
+  - name: right
+    path: {good}
+    field_map: {{处罚单位: CF_CFJG, 机关: authority}}
+
+logging:""",
+    )
+    monkeypatch.setenv("CREDIT_REPAIR_DATABASE_URL", f"sqlite:///{tmp_path}/db.sqlite")
+    monkeypatch.chdir(tmp_path)
+    code, errors = _check(CliRunner(cfg))
+    assert code == 2
+    text = "\n".join(errors)
+    assert f"sources.missing.path: {tmp_path}/nope.csv does not exist" in text
+    assert "sources.folder.path:" in text and "is not a file" in text
+    import os
+
+    if os.geteuid() != 0:  # root reads any file
+        assert "sources.locked.path:" in text and "cannot be read" in text
+    assert "sources.ftp.url: 'ftp://data.example.gov.cn/x.csv' is not an http(s) URL" in text
+    assert "sources.reversed.field_map: 'CF_CFJG': '处罚单位': written the wrong way round" in text
+    assert (
+        "sources.unknown.field_map: '处罚单位': 'CF_NOPE': 'CF_NOPE' is not a penalties field"
+        in text
+    )
+    assert "sources.right" not in text
+    assert all(e.startswith("settings.yaml: sources.") for e in errors if "sources." in e)
