@@ -4,20 +4,27 @@ Global options come before the command: ``credit-repair --config DIR --now 2026-
 sync --json``. Exit status: 0 success, 1 the work failed (or a guard refused it),
 2 bad usage, config or input. Errors go to stderr as one sentence naming the
 file/row/key at fault; ``--json`` output goes to stdout and nothing else does.
+
+Starting is cheap: building the parser imports no database, config or template module
+(each command module imports what it needs inside its handler), so ``--help`` answers in
+a fraction of a second (bench/bench_help.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
-from pipeline import __version__, logs
-from pipeline.app import FUTURE, App
+from pipeline import __version__
 from pipeline.commands import data, ledger, monthly, notices, ops, reports
 from pipeline.errors import CreditRepairError
 
-Handler = Callable[[App, argparse.Namespace], int]
+if TYPE_CHECKING:
+    from pipeline.app import App
+
+Handler = Callable[["App", argparse.Namespace], int]
 REGISTRARS = (
     data.register,
     ledger.register,
@@ -26,43 +33,92 @@ REGISTRARS = (
     reports.register,
     ops.register,
 )
+HELP = "显示本帮助并退出 / show this help message and exit"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="credit-repair",
-        description="Market-entity credit repair (信用修复) campaign pipeline.",
+        description="市场主体信用修复专项行动：同步、计算、告知、督办与报告 / "
+        "market-entity credit repair (信用修复) campaign pipeline.",
+        epilog="各命令的帮助：credit-repair 命令 --help / each command's help: "
+        "credit-repair COMMAND --help",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="显示版本 / version"
+    )
     parser.add_argument(
         "--config",
         metavar="DIR",
-        help="config folder (default $CREDIT_REPAIR_CONFIG, else ./config)",
+        help="配置目录（默认 $CREDIT_REPAIR_CONFIG，否则 ./config） / "
+        "config folder (default $CREDIT_REPAIR_CONFIG, else ./config)",
     )
     parser.add_argument(
         "--now",
         metavar="VALUE",
-        help="business clock for this run: ISO date or date-time in the configured zone",
+        help="本次运行的业务时间：配置时区的 ISO 日期或日期时间；晚于真实时间时只模拟、不写入 / "
+        "business clock for this run: ISO date or date-time in the configured zone; later than "
+        "the real clock: a what-if that writes nothing",
     )
     parser.add_argument(
         "--commit",
         action="store_true",
-        help="with a --now later than the real clock: write for real (test databases)",
+        help="--now 晚于真实时间时仍然写入（测试数据库）/ "
+        "with a --now later than the real clock: write for real (test databases)",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, title="命令 / commands"
+    )
     for register in REGISTRARS:
         register(commands)
+    for _, each in parsers(parser):
+        for action in each._actions:  # argparse's own -h: its help in our two languages
+            if isinstance(action, argparse._HelpAction):
+                action.help = HELP
     return parser
+
+
+def parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every parser under `parser` with its command path ("" for the top, "ledger show").
+
+    argparse has no public way to list a parser's subcommands: this is the one place that
+    reads its private `_actions` and `_SubParsersAction.choices` (also used by the test that
+    every command and option has a help text).
+    """
+    stack: list[tuple[str, argparse.ArgumentParser]] = [("", parser)]
+    while stack:
+        path, current = stack.pop(0)
+        yield path, current
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    stack.append((f"{path} {name}".strip(), sub))
+
+
+def arguments(parser: argparse.ArgumentParser) -> Iterator[tuple[str, str, str | None]]:
+    """(command path, argument, its help) for every argument and subcommand under `parser`:
+    what the help of each command lists (private `_actions` read here, as in `parsers`)."""
+    for path, current in parsers(parser):
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    yield path, f"{choice.dest} (command)", choice.help
+            else:
+                yield path, "/".join(action.option_strings) or action.dest, action.help
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    from pipeline import logs
+    from pipeline.app import FUTURE, App
+
     app: App | None = None
     try:
         app = App.load(args.config, args.now, args.commit)
-        logs.configure(app.config.settings.logging.level, app.config.settings.logging.format)
+        settings = app.config.settings
+        logs.configure(settings.logging.level, settings.logging.format, settings.tz)
         if app.what_if == FUTURE:
             print(what_if_notice(args.now), file=sys.stderr)
         return handler(app, args)

@@ -6,11 +6,13 @@ e-mail addresses and contact names (by key) never reach the log in clear.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -52,7 +54,18 @@ def mask_personal_data(
     return {k: _mask_value(k, v) for k, v in event.items()}
 
 
-def configure(level: str = "info", fmt: str = "auto") -> None:
+def business_time(tz: ZoneInfo) -> Any:
+    """A processor stamping each event with the real time in the business zone (+08:00)."""
+
+    def stamp(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Any:
+        event["timestamp"] = dt.datetime.now(tz).isoformat(timespec="milliseconds")
+        return event
+
+    return stamp
+
+
+def configure(level: str = "info", fmt: str = "auto", tz: ZoneInfo | None = None) -> None:
+    """Logs on stderr; timestamps in `tz` (the configured business zone), else UTC."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
@@ -63,7 +76,9 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.TimeStamper(fmt="iso", utc=True)
+            if tz is None
+            else business_time(tz),
             mask_personal_data,
             structlog.processors.format_exc_info,
             renderer,

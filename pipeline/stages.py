@@ -46,6 +46,7 @@ from pipeline.monthly.kpis import OVERDUE_DAYS
 from pipeline.monthly.run import ReportRequest, ReportResult, build_report
 from pipeline.notices import planner
 from pipeline.notices.planner import PlanResult
+from pipeline.progress import Progress as ProgressBar
 from pipeline.sync.contacts import ContactImport, import_contacts
 from pipeline.sync.loading import Target, contacts_file, default_targets, file_target, run_target
 from pipeline.sync.snapshot import SyncResult
@@ -140,9 +141,14 @@ class EvaluateResult:
 
 
 def evaluate(app: App, progress: Progress | None = None) -> EvaluateResult:
-    """Recompute eligibility as of today, then the automatic ledger transitions."""
+    """Recompute eligibility as of today, then the automatic ledger transitions.
+
+    Without `progress`: a bar on a terminal, a log line every 10 s off one."""
     evaluator = Evaluator.from_config(app.config, app.calendar)
-    recomputed = recompute(app.engine, evaluator, app.clock.today(), progress=progress)
+    with ProgressBar("计算 / evaluate", unit="条 records") as bar:
+        recomputed = recompute(
+            app.engine, evaluator, app.clock.today(), progress=progress or bar.update
+        )
     lists = apply_list_dates(app.engine, app.config.rules)
     restricted = apply_restrictions(app.engine, app.config.rules)
     settings, today = app.config.settings, app.clock.today()
@@ -161,11 +167,17 @@ def plan_notices(app: App, dry_run: bool = False) -> PlanResult:
 
 
 def dispatch(
-    app: App, limit: int | None = None, stop: threading.Event | None = None
+    app: App,
+    limit: int | None = None,
+    stop: threading.Event | None = None,
+    progress: ProgressBar | None = None,
 ) -> DispatchResult:
-    """Send what is due, at most `limit` messages; `stop` ends the run between messages."""
-    with requests.Session() as session:
-        dispatcher = make_dispatcher(app, session)
+    """Send what is due, at most `limit` messages; `stop` ends the run between messages.
+
+    Each message handed to a channel steps `progress` (default: a bar on a terminal, a log
+    line every 10 s off one)."""
+    with requests.Session() as session, ProgressBar("发送 / dispatch", "条 messages") as own:
+        dispatcher = make_dispatcher(app, session, progress or own)
         if stop is not None:
             dispatcher.stop = stop
         return dispatcher.run(limit)
@@ -215,7 +227,8 @@ def monthly_report(
     """The report of `period`, written to `out` (default paths.reports_dir) and sent once."""
     out_dir = Path(out) if out else Path(app.config.settings.paths.reports_dir)
     request = ReportRequest(period, app.clock.now(), out_dir, send, resend, overdue_days)
-    return build_report(app.engine, app.config, request)
+    with ProgressBar(f"报告 / report {period.key}", unit="条 records") as bar:
+        return build_report(app.engine, app.config, request, bar.update)
 
 
 # --------------------------------------------------------------------------- config

@@ -8,18 +8,20 @@ planner) and the `preview` command; below all three, so none of them imports ano
 from __future__ import annotations
 
 import datetime as dt
+from types import TracebackType
 from typing import cast
 
 import requests
 
 from pipeline.app import App
-from pipeline.channels.base import Channel
+from pipeline.channels.base import Channel, Message, Receipt
 from pipeline.channels.fake import FakeChannel
 from pipeline.config.schedule import JobSchedule
 from pipeline.delivery.dispatcher import Dispatcher, Limits
 from pipeline.delivery.transports import build_transports
 from pipeline.notices.planner import Planner
 from pipeline.notices.templating import Renderer, template_dirs
+from pipeline.progress import Progress
 from pipeline.scheduler.runner import holder_id
 from pipeline.scheduler.schedule import deadline
 
@@ -29,7 +31,33 @@ def make_planner(app: App) -> Planner:
     return Planner(config, config.notices, Renderer(template_dirs(config)), app.calendar)
 
 
-def make_dispatcher(app: App, session: requests.Session) -> Dispatcher:
+class Counted:
+    """A channel that steps a progress bar for each message it is handed."""
+
+    def __init__(self, channel: Channel, progress: Progress) -> None:
+        self.channel = channel
+        self.name = channel.name
+        self.progress = progress
+
+    def send(self, message: Message) -> Receipt:
+        try:
+            return self.channel.send(message)
+        finally:
+            self.progress.step()
+
+    def __enter__(self) -> Counted:
+        self.channel.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.channel.__exit__(kind, exc, tb)
+
+
+def make_dispatcher(
+    app: App, session: requests.Session, progress: Progress | None = None
+) -> Dispatcher:
     settings = app.config.settings
     notices = app.config.notices
     quiet = tuple(dt.time.fromisoformat(t) for t in settings.sms.quiet_hours)
@@ -42,6 +70,8 @@ def make_dispatcher(app: App, session: requests.Session) -> Dispatcher:
     transports = build_transports(app.config, session, app.clock.now)
     if app.what_if:  # nothing leaves the machine in a what-if: every channel only pretends
         transports = {name: cast(Channel, FakeChannel(name)) for name in transports}
+    if progress is not None:
+        transports = {name: Counted(channel, progress) for name, channel in transports.items()}
     return Dispatcher(
         app.engine,
         notices,

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Engine, select, type_coerce
+from sqlalchemy import Connection, Dialect, Engine, func, select, type_coerce
 from sqlalchemy.types import NullType
 
 from pipeline.config import Config
@@ -359,6 +359,19 @@ class _DriverIO:
                 cur.execute(f"ANALYZE {_CHANGES}")  # the planner's row count: join or index
                 cur.execute(self.update)
                 cur.execute(f"DROP TABLE {_CHANGES}")
+
+
+def never_evaluated(engine: Engine) -> int:
+    """Open penalty records never evaluated (loaded by a sync since the last recompute)."""
+    r = table_of(Record).c
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).where(
+                    r.kind == "penalty", r.closed_on.is_(None), r.evaluated_on.is_(None)
+                )
+            ).scalar_one()
+        )
 
 
 def stored(

@@ -382,6 +382,17 @@ def _previous_progress(conn: Connection, record_id: int, current: int) -> int:
     return int(old) if old is not None else current
 
 
+STATUS_NAMES = {
+    "not_published": "不予公示",
+    "expired": "已届满",
+    "non_repairable": "不可提前修复",
+    "in_min_period": "最短公示期内",
+    "repairable": "可修复",
+    "error": "计算失败",
+}
+"""The statuses of a penalty on a date (`eligibility`), in precedence, as operators read them
+(README "What the ledger concludes", 运维手册 十四)."""
+
 FLAGS = {
     "to_confirm": "待核实",
     "overdue_display": "超期仍公示",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,12 @@ def notes(overdue_days: int, when: AsOf, tz: Any) -> list[str]:
     ]
 
 
-def build_report(engine: Engine, config: Config, req: ReportRequest) -> ReportResult:
+def build_report(
+    engine: Engine,
+    config: Config,
+    req: ReportRequest,
+    progress: Callable[[int], None] | None = None,
+) -> ReportResult:
     tz = config.settings.tz
     main = as_of(req.period, req.now, tz)
     departments = [(d.code, d.name) for d in config.departments.departments]
@@ -139,7 +145,9 @@ def build_report(engine: Engine, config: Config, req: ReportRequest) -> ReportRe
             k.undelivered = undelivered(conn, when)
         instants = [main, *(when for _, when, _ in todo)]
         since = min(w.instant for w in instants)
-        for row, later in scan(conn, side, max(w.day for w in instants), since):
+        for n, (row, later) in enumerate(scan(conn, side, max(w.day for w in instants), since)):
+            if progress is not None and n % 1000 == 0:
+                progress(n)
             state = state_at(row, later, main)
             if state is not None and kpis.add(state):
                 if state["closed_on"] is None:

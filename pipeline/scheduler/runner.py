@@ -34,6 +34,7 @@ from pipeline.db.models import Installation, JobRun, Lease, table_of
 from pipeline.logs import get_logger
 from pipeline.results import Result
 from pipeline.scheduler.schedule import check_jobs, latest_due, next_due
+from pipeline.summaries import outcome_line
 
 job_runs = table_of(JobRun)
 leases = table_of(Lease)
@@ -79,6 +80,12 @@ class JobOutcome:
     due_at: dt.datetime | None = None
     error: str | None = None
     run_id: str | None = None
+
+    def summary(self, tz: ZoneInfo) -> str:
+        """One line for a person, times in the business zone (`pipeline.summaries`)."""
+        return outcome_line(
+            self.job, self.ran, self.outcome, self.counts, self.due_at, self.error, tz
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -154,6 +161,7 @@ class Runner:
             outcome=outcome.outcome,
             seconds=seconds,
             counts=outcome.counts,
+            summary=outcome.summary(self.tz),
         )
         return outcome
 
