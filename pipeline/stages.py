@@ -36,7 +36,7 @@ from pipeline.app import App
 from pipeline.checks import CheckReport
 from pipeline.delivery.dispatcher import DispatchResult
 from pipeline.errors import UsageError
-from pipeline.ledger.eligibility import Evaluator, Recompute, recompute
+from pipeline.ledger.eligibility import Evaluator, Recompute, penalty_count, recompute
 from pipeline.ledger.restrictions import apply_list_dates, apply_restrictions
 from pipeline.ledger.state import Lifecycle, apply_lifecycle, lifecycle_policy
 from pipeline.monthly import escalation
@@ -145,7 +145,8 @@ def evaluate(app: App, progress: Progress | None = None) -> EvaluateResult:
 
     Without `progress`: a bar on a terminal, a log line every 10 s off one."""
     evaluator = Evaluator.from_config(app.config, app.calendar)
-    with ProgressBar("计算 / evaluate", unit="条 records") as bar:
+    total = penalty_count(app.engine)
+    with ProgressBar("计算 / evaluate", unit="条 records", total=total) as bar:
         recomputed = recompute(
             app.engine, evaluator, app.clock.today(), progress=progress or bar.update
         )

@@ -98,3 +98,38 @@ def test_each_test_gets_its_own_copy_of_the_migrated_template(engine: Engine, db
         assert current_revision(other) == head_revision(other)
     finally:
         other.dispose()
+
+
+def test_an_upgraded_installation_keeps_its_history_as_its_start(empty_db_url: str) -> None:
+    """0005: a database with job runs starts its schedule at its first run; a new one has no
+    start until its first `init` or tick records it."""
+    from pipeline.db.engine import make_engine
+    from pipeline.db.models import Installation, JobRun, table_of
+    from pipeline.scheduler.runner import installed_at
+
+    engine = make_engine(empty_db_url)
+    try:
+        upgrade(engine, "0004")
+        first = dt.datetime(2026, 3, 2, 9, 0, tzinfo=SHANGHAI)
+        with engine.begin() as conn:
+            for n, at in enumerate((first + dt.timedelta(days=3), first)):
+                conn.execute(
+                    table_of(JobRun).insert(),
+                    {"run_id": f"r{n}", "job": "sync", "started_at": at, "outcome": "ok"},
+                )
+        upgrade(engine)
+        with engine.connect() as conn:
+            row = conn.execute(select(table_of(Installation))).one()
+        assert (row.installed_at, row.how) == (first, "upgrade")
+        later = dt.datetime(2026, 12, 1, tzinfo=SHANGHAI)
+        assert installed_at(engine, later, "runner") == first  # kept, not overwritten
+    finally:
+        engine.dispose()
+
+
+def test_a_new_installation_records_its_start_once(upgraded_engine: Engine) -> None:
+    from pipeline.scheduler.runner import installed_at
+
+    start = dt.datetime(2026, 12, 1, 9, 30, tzinfo=SHANGHAI)
+    assert installed_at(upgraded_engine, start, "init") == start
+    assert installed_at(upgraded_engine, start + dt.timedelta(days=1), "runner") == start

@@ -164,7 +164,6 @@ def cmd_eligibility(app: App, args: argparse.Namespace) -> int:
     from pipeline.app import DRY_RUN, print_json
     from pipeline.ledger.eligibility import Evaluator, evaluate_file, stored
     from pipeline.ledger.state import STATUS_NAMES
-    from pipeline.progress import Progress
 
     if args.dry_run:
         app.discard_writes(DRY_RUN)
@@ -179,8 +178,7 @@ def cmd_eligibility(app: App, args: argparse.Namespace) -> int:
         )
     else:
         check_department(args.department, _departments(app))
-        with Progress("计算 / eligibility", unit="条 records") as bar:
-            result = stages.evaluate(app, progress=None if args.json else bar.update)
+        result = stages.evaluate(app)  # a bar on a terminal (stderr), progress logs off one
         if not args.json:
             done = result.recompute
             print(

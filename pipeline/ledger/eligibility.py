@@ -361,6 +361,13 @@ class _DriverIO:
                 cur.execute(f"DROP TABLE {_CHANGES}")
 
 
+def penalty_count(engine: Engine) -> int:
+    """Penalty records the recompute reads (a progress bar's total)."""
+    r = table_of(Record).c
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).where(r.kind == "penalty")).scalar_one())
+
+
 def never_evaluated(engine: Engine) -> int:
     """Open penalty records never evaluated (loaded by a sync since the last recompute)."""
     r = table_of(Record).c
