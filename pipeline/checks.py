@@ -45,9 +45,9 @@ class CheckReport:
 
     def lines(self) -> list[str]:
         return (
-            [f"ok: {p}" for p in self.passed]
-            + [f"warning: {w}" for w in self.warnings]
-            + [f"error: {e}" for e in self.errors]
+            [f"通过 ok: {p}" for p in self.passed]
+            + [f"警告 warning: {w}" for w in self.warnings]
+            + [f"错误 error: {e}" for e in self.errors]
         )
 
     def as_json(self) -> dict[str, Any]:

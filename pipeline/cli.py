@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     from pipeline import logs
-    from pipeline.app import FUTURE, App
+    from pipeline.app import DRY_RUN, FUTURE, App
 
     app: App | None = None
     try:
@@ -121,7 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure(settings.logging.level, settings.logging.format, settings.tz)
         if app.what_if == FUTURE:
             print(what_if_notice(args.now), file=sys.stderr)
-        return handler(app, args)
+        code = handler(app, args)
+        if app.what_if == DRY_RUN:
+            print(
+                "模拟运行（--dry-run）：以上结果未写入数据库，也未发送 / "
+                "dry run: nothing above was written or sent",
+                file=sys.stderr,
+            )
+        return code
     except CreditRepairError as exc:
         print(f"credit-repair: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -91,6 +91,7 @@ def test_dry_run_computes_without_writing_at_any_time(loaded: CliRunner, db_url:
         ):
             result = loaded(*args, commit=False)
             assert result.code == 0, (args, result.err)
+            assert "模拟运行（--dry-run）" in result.err, args
             assert db_dump(db_url) == before, f"{args} changed the database"
     shown = loaded("eligibility", "--dry-run", "--json", now="2026-11-28").json_lines()
     assert shown and db_dump(db_url) == before
