@@ -26,6 +26,7 @@ class App:
     config: Config
     clock: Clock
     _engine: Engine | None = field(default=None, repr=False)
+    _migrated: bool = field(default=False, repr=False)
 
     @classmethod
     def load(cls, config_dir: str | None, now: str | None) -> App:
@@ -43,8 +44,10 @@ class App:
     def engine(self) -> Engine:
         """The database, migrated to the current schema on first use."""
         engine = self.unmigrated_engine()
-        if current_revision(engine) != head_revision(engine):
-            upgrade(engine)
+        if not self._migrated:  # once per process: Alembic's script check costs milliseconds
+            if current_revision(engine) != head_revision(engine):
+                upgrade(engine)
+            self._migrated = True
         return engine
 
     def unmigrated_engine(self) -> Engine:

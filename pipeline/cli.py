@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from pipeline import __version__, logs
 from pipeline.app import App
-from pipeline.commands import data, ledger, monthly, notices, ops, reports
+from pipeline.commands import data, ledger, monthly, notices, ops, reports, web
 from pipeline.errors import CreditRepairError
 
 Handler = Callable[[App, argparse.Namespace], int]
@@ -25,6 +25,7 @@ REGISTRARS = (
     monthly.register,
     reports.register,
     ops.register,
+    web.register,
 )
 
 
