@@ -7,145 +7,35 @@ import base64
 import datetime as dt
 import io
 import re
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
-from pipeline.app import App
-from pipeline.clock import FixedClock
-from pipeline.config import load_config
 from pipeline.db.engine import make_engine
 from pipeline.db.models import LedgerEvent, OutboxMessage, Record, table_of
 from pipeline.web.codes import encode
 from pipeline.web.security import csrf_token
-from pipeline.web.site import create_app
-from tests.helpers import CONTACT_HEADERS, CliRunner, penalty, uscc, write_rows
-
-SH = ZoneInfo("Asia/Shanghai")
-BASE = "https://xyxf.example.gov.cn"
-PLANNED = "2026-11-27T10:00"
-CODE = re.compile(re.escape(BASE) + r"/r/([1-9A-HJ-NP-Za-km-z]{11})")
-
-
-@dataclass
-class Site:
-    url: str
-    cli: CliRunner
-    db_url: str
-    app: App
-
-    def code(self, decision_no: str = "宝税罚〔2026〕1号") -> str:
-        payload = self.payload("repair_notice", decision_no)
-        found = CODE.search(payload["text"])
-        assert found, payload["text"]
-        return found.group(1)
-
-    def payload(self, kind: str, decision_no: str) -> dict[str, Any]:
-        c = table_of(OutboxMessage).c
-        engine = make_engine(self.db_url)
-        try:
-            with engine.connect() as conn:
-                rows = conn.execute(select(c.payload, c.key).where(c.kind == kind)).all()
-        finally:
-            engine.dispose()
-        return next(p for p, key in rows if decision_no in p["text"])
-
-    def get(self, code: str, **kw: Any) -> requests.Response:
-        return requests.get(f"{self.url}/r/{code}", timeout=10, allow_redirects=False, **kw)
-
-    def token(self, code: str) -> str:
-        found = re.search(r'name="token" value="([^"]+)"', self.get(code).text)
-        assert found
-        return found.group(1)
-
-    def answer(self, code: str, answer: str, **extra: str) -> requests.Response:
-        data = {"token": self.token(code), "answer": answer, **extra}
-        return requests.post(f"{self.url}/r/{code}", data=data, timeout=10, allow_redirects=False)
-
-    def entry(self, decision_no: str = "宝税罚〔2026〕1号") -> dict[str, Any]:
-        lines = self.cli("ledger", "show", "--all", "--json", now=PLANNED).json_lines()
-        return next(e for e in lines if e["decision_no"] == decision_no)
-
-
-def _web_env(monkeypatch: pytest.MonkeyPatch, **extra: str) -> None:
-    monkeypatch.setenv("CREDIT_REPAIR_WEB__PUBLIC_BASE_URL", BASE)
-    monkeypatch.setenv("CREDIT_REPAIR_WEB__SECRET", "test-secret")
-    for key, value in extra.items():
-        monkeypatch.setenv(f"CREDIT_REPAIR_WEB__{key.upper()}", value)
-
-
-def _load(cli: CliRunner, tmp_path: Path, rows: list[dict[str, str]]) -> None:
-    assert cli("sync", "--file", str(write_rows(tmp_path / "p.csv", rows)), now=PLANNED).code == 0
-    contacts = [
-        {
-            "统一社会信用代码": uscc(n),
-            "联系人": "王经理",
-            "联系电话": "",
-            "电子邮箱": f"c{n}@example.com",
-        }
-        for n in range(1, len(rows) + 1)
-    ]
-    path = write_rows(tmp_path / "c.csv", contacts, headers=CONTACT_HEADERS)
-    assert cli("contacts", "import", str(path), now=PLANNED).code == 0
-    assert cli("eligibility", now=PLANNED).code == 0
-    assert cli("notices", "plan", now=PLANNED).code == 0
-
-
-@contextmanager
-def _serve(app: App) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, create_app(app), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
-
-
-def _app(config_dir: Path, db_url: str, at: str, **web: str) -> App:
-    env = {
-        "CREDIT_REPAIR_DATABASE_URL": db_url,
-        "CREDIT_REPAIR_WEB__PUBLIC_BASE_URL": BASE,
-        "CREDIT_REPAIR_WEB__SECRET": "test-secret",
-        **{f"CREDIT_REPAIR_WEB__{k.upper()}": v for k, v in web.items()},
-    }
-    config = load_config(config_dir, env=env)
-    return App(config, FixedClock(dt.datetime.fromisoformat(at).replace(tzinfo=SH)))
-
-
-@contextmanager
-def _site(cli: CliRunner, db_url: str, config_dir: Path, at: str = "2026-11-28T10:00",
-          **web: str) -> Iterator[Site]:  # fmt: skip
-    app = _app(config_dir, db_url, at, **web)
-    try:
-        with _serve(app) as url:
-            yield Site(url, cli, db_url, app)
-    finally:
-        app.close()
-
-
-@pytest.fixture
-def loaded(cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """Two repairable penalties (decided 2026-05-06), contacts, their notices planned."""
-    _web_env(monkeypatch)
-    _load(cli, tmp_path, [penalty(1, CF_JDRQ="2026-05-06"), penalty(2, CF_JDRQ="2026-05-06")])
-    return cli
+from tests.helpers import CliRunner, penalty, write_rows
+from tests.web_site import (
+    BASE,
+    PLANNED,
+    SH,
+    Site,
+    load_notices,
+    make_app,
+    site_for,
+    web_env,
+)
 
 
 @pytest.fixture
 def site(loaded: CliRunner, db_url: str, config_dir: Path) -> Iterator[Site]:
     # generous limits here: each test makes a few dozen requests (the limits have their own test)
-    with _site(
+    with site_for(
         loaded, db_url, config_dir, rate_per_code_per_minute="200", rate_per_ip_per_minute="500"
     ) as s:
         yield s
@@ -201,8 +91,8 @@ def test_the_printed_notice_carries_the_link_and_a_qr_code_that_decodes_to_it(si
 def test_without_a_public_address_no_link_is_made(
     cli: CliRunner, tmp_path: Path, db_url: str, config_dir: Path
 ) -> None:
-    _load(cli, tmp_path, [penalty(1, CF_JDRQ="2026-05-06")])
-    app = _app(config_dir, db_url, PLANNED)
+    load_notices(cli, tmp_path, [penalty(1, CF_JDRQ="2026-05-06")])
+    app = make_app(config_dir, db_url, PLANNED)
     try:
         with app.engine.connect() as conn:
             payload = conn.execute(select(table_of(OutboxMessage).c.payload)).scalars().first()
@@ -267,8 +157,11 @@ def test_a_department_edit_of_the_willingness_wins_over_the_company(site: Site) 
 
 def test_a_post_without_a_valid_token_is_refused(site: Site) -> None:
     code = site.code()
-    for data in ({"answer": "willing"}, {"answer": "willing", "token": "1.deadbeef"},
-                 {"answer": "willing", "token": site.token(site.code("宝税罚〔2026〕2号"))}):  # fmt: skip
+    for data in (
+        {"answer": "willing"},
+        {"answer": "willing", "token": "1.deadbeef"},
+        {"answer": "willing", "token": site.token(site.code("宝税罚〔2026〕2号"))},
+    ):
         refused = requests.post(
             f"{site.url}/r/{code}", data=data, timeout=10, allow_redirects=False
         )
@@ -321,8 +214,18 @@ def test_every_response_carries_the_security_headers(site: Site) -> None:
 def test_a_closed_record_is_shown_but_no_longer_answered(site: Site) -> None:
     code = site.code()
     token = site.token(code)
-    site.cli("sync", "--file", str(write_rows(Path(site.app.config.directory).parent.parent / "x.csv",
-                                              [penalty(2, CF_JDRQ="2026-05-06")])), "--force", now=PLANNED)  # fmt: skip
+    site.cli(
+        "sync",
+        "--file",
+        str(
+            write_rows(
+                Path(site.app.config.directory).parent.parent / "x.csv",
+                [penalty(2, CF_JDRQ="2026-05-06")],
+            )
+        ),
+        "--force",
+        now=PLANNED,
+    )
     site.cli("eligibility", now=PLANNED)
     assert (
         site.cli("ledger", "set", "宝税罚〔2026〕1号", "--confirm", "repaired", now=PLANNED).code
@@ -339,7 +242,7 @@ def test_a_closed_record_is_shown_but_no_longer_answered(site: Site) -> None:
 def test_an_expired_link_is_no_longer_answered(
     loaded: CliRunner, db_url: str, config_dir: Path
 ) -> None:
-    with _site(
+    with site_for(
         loaded, db_url, config_dir, at="2027-06-01T10:00"
     ) as late:  # 180 days after planning
         code = late.code()
@@ -355,7 +258,7 @@ def test_an_expired_link_is_no_longer_answered(
 def test_requests_beyond_the_rate_limit_are_refused(
     loaded: CliRunner, db_url: str, config_dir: Path
 ) -> None:
-    with _site(
+    with site_for(
         loaded, db_url, config_dir, rate_per_code_per_minute="3", rate_per_ip_per_minute="5"
     ) as s:
         code = s.code()
@@ -394,11 +297,27 @@ def test_the_report_counts_acknowledged_and_willing_companies_from_their_answers
 ) -> None:
     engine = site.app.engine
     with engine.begin() as conn:  # as if the notices had been e-mailed: told on 11-27
-        conn.execute(table_of(Record).update().values(
-            progress=1, notified_at=dt.datetime(2026, 11, 27, 12, tzinfo=SH), notified_channel="email"))  # fmt: skip
+        conn.execute(
+            table_of(Record)
+            .update()
+            .values(
+                progress=1,
+                notified_at=dt.datetime(2026, 11, 27, 12, tzinfo=SH),
+                notified_channel="email",
+            )
+        )
     assert site.answer(site.code(), "willing").status_code == 303
-    kpis = site.cli("report", "monthly", "--month", "2026-11", "--out", str(tmp_path), "--no-send", "--json",
-                    now="2026-12-01T09:00").json()  # fmt: skip
+    kpis = site.cli(
+        "report",
+        "monthly",
+        "--month",
+        "2026-11",
+        "--out",
+        str(tmp_path),
+        "--no-send",
+        "--json",
+        now="2026-12-01T09:00",
+    ).json()
     total = kpis["total"]
     assert (
         total["entities_told"],
@@ -407,3 +326,129 @@ def test_the_report_counts_acknowledged_and_willing_companies_from_their_answers
         total["entities_viewed"],
     ) == (2, 1, 1, 1)
     assert (total["ack_rate"], total["willing_rate"]) == (0.5, 1.0)
+
+
+# --------------------------------------------------------------------------- the real server
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_serve_runs_the_page_under_gunicorn_and_stops_on_sigterm(
+    site: Site, db_url: str, config_dir: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = _free_port()
+    env = {
+        **os.environ,
+        "CREDIT_REPAIR_DATABASE_URL": db_url,
+        "CREDIT_REPAIR_WEB__PUBLIC_BASE_URL": BASE,
+        "CREDIT_REPAIR_WEB__SECRET": "test-secret",
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "--config",
+        str(config_dir),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
+    with (tmp_path / "serve.err").open("wb") as err:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                    break
+                except requests.ConnectionError:
+                    assert proc.poll() is None and time.monotonic() < deadline, (
+                        tmp_path / "serve.err"
+                    ).read_text()
+                    time.sleep(0.2)
+            assert health.text == "ok\n"
+            code = site.code()
+            page = requests.get(f"http://127.0.0.1:{port}/r/{code}", timeout=10)
+            assert page.status_code == 200 and "双鸭山市测试1有限公司" in page.text
+            token = re.search(r'name="token" value="([^"]+)"', page.text)
+            assert token
+            # a form served by one worker is accepted by any: the secret is shared
+            for _ in range(3):
+                answered = requests.post(
+                    f"http://127.0.0.1:{port}/r/{code}",
+                    timeout=10,
+                    data={"token": token.group(1), "answer": "acknowledged"},
+                    allow_redirects=False,
+                )
+                assert answered.status_code == 303
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+    assert code not in (tmp_path / "serve.err").read_text()  # no access log of the links
+
+
+def test_the_sms_to_the_gateway_carries_the_code_as_a_template_parameter(
+    cli: CliRunner, tmp_path: Path, config_dir: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
+) -> None:
+    import json
+
+    from tests.helpers import CONTACT_HEADERS, dispatch_config, uscc
+    from tests.sms_server import Reply, running_server
+
+    web_env(monkeypatch)
+    with running_server() as gateway:
+        gateway.default = Reply(200, b'{"id": "m-1"}', {"Content-Type": "application/json"})
+        cfg = dispatch_config(tmp_path, config_dir, 9, gateway.url)
+        settings = (cfg / "settings.yaml").read_text(encoding="utf-8")
+        settings = settings.replace(
+            "repair_notice: {id: T1}", "repair_notice: {id: T1, params: [code]}"
+        )
+        (cfg / "settings.yaml").write_text(settings, encoding="utf-8")
+        run = CliRunner(cfg)
+        assert (
+            run(
+                "sync", "--file", str(write_rows(tmp_path / "p.csv", [penalty(1)])), now=PLANNED
+            ).code
+            == 0
+        )
+        contacts = [
+            {
+                "统一社会信用代码": uscc(1),
+                "联系人": "王经理",
+                "联系电话": "13912345678",
+                "电子邮箱": "",
+            }
+        ]
+        run(
+            "contacts",
+            "import",
+            str(write_rows(tmp_path / "c.csv", contacts, headers=CONTACT_HEADERS)),
+            now=PLANNED,
+        )
+        run("eligibility", now=PLANNED)
+        run("notices", "plan", now=PLANNED)
+        assert run("dispatch", "--json", now=PLANNED).json()["sent"] == 1
+        [seen] = gateway.seen
+        body = json.loads(seen.body)
+    site = Site("", run, db_url, make_app(cfg, db_url, PLANNED))
+    try:
+        assert body["params"] == {"code": site.code()}
+    finally:
+        site.app.close()

@@ -116,10 +116,17 @@ def enqueue(conn: Connection, planned: list[Planned], now: dt.datetime) -> int:
     if rows:
         conn.execute(insert(outbox), rows)
     new_links = [
-        {"code_hash": p.link.code_hash, "record_id": p.record_id, "outbox_key": p.key,
-         "created_at": now, "expires_at": p.link.expires_at, "views": 0}
-        for p in fresh.values() if p.link is not None and p.record_id is not None
-    ]  # fmt: skip
+        {
+            "code_hash": p.link.code_hash,
+            "record_id": p.record_id,
+            "outbox_key": p.key,
+            "created_at": now,
+            "expires_at": p.link.expires_at,
+            "views": 0,
+        }
+        for p in fresh.values()
+        if p.link is not None and p.record_id is not None
+    ]
     if new_links:
         conn.execute(insert(answer_links), new_links)
     return len(rows)

@@ -94,17 +94,26 @@ class Visitor:
 
 
 def give_answer(
-    conn: Connection, found: Found, answer: str, phone: str | None, visitor: Visitor,
+    conn: Connection,
+    found: Found,
+    answer: str,
+    phone: str | None,
+    visitor: Visitor,
     now: dt.datetime,
-) -> None:  # fmt: skip
+) -> None:
     """Store the answer and what it means for the ledger (the caller checked it is valid)."""
     link, record = found.link, found.record
     conn.execute(
         insert(answers).values(
-            link_id=link["id"], record_id=record["id"], answer=answer, phone=phone, at=now,
-            ip_hash=visitor.ip_hash, user_agent=visitor.user_agent,
+            link_id=link["id"],
+            record_id=record["id"],
+            answer=answer,
+            phone=phone,
+            at=now,
+            ip_hash=visitor.ip_hash,
+            user_agent=visitor.user_agent,
         )
-    )  # fmt: skip
+    )
     values: dict[str, Any] = {"company_answer": answer, "company_answer_at": now}
     values["receipt_confirmed_at"] = record["receipt_confirmed_at"] or now  # 知晓
     if answer == "help":

@@ -120,8 +120,16 @@ def _minute(now: dt.datetime) -> int:
     return int(now.timestamp() // 60)
 
 
-def _render(app: App, found: Found, code: str, secret: str, now: dt.datetime, *,
-            done: bool = False, problem: str | None = None) -> str:  # fmt: skip
+def _render(
+    app: App,
+    found: Found,
+    code: str,
+    secret: str,
+    now: dt.datetime,
+    *,
+    done: bool = False,
+    problem: str | None = None,
+) -> str:
     return render_template(
         "answer.html.j2",
         **page_facts(app, found.record),
@@ -153,6 +161,7 @@ def page_facts(app: App, record: dict[str, Any]) -> dict[str, Any]:
         else "",
         "repairable_from": record["repairable_from"],
         "removal_on": record["removal_on"],
+        "max_end": record["max_end"],
         "max_span": span(record["period_start"], record["max_end"]),
         "restrictions": [r["reason"] for r in record["restrictions"] or []],
         "rule": rule.model_dump() if rule else None,
