@@ -149,6 +149,8 @@ WORKDIR /data
 # The scheduler writes its heartbeat every tick (60 s); `health` fails once it is older
 # than runner.heartbeat_stale_seconds (300 s) or the database does not answer. Through
 # the entrypoint so *_FILE secrets (e.g. the database password) apply; it skips `init`.
+# `credit-repair serve` (the company answer page) listens here; `run` (the default) does not.
+EXPOSE 8080
 HEALTHCHECK --interval=60s --timeout=20s --start-period=120s --retries=3 \
     CMD ["/usr/local/bin/credit-repair-entrypoint", "credit-repair", "health"]
 

@@ -48,6 +48,7 @@ class App:
     _engine: Engine | None = field(default=None, repr=False)
     _sandbox: Sandbox | None = field(default=None, repr=False)
     _scratch: Path | None = field(default=None, repr=False)
+    _migrated: bool = field(default=False, repr=False)
 
     @classmethod
     def load(cls, config_dir: str | None, now: str | None, commit: bool = False) -> App:
@@ -91,7 +92,9 @@ class App:
         if self._sandbox is not None:
             return cast("Engine", self._sandbox.engine)
         engine = self.unmigrated_engine()
-        if current_revision(engine) != head_revision(engine):
+        # once per process: Alembic's script check costs milliseconds (the answer page asks
+        # for the engine on every request)
+        if not self._migrated and current_revision(engine) != head_revision(engine):
             if self.what_if:
                 raise UsageError(
                     "数据库尚未初始化或不是当前版本，模拟运行不会升级它：请先运行 credit-repair init / "
@@ -99,6 +102,7 @@ class App:
                     "run `credit-repair init` first"
                 )
             upgrade(engine)
+        self._migrated = True
         if self.what_if:
             from pipeline.db.engine import make_engine
             from pipeline.db.sandbox import open_sandbox

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from pipeline import __version__
-from pipeline.commands import data, ledger, monthly, notices, ops, reports
+from pipeline.commands import data, ledger, monthly, notices, ops, reports, web
 from pipeline.errors import CreditRepairError
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ REGISTRARS = (
     monthly.register,
     reports.register,
     ops.register,
+    web.register,
 )
 HELP = "显示本帮助并退出 / show this help message and exit"
 

@@ -42,6 +42,8 @@ from tests.pg import PgServer, PgUnavailable, pg_required, server_from_environme
 from tests.sms_server import SmsServer, running_server
 from tests.smtp_server import Recorder
 
+pytest_plugins = ("tests.web_site",)  # the answer page's fixtures (loaded)
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:

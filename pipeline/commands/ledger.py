@@ -302,6 +302,10 @@ LEDGER_FIELDS = (
     "restrictions",
     "notified_by",
     "notified_method",
+    "viewed_at",
+    "company_answer",
+    "company_answer_at",
+    "help_phone",
 )
 
 

@@ -35,6 +35,7 @@ from pipeline.config.settings import (
     SmsTemplate,
     SourceSettings,
     SyncSettings,
+    WebSettings,
 )
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "SourceSettings",
     "Strict",
     "SyncSettings",
+    "WebSettings",
     "config_dir",
     "key_path",
     "load_config",

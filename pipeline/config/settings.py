@@ -197,6 +197,34 @@ class SmsSettings(Strict):
         return value
 
 
+class WebSettings(Strict):
+    """The company answer page (`credit-repair serve`): a personal link on every notice."""
+
+    public_base_url: str | None = None
+    """The page's public address, e.g. https://xyxf.baoshan.gov.cn; unset = no links."""
+    link_days: int = Field(180, ge=1)
+    """A link expires this many days after its notice (or when the record closes)."""
+    secret: str | None = None
+    """Signs the forms' CSRF tokens (use secret_file or CREDIT_REPAIR_WEB__SECRET); unset:
+    `serve` makes one at start (forms then last until a restart)."""
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(2, ge=1, le=32)
+    rate_per_ip_per_minute: int = Field(30, ge=1)
+    """Requests one address may make in a minute (pages and answers)."""
+    rate_per_code_per_minute: int = Field(10, ge=1)
+    """Requests for one code in a minute, from anywhere."""
+    trust_forwarded_for: bool = False
+    """Take the client address from X-Forwarded-For (only behind a trusted reverse proxy)."""
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(f"{value!r} is not an http(s) address without query or fragment")
+        return value.rstrip("/") if value else value
+
+
 class PathSettings(Strict):
     var_dir: str = "var"
     outbox_dir: str = "var/outbox"
@@ -223,6 +251,7 @@ class Settings(Strict):
     email: EmailSettings = Field(default_factory=EmailSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     contacts_path: str | None = None
     """A contacts file (CSV/XLSX) the daily sync job imports; with sample data: sample/contacts.csv."""

@@ -176,6 +176,11 @@ class Record(Base):
     notified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     notified_channel: Mapped[str | None] = mapped_column(String(20))
     notified_by: Mapped[str | None] = mapped_column(String(100))  # a manual delivery: who
+    # the company's own answers on its answer page (pipeline.web)
+    viewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # 已查看: first view
+    company_answer: Mapped[str | None] = mapped_column(String(20))  # the latest answer
+    company_answer_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    help_phone: Mapped[str | None] = mapped_column(String(20))  # left with "需要帮助"
     notified_method: Mapped[str | None] = mapped_column(String(20))  # phone | paper | onsite
     receipt_confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # 知晓
     ledger_updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -421,3 +426,34 @@ class Installation(Base):
 def table_of(model: type[Base]) -> Table:
     """The Core table of a model, typed (``Model.__table__`` is typed as a FromClause)."""
     return Base.metadata.tables[model.__tablename__]
+
+
+class AnswerLink(Base):
+    """A personal link on one notice: its code (stored hashed), record and life."""
+
+    __tablename__ = "answer_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the code
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"), index=True)
+    outbox_key: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    first_viewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_viewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    views: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CompanyAnswer(Base):
+    """One answer given on an answer page (kept whole; the ledger holds the latest)."""
+
+    __tablename__ = "company_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("answer_links.id"), index=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"), index=True)
+    answer: Mapped[str] = mapped_column(String(20))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ip_hash: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))

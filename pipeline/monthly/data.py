@@ -149,6 +149,8 @@ LEDGER_FIELDS: dict[str, Callable[[str], Any]] = {
     "notified_at": _datetime,
     "notified_channel": str,
     "receipt_confirmed_at": _datetime,
+    "viewed_at": _datetime,
+    "company_answer": str,
     "verify_reason": str,
     "overdue_display_since": _date,
     "notified_method": str,

@@ -16,7 +16,12 @@ for the whole district. Definitions (D = the as-of day, normally the period's la
   ``manual``, or ``receipt_confirmed_at`` is set (a manual delivery the company
   confirmed). An entity counts as told when at least one of its in-scope records is.
 - **知晓率** (aware rate) = entities with ``receipt_confirmed_at`` on any in-scope
-  record ÷ entities in scope.
+  record ÷ entities in scope. 知晓 is never assumed from a delivery: a person confirmed it
+  (`ledger set --confirm-receipt`, a confirmed manual delivery) or the company answered on
+  its page. **告知后知晓率** (``ack_rate``) = those entities ÷ entities told;
+  **意愿率** (``willing_rate``) = entities aware and willing (修复意愿 是, from the company's
+  answer or the department) ÷ entities aware; **已查看** (``entities_viewed``): entities
+  that opened their answer page.
 - **修复率** (repair rate) = repaired ÷ (willing and eligible), counted in records.
   Repaired: closed as ``repaired_early``, or progress 4 已完成 (penalty) / 4 已修复 or
   5 已移出 (list). Willing and eligible: willingness ``yes`` and — penalties — status
@@ -93,6 +98,8 @@ RATES = {
     "told_rate": ("entities_told", "entities"),
     "aware_rate": ("entities_aware", "entities"),
     "repair_rate": ("repaired", "willing_eligible"),
+    "ack_rate": ("entities_aware", "entities_told"),
+    "willing_rate": ("entities_willing", "entities_aware"),
 }
 KPI_NAMES = {
     "records": "在账记录",
@@ -102,6 +109,10 @@ KPI_NAMES = {
     "entities": "市场主体",
     "entities_told": "已告知主体",
     "entities_aware": "已知晓主体",
+    "entities_viewed": "已查看主体",
+    "entities_willing": "有意愿主体",
+    "ack_rate": "告知后知晓率",
+    "willing_rate": "意愿率",
     "told_rate": "告知率",
     "aware_rate": "知晓率",
     "willing_eligible": "有意愿且可修复",
@@ -210,6 +221,8 @@ class Group:
     entities: set[str] = field(default_factory=set)
     told: set[str] = field(default_factory=set)
     aware: set[str] = field(default_factory=set)
+    viewed: set[str] = field(default_factory=set)
+    willing: set[str] = field(default_factory=set)
 
     def as_json(self) -> dict[str, Any]:
         counts = {
@@ -217,6 +230,8 @@ class Group:
             "entities": len(self.entities),
             "entities_told": len(self.told),
             "entities_aware": len(self.aware),
+            "entities_viewed": len(self.viewed),
+            "entities_willing": len(self.willing),
         }
         return {**counts, **{k: rate(counts[n], counts[d]) for k, (n, d) in RATES.items()}}
 
@@ -272,6 +287,10 @@ class Kpis:
                 g.told.add(entity)
             if aware:
                 g.aware.add(entity)
+            if state["viewed_at"] is not None:
+                g.viewed.add(entity)
+            if aware and state["willingness"] == "yes":
+                g.willing.add(entity)
         return True
 
     def _undelivered(self, record_id: int) -> list[str]:

@@ -79,7 +79,12 @@ SUMMARY_KPIS = (
     "closed_revoked",
     "closed_data_gap",
     "closed_other",
+    "entities_viewed",
+    "entities_willing",
+    "ack_rate",
+    "willing_rate",
 )
+CHART_RATES = ("told_rate", "aware_rate", "repair_rate")
 TREND_KPIS = ("told_rate", "aware_rate", "repair_rate", "records", "added", "closed", "overdue")
 PENALTY_HEAD = (
     "序号",
@@ -301,7 +306,7 @@ class ReportWorkbook:
             chart.title = "各部门告知率、知晓率、修复率"
             chart.y_axis.number_format = PERCENT
             chart.y_axis.scaling.min, chart.y_axis.scaling.max = 0, 1
-            for k in RATES:
+            for k in CHART_RATES:
                 col = SUMMARY_KPIS.index(k) + 2
                 chart.add_data(
                     Reference(ws, min_col=col, min_row=3, max_row=3 + len(departments)),

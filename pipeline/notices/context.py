@@ -145,6 +145,7 @@ def notice_context(
         "list_rule": {"removal_conditions": list_rule},
         "today": today,
         "occurrence_kind": occurrence_kind,
+        "link": None,
     }
 
 
@@ -158,17 +159,29 @@ def _issuer(notices: NoticesConfig, row: Any) -> str:
 def sms_params(context: dict[str, Any]) -> dict[str, str]:
     """Short named values for provider templates (Tencent allows 12 characters each)."""
     if "record" not in context:  # a digest to a department: how many cases it lists
-        lists = ("new_cases", "due_cases", "to_confirm", "overdue_display", "cases", "items")
+        lists = (
+            "new_cases",
+            "due_cases",
+            "to_confirm",
+            "overdue_display",
+            "help_requests",
+            "cases",
+            "items",
+        )
         count = sum(len(context.get(k) or []) for k in lists)
         return {"count": str(count), "phone": str(context["department"]["contact_phone"] or "")}
     rec = context["record"]
     date = rec.get("repairable_from") or rec.get("max_end")
-    return {
+    params = {
         "name": str(rec["entity_name"]),
         "no": str(rec["decision_no"]),
         "date": date.isoformat() if isinstance(date, dt.date) else str(date or ""),
         "phone": str(context["department"]["contact_phone"] or ""),
     }
+    link = context.get("link")
+    if link:  # the provider's approved template holds the page's address; only the code varies
+        params["code"] = link["code"]
+    return params
 
 
 def sample_row(

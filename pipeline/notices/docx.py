@@ -24,14 +24,24 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import docx
+import qrcode
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
-from docx.shared import Pt
+from docx.shared import Cm, Pt
+from qrcode.image.pure import PyPNGImage
 
 TITLE = "行政处罚信用修复告知书"
 DOCX_FILENAME = f"{TITLE}.docx"
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-TOKENS = {"entity": "⟦ENTITY⟧", "body": "⟦BODY⟧", "issuer": "⟦ISSUER⟧", "date": "⟦DATE⟧"}
+TOKENS = {
+    "entity": "⟦ENTITY⟧",
+    "body": "⟦BODY⟧",
+    "issuer": "⟦ISSUER⟧",
+    "date": "⟦DATE⟧",
+    "link": "⟦LINK⟧",
+}
+QR_CM = 3.0
+"""Printed size of the answer link's QR code (a phone reads it at arm's length)."""
 FONT = "SimSun"
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 """Every zip entry's timestamp: the earliest a zip can hold, as reproducible builds use."""
@@ -44,7 +54,15 @@ def _font(run: object, size: int, bold: bool = False) -> None:
     run._element.rPr.rFonts.set(qn("w:eastAsia"), FONT)  # type: ignore[attr-defined]  # Chinese glyphs
 
 
-def _layout() -> bytes:
+def qr_png(link: str) -> bytes:
+    """The QR code of `link` as a PNG (pure Python: no imaging library needed)."""
+    image = qrcode.make(link, image_factory=PyPNGImage, border=2)
+    out = io.BytesIO()
+    image.save(out)
+    return out.getvalue()
+
+
+def _layout(with_link: bool = False) -> bytes:
     document = docx.Document()
     title = document.add_paragraph()
     title.alignment = WD_ALIGN_PARAGRAPH.CENTER
@@ -54,6 +72,12 @@ def _layout() -> bytes:
     body.paragraph_format.first_line_indent = Pt(28)
     body.paragraph_format.line_spacing = 1.5
     _font(body.add_run(TOKENS["body"]), 14)
+    if with_link:  # the answer page: its short address and a QR code a phone can read
+        answer = document.add_paragraph()
+        _font(answer.add_run("扫码或访问以下网址在线答复：" + TOKENS["link"]), 12)
+        document.add_picture(
+            io.BytesIO(qr_png("https://example.org/r/00000000000")), width=Cm(QR_CM)
+        )
     document.add_paragraph()
     table = document.add_table(rows=2, cols=2)
     for row, (left, right) in enumerate(
@@ -68,17 +92,21 @@ def _layout() -> bytes:
     return out.getvalue()
 
 
-@lru_cache(maxsize=1)
-def _parts() -> tuple[bytes, str]:
-    """A zip of every part but the document (compressed once), and the document XML."""
-    with zipfile.ZipFile(io.BytesIO(_layout())) as zf:
+@lru_cache(maxsize=2)
+def _parts(with_link: bool = False) -> tuple[bytes, str, str | None]:
+    """A zip of every part but the document and the QR image (compressed once), the
+    document XML, and the QR image's part name (with a link)."""
+    with zipfile.ZipFile(io.BytesIO(_layout(with_link))) as zf:
         parts = {name: zf.read(name) for name in zf.namelist()}
     document = parts.pop("word/document.xml").decode("utf-8")
+    media = next((n for n in parts if n.startswith("word/media/")), None)
+    if media is not None:
+        del parts[media]
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in parts.items():
             zf.writestr(_entry(name), data)
-    return out.getvalue(), document
+    return out.getvalue(), document, media
 
 
 def _entry(name: str) -> zipfile.ZipInfo:
@@ -94,24 +122,39 @@ _PARAGRAPH = re.compile(
 )
 
 
-def render_docx(entity_name: str, body: str, issuer: str, date_text: str) -> bytes:
-    """The notice for one company; `body` is plain text, paragraphs separated by blank lines."""
-    parts, xml = _parts()
+def render_docx(
+    entity_name: str, body: str, issuer: str, date_text: str, link: str | None = None
+) -> bytes:
+    """The notice for one company; `body` is plain text, paragraphs separated by blank lines.
+
+    With `link` (the company's answer page) it also prints the address and its QR code.
+    """
+    parts, xml, media = _parts(link is not None)
     paragraphs = [p.strip().replace("\n", "") for p in re.split(r"\n\s*\n", body) if p.strip()]
     template = _PARAGRAPH.search(xml)
     assert template is not None, "the DOCX layout lost its body token"
     block = "".join(template.group(0).replace(TOKENS["body"], escape(p)) for p in paragraphs)
     xml = xml[: template.start()] + block + xml[template.end() :]
-    for key, value in (("entity", entity_name), ("issuer", issuer), ("date", date_text)):
+    values = (
+        ("entity", entity_name),
+        ("issuer", issuer),
+        ("date", date_text),
+        ("link", link or ""),
+    )
+    for key, value in values:
         xml = xml.replace(TOKENS[key], escape(value))
-    # Appending the one changed part to the pre-compressed rest costs a copy, not a recompression.
+    # Appending the changed parts to the pre-compressed rest costs a copy, not a recompression.
     out = io.BytesIO(parts)
     with zipfile.ZipFile(out, "a", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(_entry("word/document.xml"), xml.encode("utf-8"))
+        if link is not None and media is not None:
+            zf.writestr(_entry(media), qr_png(link))
     return out.getvalue()
 
 
-def docx_payload(entity_name: str, body: str, issuer: str, date_text: str) -> dict[str, Any]:
+def docx_payload(
+    entity_name: str, body: str, issuer: str, date_text: str, link: str | None = None
+) -> dict[str, Any]:
     """The notice as the outbox keeps it: its texts, and the DOCX rendered from them (base64).
 
     Kept in the payload (JSON) rather than as a file beside the outbox: it is written in
@@ -120,7 +163,7 @@ def docx_payload(entity_name: str, body: str, issuer: str, date_text: str) -> di
     database (backups, a dispatcher on another host) and shows exactly what was sent. The
     cost is ~50 kB of base64 per repair notice.
     """
-    content = render_docx(entity_name, body, issuer, date_text)
+    content = render_docx(entity_name, body, issuer, date_text, link)
     return {
         "entity_name": entity_name,
         "issuer": issuer,

@@ -25,10 +25,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
 
 from pipeline.config.notices import OutboxSettings
-from pipeline.db.models import DeliveryAttempt, OutboxMessage, table_of
+from pipeline.db.models import AnswerLink, DeliveryAttempt, OutboxMessage, table_of
 
 outbox = table_of(OutboxMessage)
 attempts = table_of(DeliveryAttempt)
+answer_links = table_of(AnswerLink)
 DUE_STATES = ("pending", "retry")
 STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "cancelled", "written")
 """`written`: handed to a file, not to the recipient (no SMTP / gateway configured): final,
@@ -47,6 +48,14 @@ class Planned:
     record_id: int | None
     department_code: str | None
     payload: dict[str, Any]
+    link: NewLink | None = None
+    """The company's answer link printed in this notice (stored with the row)."""
+
+
+@dataclass(frozen=True)
+class NewLink:
+    code_hash: str
+    expires_at: dt.datetime
 
 
 def message_key(kind: str, subject: str, occurrence: str, channel: str, recipient: str) -> str:
@@ -95,7 +104,7 @@ def enqueue(conn: Connection, planned: list[Planned], now: dt.datetime) -> int:
         del fresh[key]
     rows = [
         {
-            **p.__dict__,
+            **{k: v for k, v in p.__dict__.items() if k != "link"},
             "state": "pending",
             "attempts": 0,
             "next_attempt_at": now,
@@ -106,6 +115,20 @@ def enqueue(conn: Connection, planned: list[Planned], now: dt.datetime) -> int:
     ]
     if rows:
         conn.execute(insert(outbox), rows)
+    new_links = [
+        {
+            "code_hash": p.link.code_hash,
+            "record_id": p.record_id,
+            "outbox_key": p.key,
+            "created_at": now,
+            "expires_at": p.link.expires_at,
+            "views": 0,
+        }
+        for p in fresh.values()
+        if p.link is not None and p.record_id is not None
+    ]
+    if new_links:
+        conn.execute(insert(answer_links), new_links)
     return len(rows)
 
 

@@ -39,8 +39,9 @@ from pipeline.errors import CalendarError
 from pipeline.ledger.state import VERIFY_REASONS
 from pipeline.notices.context import department_view, notice_context, record_view, sms_params
 from pipeline.notices.docx import docx_payload
-from pipeline.notices.outbox import Planned, enqueue, message_key
+from pipeline.notices.outbox import NewLink, Planned, enqueue, message_key
 from pipeline.notices.templating import Renderer, cn_date
+from pipeline.web.codes import code_hash, new_code
 
 records = table_of(Record)
 contacts = table_of(Contact)
@@ -103,7 +104,7 @@ def _reminders(
     row: Any, today: dt.date, kind: KindSettings, calendar: WorkingCalendar
 ) -> list[Occurrence]:
     start = row["repairable_from"]
-    if not kind.enabled or start is None or row["progress"] >= 3:
+    if not kind.enabled or start is None or row["progress"] >= 3 or _says_applied(row):
         return []
     if start <= today <= start + dt.timedelta(days=kind.grace_days):
         return [Occurrence("eligibility_reminder", f"on:{start}", "on")]
@@ -127,11 +128,17 @@ def _follow_ups(row: Any, today: dt.date, kind: KindSettings) -> list[Occurrence
     if (
         row["progress"] >= 3
         or row["willingness"] == "no"
+        or _says_applied(row)
         or (today - told.date()).days < kind.after_days
     ):
         return []
     n = min((today - start).days // kind.after_days, kind.max_times)
     return [Occurrence("follow_up", f"follow:{n}")] if n >= 1 else []
+
+
+def _says_applied(row: Any) -> bool:
+    """The company answered 已提交修复申请 on its page: no reminder until the ledger moves."""
+    return bool(row.get("company_answer") == "applied")
 
 
 def choose_channel(
@@ -173,6 +180,10 @@ class PlanResult:
         return dict(self.__dict__)
 
 
+COMPANY_KINDS = ("repair_notice", "eligibility_reminder", "follow_up", "list_notice")
+"""Notices to a company: each carries its answer link (when `web.public_base_url` is set)."""
+
+
 class Planner:
     def __init__(
         self, config: Config, notices: NoticesConfig, renderer: Renderer, calendar: WorkingCalendar
@@ -183,6 +194,7 @@ class Planner:
             renderer,
             calendar,
         )
+        self.web = config.settings.web
 
     def message(
         self,
@@ -200,6 +212,7 @@ class Planner:
             return None
         ch, recipient, name = chosen
         context = notice_context(self.config, self.notices, row, today, occ.phase)
+        link = self._link(occ.kind, row, today, context)
         payload = self.payload(occ.kind, context, settings)
         payload["fallbacks"] = [
             {
@@ -220,6 +233,19 @@ class Planner:
             record_id=row["id"],
             department_code=row["department_code"],
             payload=payload,
+            link=link,
+        )
+
+    def _link(self, kind: str, row: Any, today: dt.date, context: dict[str, Any]) -> NewLink | None:
+        """A fresh answer link for a company's notice, put in `context` (when configured)."""
+        base = self.web.public_base_url
+        if base is None or kind not in COMPANY_KINDS or not row["id"]:
+            return None
+        code = new_code()
+        context["link"] = {"url": f"{base}/r/{code}", "code": code}
+        end = today + dt.timedelta(days=self.web.link_days)
+        return NewLink(
+            code_hash(code), dt.datetime.combine(end, dt.time(0), self.config.settings.tz)
         )
 
     def payload(self, kind: str, context: dict[str, Any], settings: KindSettings) -> dict[str, Any]:
@@ -241,6 +267,7 @@ class Planner:
                 self.renderer.render(kind, "docx.txt", context),
                 context["issuer"],
                 cn_date(context["today"]),  # the business day the planner was given
+                (context.get("link") or {}).get("url"),
             )
         return payload
 
@@ -344,7 +371,7 @@ def _contacts(conn: Connection, usccs: set[str]) -> dict[str, dict[str, Any]]:
     return {row["uscc"]: dict(row) for row in rows}
 
 
-DIGEST_LISTS = ("new_cases", "due_cases", "to_confirm", "overdue_display")
+DIGEST_LISTS = ("new_cases", "due_cases", "to_confirm", "overdue_display", "help_requests")
 RECENT = dt.timedelta(days=7)
 
 
@@ -355,6 +382,7 @@ def _digest_lists() -> dict[str, list[dict[str, Any]]]:
 def _collect_digest(
     row: dict[str, Any], today: dt.date, digest: dict[str, dict[str, list[dict[str, Any]]]]
 ) -> None:
+    _help_request(row, today, digest)
     if _attention(row, today, digest):
         return
     if row["kind"] == "penalty" and row["status"] not in PUBLISHED_OPEN:
@@ -382,6 +410,19 @@ def _attention(
     if shown is not None and today - shown < RECENT:
         digest[row["department_code"]]["overdue_display"].append(_attention_view(row))
     return bool(row["verify_reason"])
+
+
+def _help_request(
+    row: dict[str, Any], today: dt.date, digest: dict[str, dict[str, list[dict[str, Any]]]]
+) -> None:
+    """A company that asked for help on its page this week: the department calls it back."""
+    at = row.get("company_answer_at")
+    if row.get("company_answer") != "help" or at is None or row["closed_on"] is not None:
+        return
+    if (today - at.date()).days < RECENT.days:
+        view = record_view(row)
+        view["help_phone"] = row["help_phone"]
+        digest[row["department_code"]]["help_requests"].append(view)
 
 
 def _attention_view(row: dict[str, Any]) -> dict[str, Any]:
