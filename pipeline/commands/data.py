@@ -111,7 +111,8 @@ def _print_sync(name: str, result: SyncResult) -> None:
 
 
 def cmd_contacts_import(app: App, args: argparse.Namespace) -> int:
-    result = import_contacts(app.engine, Path(args.path), app.clock.now())
+    limits = app.config.settings.files.xlsx_limits()
+    result = import_contacts(app.engine, Path(args.path), app.clock.now(), limits)
     if args.json:
         print_json(result.as_json())
     else:

@@ -11,6 +11,11 @@ The planner renders the DOCX when it renders the e-mail and the SMS, and keeps t
 in the outbox payload (`docx_payload`); the dispatcher only decodes them (`docx_content`).
 A DOCX is a pure function of its four texts: every zip entry carries the same fixed
 timestamp, not the host's local time, so the same notice gives the same bytes anywhere.
+
+The texts lose the characters XML cannot hold (control characters, `strip_controls`)
+before they are escaped in, and `docx_payload` parses the document back
+(`pipeline.office.xml.check_docx`) before the planner may queue it: a notice that would
+not open is never planned, so never sent.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ import docx
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.shared import Pt
+
+from pipeline.office.text import strip_controls
+from pipeline.office.xml import InvalidDocument, check_docx
 
 TITLE = "行政处罚信用修复告知书"
 DOCX_FILENAME = f"{TITLE}.docx"
@@ -68,10 +76,16 @@ def _layout() -> bytes:
     return out.getvalue()
 
 
+GENERATED = ("word/document.xml",)
+"""The one part each notice changes: the others are the layout's, checked once."""
+
+
 @lru_cache(maxsize=1)
 def _parts() -> tuple[bytes, str]:
     """A zip of every part but the document (compressed once), and the document XML."""
-    with zipfile.ZipFile(io.BytesIO(_layout())) as zf:
+    layout = _layout()
+    check_docx(layout, "the 告知书 layout")
+    with zipfile.ZipFile(io.BytesIO(layout)) as zf:
         parts = {name: zf.read(name) for name in zf.namelist()}
     document = parts.pop("word/document.xml").decode("utf-8")
     out = io.BytesIO()
@@ -96,6 +110,9 @@ _PARAGRAPH = re.compile(
 
 def render_docx(entity_name: str, body: str, issuer: str, date_text: str) -> bytes:
     """The notice for one company; `body` is plain text, paragraphs separated by blank lines."""
+    entity_name, body, issuer, date_text = map(
+        strip_controls, (entity_name, body, issuer, date_text)
+    )
     parts, xml = _parts()
     paragraphs = [p.strip().replace("\n", "") for p in re.split(r"\n\s*\n", body) if p.strip()]
     template = _PARAGRAPH.search(xml)
@@ -120,7 +137,11 @@ def docx_payload(entity_name: str, body: str, issuer: str, date_text: str) -> di
     database (backups, a dispatcher on another host) and shows exactly what was sent. The
     cost is ~50 kB of base64 per repair notice.
     """
+    entity_name, body, issuer, date_text = map(
+        strip_controls, (entity_name, body, issuer, date_text)
+    )
     content = render_docx(entity_name, body, issuer, date_text)
+    check_docx(content, f"the 告知书 to {entity_name}", GENERATED)  # raises InvalidDocument
     return {
         "entity_name": entity_name,
         "issuer": issuer,
@@ -131,9 +152,20 @@ def docx_payload(entity_name: str, body: str, issuer: str, date_text: str) -> di
 
 
 def docx_content(spec: dict[str, Any]) -> bytes:
-    """The DOCX bytes of a payload's `docx`, as the planner rendered them."""
+    """The DOCX bytes of a payload's `docx`, as the planner rendered them.
+
+    A row planned before the planner checked its DOCX may hold one that does not open
+    (control characters in a name): that one is rendered again from its texts, which
+    `render_docx` now cleans, rather than sent broken.
+    """
     if "content" in spec:
-        return base64.b64decode(spec["content"])
+        content = base64.b64decode(spec["content"])
+        try:
+            check_docx(content, "a planned 告知书", GENERATED)
+        except InvalidDocument:
+            pass
+        else:
+            return content
     # A row planned before the planner rendered the DOCX holds only its texts, all fixed at
     # plan time (the date too): the same document, rendered from them once, here.
     return render_docx(spec["entity_name"], spec["body"], spec["issuer"], spec["date"])
