@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import io
 import json
@@ -37,6 +38,7 @@ from pipeline.office.xlsx import append, new_workbook, save_workbook
 from pipeline.office.xml import InvalidDocument, check_docx, check_xlsx_written
 from tests.helpers import TAX, CliRunner, Result, missing_tool, penalty, uscc, write_rows
 
+REPO = Path(__file__).resolve().parent.parent
 NOW = "2026-11-27T09:00"
 REPORTED = "2026-12-03T09:00"
 CONTACT_HEADERS = ["统一社会信用代码", "联系人", "联系电话", "电子邮箱"]
@@ -386,3 +388,20 @@ def test_a_docx_planned_broken_before_is_rendered_again_not_sent_broken() -> Non
     assert "双鸭山测试有限公司" in docx_text(sent)
     spec["content"] = base64.b64encode(good).decode("ascii")
     assert docx_content(spec) == good  # a valid planned DOCX is sent as planned
+
+
+def test_every_workbook_is_written_through_the_one_writer() -> None:
+    """Only `pipeline.office.xlsx` makes workbooks or cells; the rest of the package calls it."""
+    offenders = []
+    for path in sorted((REPO / "pipeline").rglob("*.py")):
+        if path.parent.name == "office":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("openpyxl"):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                names = [node.attr] if node.value.id == "openpyxl" else []
+            if {"Workbook", "WriteOnlyCell", "Cell"} & set(names):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert offenders == []

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill, Protection
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -34,7 +33,7 @@ from pipeline.ledger.workbook import (
     Column,
     SheetLayout,
 )
-from pipeline.office.xlsx import append, new_workbook, save_workbook
+from pipeline.office.xlsx import Workbook, append, new_workbook, save_workbook
 
 contacts = table_of(Contact)
 exports = table_of(LedgerExport)

@@ -27,6 +27,8 @@ from openpyxl.styles import Font, PatternFill
 from pipeline.office.text import formula_like, strip_controls
 from pipeline.office.xml import check_xlsx_written
 
+__all__ = ["Workbook", "append", "cell", "new_workbook", "row", "safe_value", "save_workbook"]
+
 
 def new_workbook(write_only: bool = False) -> Workbook:
     """An empty workbook (no default sheet): add sheets with `create_sheet`."""
