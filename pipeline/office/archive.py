@@ -141,7 +141,7 @@ def _is_shared_strings(name: str) -> bool:
 
 
 def _mb(size: float) -> str:
-    return f"{size / MIB:,.1f} MB"
+    return f"{size / MIB:,.1f} MB" if size >= MIB / 10 else f"{size / 1024:,.0f} kB"
 
 
 class _Scan:
@@ -189,7 +189,7 @@ class _Scan:
             raise UnsafeWorkbook(
                 f"its part {self.name} holds a cell (or tag) over {self.limits.max_run_bytes:,} "
                 f"bytes long: over the limit of {self.limits.max_cell_chars:,} characters "
-                "a cell (files.xlsx_max_cell_chars)"
+                "in a cell (files.xlsx_max_cell_chars)"
             )
 
     def _rows(self, data: bytes) -> None:
