@@ -12,6 +12,7 @@ environment. `bench/bench_hostile.py` measures the real 2 GiB bombs.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -24,18 +25,23 @@ from typing import Any
 
 import openpyxl
 import pytest
+import requests
 from msoffcrypto.format.ooxml import OOXMLFile
 
-from pipeline.errors import InputError
+from pipeline.config import SourceSettings
+from pipeline.errors import InputError, SourceError
 from pipeline.office.archive import OLE_MAGIC, UnsafeWorkbook, XlsxLimits, check_xlsx
 from pipeline.sync.samplegen import PENALTY_HEADERS
 from pipeline.sync.sources.files import read_snapshot
+from pipeline.sync.sources.http import fetch_snapshot
 from tests.helpers import CliRunner, Result, penalty, write_rows
+from tests.source_server import Reply, running_source
 
 NOW = "2026-11-27T09:00"
 SHEET = "xl/worksheets/sheet1.xml"
 SHARED = "xl/sharedStrings.xml"
 MB = 1024 * 1024
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _snapshot_book(path: Path, rows: int = 3) -> Path:
@@ -182,6 +188,8 @@ def test_a_workbook_with_a_huge_cell_is_refused_before_parsing(
         ledger, tmp_path / "import.xlsx", {_ledger_sheet(ledger): _huge_cell(64)}
     )
     _refused(cli("ledger", "import", str(import_bomb), now=NOW), "import.xlsx", "zip bomb")
+    _refused(cli("contacts", "import", str(bomb), now=NOW), "cell.xlsx", "zip bomb")
+    _refused(cli("eligibility", "--snapshot", str(bomb), now=NOW), "cell.xlsx", "zip bomb")
 
 
 def test_huge_shared_strings_are_refused_before_parsing(
@@ -315,6 +323,30 @@ def test_every_limit_is_in_the_config_with_a_default(config: Any) -> None:
     limits = files.xlsx_limits()
     assert limits == XlsxLimits()
     assert (files.xlsx_max_unpacked_mb, files.xlsx_max_ratio) == (2048, 100)
+
+
+def test_a_downloaded_workbook_is_checked_with_the_configured_limits(
+    session: requests.Session, tmp_path: Path
+) -> None:
+    src = _snapshot_book(tmp_path / "src.xlsx")
+    wide = _replace(src, tmp_path / "wide.xlsx", {SHEET: _wide_row(200)}).read_bytes()
+    locked = io.BytesIO()
+    with src.open("rb") as plain:
+        OOXMLFile(plain).encrypt("secret", locked)
+    excel = "application/vnd.ms-excel"
+    with running_source() as server:
+        settings = SourceSettings(name="city", kind="http", url=server.url, retries=0)
+        server.replies = [Reply(body=wide, content_type=excel)] * 2 + [
+            Reply(body=locked.getvalue(), content_type=XLSX_TYPE)
+        ]
+        small = XlsxLimits(max_cells_per_row=100)
+        with pytest.raises(SourceError, match="over 100 cells"):
+            fetch_snapshot(session, settings, None, tmp_path / "work", limits=small)
+        fetched = fetch_snapshot(session, settings, None, tmp_path / "work")  # defaults: 16,384
+        assert fetched.snapshot is not None
+        fetched.snapshot.close()
+        with pytest.raises(SourceError, match="password-protected"):
+            fetch_snapshot(session, settings, None, tmp_path / "work")
 
 
 # --------------------------------------------------------------------------- JSON
