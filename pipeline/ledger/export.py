@@ -5,7 +5,8 @@ the progress codes, real date cells, and sheet protection (no password) that loc
 column the pipeline owns; the department edits 意愿, 计划完成修复时间, 工作进展, 责任人及电话,
 备注 and 修复效果. The export is recorded in ``ledger_exports`` with a random token, also
 written to the hidden ``meta`` sheet, so `ledger import` can reconcile (对账) what changed
-in the database after the file left.
+in the database after the file left. Every cell and the save go through
+`pipeline.office.xlsx` (text never a formula; the file checked before it is in place).
 """
 
 from __future__ import annotations

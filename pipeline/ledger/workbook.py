@@ -359,7 +359,7 @@ def parse_text(value: object) -> str | None:
     if isinstance(value, dt.datetime):
         value = value.date()
     text = (value.isoformat() if isinstance(value, dt.date) else str(value)).strip()
-    return strip_controls(text).strip() or None  # a cell may hold _x0007_ (a control character)
+    return strip_controls(text).strip() or None  # no control character enters the ledger
 
 
 def _parse(column: Column, value: object, layout: SheetLayout) -> Any:

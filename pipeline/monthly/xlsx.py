@@ -8,6 +8,9 @@ added and closed entries). The ledgers and changes are appended while the record
 stream past; the summary sheets, created first so they come first, are filled at the
 end (write-only sheets each have their own temporary file, so that order is allowed).
 
+Every cell and the save go through `pipeline.office.xlsx` (text never a formula; the file
+checked before it is moved into place).
+
 `write_only=False` builds the same workbook in openpyxl's normal mode (every cell in
 memory): the benchmark's baseline.
 """
