@@ -316,6 +316,12 @@ def test_the_check_reads_the_directory_first_and_streams_the_parts(tmp_path: Pat
     assert peak < 4 * MB, peak
     with pytest.raises(InputError, match="refused before reading"):
         read_snapshot(bomb)
+    crowded = tmp_path / "crowded.xlsx"
+    with zipfile.ZipFile(crowded, "w") as archive:
+        for n in range(20_000):
+            archive.writestr(f"x/{n}", b"")
+    with pytest.raises(UnsafeWorkbook, match="lists 20,000 parts"):
+        check_xlsx(crowded, XlsxLimits())
 
 
 def test_every_limit_is_in_the_config_with_a_default(config: Any) -> None:

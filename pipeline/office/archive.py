@@ -7,7 +7,8 @@ text node whole. A 2 MB file can unpack to gigabytes. So, before openpyxl sees a
 
 1. refuses an OLE compound file, naming what it is: a password-protected (encrypted)
    workbook, or an old .xls;
-2. reads the zip's directory only — the sizes it declares bound what Python's zipfile
+2. reads the zip's end record (a directory listing more parts than a workbook has is
+   refused before zipfile builds an object for each), then its directory only — the sizes it declares bound what Python's zipfile
    will ever unpack (it stops at the declared size and fails the CRC beyond it) — and
    refuses a total unpacked size, a compression ratio of a part (parts over 1 MiB), or
    shared strings over the limits (`XlsxLimits`), and encrypted parts;
@@ -27,9 +28,9 @@ from __future__ import annotations
 import re
 import zipfile
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 MIB = 1024 * 1024
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -38,6 +39,8 @@ ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
 RATIO_FLOOR = 1 * MIB
 """Parts unpacking to less than this are not held to the ratio (tiny parts compress well)."""
 MAX_PARTS = 10_000
+OLE_SCAN = 64 * MIB
+"""How far into an OLE file the name of an encrypted package's stream is looked for."""
 CHUNK = 64 * 1024
 CARRY = 64
 """At most this much of a chunk's end (an unfinished tag) is carried into the next."""
@@ -83,6 +86,7 @@ def check_xlsx(path: Path, limits: XlsxLimits) -> None:
         head = stream.read(len(OLE_MAGIC))
         if head == OLE_MAGIC:
             raise UnsafeWorkbook(_ole_kind(stream))
+        _check_directory_size(stream)
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError):
@@ -95,15 +99,36 @@ def check_xlsx(path: Path, limits: XlsxLimits) -> None:
                 _scan_part(archive, info, limits)
 
 
-def _ole_kind(stream: object) -> str:
-    read: Callable[[int], bytes] = stream.read  # type: ignore[attr-defined]
-    data = read(64 * MIB)  # an encrypted package names its stream in the directory
-    if ENCRYPTED_STREAM in data:
-        return (
-            "the workbook is password-protected (encrypted); remove the password "
-            "(File → Info → Protect Workbook) and save it again as .xlsx"
+def _ole_kind(stream: IO[bytes]) -> str:
+    """What an OLE file is: an encrypted package names its stream in the directory."""
+    tail, read = b"", 0
+    while read < OLE_SCAN and (chunk := stream.read(CHUNK)):
+        read += len(chunk)
+        if ENCRYPTED_STREAM in tail + chunk:
+            break
+        tail = chunk[-len(ENCRYPTED_STREAM) :]
+    else:
+        return "this is an old Excel 97–2003 (.xls) or other OLE file; save it as .xlsx"
+    return (
+        "the workbook is password-protected (encrypted); remove the password "
+        "(File → Info → Protect Workbook) and save it again as .xlsx"
+    )
+
+
+def _check_directory_size(stream: IO[bytes]) -> None:
+    """Refuse a zip directory listing more parts than a workbook has, before zipfile
+    builds an object for each of them (from the end record: a few bytes)."""
+    try:
+        end = zipfile._EndRecData(stream)  # type: ignore[attr-defined]
+    except (OSError, ValueError):
+        return
+    if not end:
+        return  # not a zip: openpyxl says so
+    entries, size = int(end[zipfile._ECD_ENTRIES_TOTAL]), int(end[zipfile._ECD_SIZE])  # type: ignore[attr-defined]
+    if entries > MAX_PARTS or size > MAX_PARTS * 1024:
+        raise UnsafeWorkbook(
+            f"its zip directory lists {entries:,} parts in {_mb(size)} (an .xlsx has dozens)"
         )
-    return "this is an old Excel 97–2003 (.xls) or other OLE file; save it as .xlsx"
 
 
 def _check_directory(parts: list[zipfile.ZipInfo], limits: XlsxLimits) -> None:
