@@ -115,7 +115,8 @@ def sync_all(app: App, now: dt.datetime) -> SyncAllResult:
     """The daily sync: every configured target (never forced), then the contacts file."""
     results = tuple((t.name, sync(app, t, now)) for t in default_targets(app.config))
     contacts = contacts_file(app.config)
-    imported = import_contacts(app.engine, contacts, now) if contacts is not None else None
+    limits = app.config.settings.files.xlsx_limits()
+    imported = import_contacts(app.engine, contacts, now, limits) if contacts is not None else None
     return SyncAllResult(results, imported)
 
 

@@ -192,7 +192,8 @@ def cmd_contacts_import(app: App, args: argparse.Namespace) -> int:
     from pipeline.app import print_json
     from pipeline.sync.contacts import import_contacts
 
-    result = import_contacts(app.engine, Path(args.path), app.clock.now())
+    limits = app.config.settings.files.xlsx_limits()
+    result = import_contacts(app.engine, Path(args.path), app.clock.now(), limits)
     if args.json:
         print_json(result.as_json())
     else:

@@ -108,6 +108,7 @@ def cmd_ledger_import(app: App, args: argparse.Namespace) -> int:
         apply_valid=args.apply_valid,
         actor=args.actor,
         follow_up_days=app.config.settings.green_channel.follow_up_days,
+        limits=app.config.settings.files.xlsx_limits(),
     )
     for line in report.lines():
         print(line, file=sys.stderr)

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 
 from pipeline.config.base import Strict
 from pipeline.errors import ConfigError
+from pipeline.office.archive import MIB, XlsxLimits
 
 
 class DatabaseSettings(Strict):
@@ -68,6 +69,33 @@ class SyncSettings(Strict):
     max_vanish_share: float = Field(0.20, ge=0, le=1)
     """Refuse a snapshot that would vanish more than this share of current records."""
     batch_size: int = Field(5000, ge=100)
+
+
+class FileSettings(Strict):
+    """Limits on the .xlsx files the pipeline reads (snapshots, contacts, ledger imports),
+    checked before a file is parsed: a workbook over any of them is refused, with the
+    limit named, and nothing is read from it."""
+
+    xlsx_max_unpacked_mb: int = Field(2048, ge=1)
+    """All parts of a workbook together, unpacked (as its zip directory declares them)."""
+    xlsx_max_ratio: int = Field(100, ge=2)
+    """Unpacked ÷ packed size of one part over 1 MB; real workbooks stay near 10, zip
+    bombs reach 1000."""
+    xlsx_max_shared_strings_mb: int = Field(256, ge=1)
+    """The shared-strings part, which is held in memory whole while a sheet is read."""
+    xlsx_max_cells_per_row: int = Field(16384, ge=16)
+    """Cells in one row (Excel's own maximum is 16,384 columns)."""
+    xlsx_max_cell_chars: int = Field(32767, ge=16)
+    """Characters in one cell (Excel's own maximum is 32,767)."""
+
+    def xlsx_limits(self) -> XlsxLimits:
+        return XlsxLimits(
+            max_unpacked_bytes=self.xlsx_max_unpacked_mb * MIB,
+            max_ratio=float(self.xlsx_max_ratio),
+            max_shared_strings_bytes=self.xlsx_max_shared_strings_mb * MIB,
+            max_cells_per_row=self.xlsx_max_cells_per_row,
+            max_cell_chars=self.xlsx_max_cell_chars,
+        )
 
 
 class LedgerSettings(Strict):
@@ -247,6 +275,7 @@ class Settings(Strict):
     sources: list[SourceSettings] = Field(default_factory=list)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    files: FileSettings = Field(default_factory=FileSettings)
     green_channel: GreenChannelSettings = Field(default_factory=GreenChannelSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)

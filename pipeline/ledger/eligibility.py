@@ -409,7 +409,7 @@ def evaluate_file(
 ) -> Iterator[dict[str, Any]]:
     """Evaluate every row of a snapshot file, with no database; bad rows say why."""
     router = _NoScope(config.departments, config.settings.jurisdiction)
-    with read_snapshot(path) as snapshot:
+    with read_snapshot(path, limits=config.settings.files.xlsx_limits()) as snapshot:
         mapping = build_mapping(snapshot.headers, "penalties")
         missing = mapping.describe_missing()
         if missing:

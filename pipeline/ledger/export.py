@@ -5,7 +5,8 @@ the progress codes, real date cells, and sheet protection (no password) that loc
 column the pipeline owns; the department edits 意愿, 计划完成修复时间, 工作进展, 责任人及电话,
 备注 and 修复效果. The export is recorded in ``ledger_exports`` with a random token, also
 written to the hidden ``meta`` sheet, so `ledger import` can reconcile (对账) what changed
-in the database after the file left.
+in the database after the file left. Every cell and the save go through
+`pipeline.office.xlsx` (text never a formula; the file checked before it is in place).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill, Protection
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -34,6 +34,7 @@ from pipeline.ledger.workbook import (
     Column,
     SheetLayout,
 )
+from pipeline.office.xlsx import Workbook, append, new_workbook, save_workbook
 
 contacts = table_of(Contact)
 exports = table_of(LedgerExport)
@@ -75,8 +76,7 @@ def export_ledger(
     with engine.begin() as conn:
         rows = open_entries(conn, department)
         people = _contacts(conn, {r["uscc"] for r in rows if r["uscc"]})
-        book = Workbook()
-        book.remove(book.active)
+        book = new_workbook()
         counts = {}
         for layout in LAYOUTS:
             mine = [r for r in rows if r["kind"] == layout.kind]
@@ -85,10 +85,7 @@ def export_ledger(
             _sheet(book, layout, mine, people, department_names, title or "")
         _meta(book, token, department, now)
         book.security.lockStructure = True  # no sheets added, removed or unhidden by mistake
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(out.name + ".partial")
-        book.save(partial)
-        partial.replace(out)
+        save_workbook(book, out)  # checked (no formula, well-formed) before it is in place
         conn.execute(
             insert(exports).values(
                 token=token, department_code=department, exported_at=now, file=str(out)
@@ -165,11 +162,11 @@ def _sheet(
     ws = book.create_sheet(layout.name)
     width = len(layout.columns)
     last = get_column_letter(width)
-    ws.append([layout.title.format(department=department)])
+    append(ws, [layout.title.format(department=department)])
     ws.merge_cells(f"A1:{last}1")
     ws["A1"].font = Font(bold=True, size=14)
     ws["A1"].alignment = Alignment(horizontal="center")
-    ws.append([c.header for c in layout.columns])
+    append(ws, [c.header for c in layout.columns])
     for index, column in enumerate(layout.columns, start=1):
         cell = ws.cell(row=2, column=index)
         cell.font = Font(bold=True)
@@ -181,7 +178,7 @@ def _sheet(
     ws.row_dimensions[2].height = 45
     ws.freeze_panes = f"A{FIRST_DATA_ROW}"
     for seq, row in enumerate(rows, start=1):
-        ws.append([_value(c, row, seq, layout, people, names) for c in layout.columns])
+        append(ws, [_value(c, row, seq, layout, people, names) for c in layout.columns])
     end = FIRST_DATA_ROW + max(len(rows), 1) - 1
     for index, column in enumerate(layout.columns, start=1):
         for (cell,) in ws.iter_rows(
@@ -273,7 +270,7 @@ def _meta(book: Workbook, token: str, department: str | None, now: dt.datetime) 
         ("note", "由 credit-repair ledger export 生成，请勿修改此工作表 / do not edit this sheet"),
     )
     for key, value in rows:
-        ws.append([key, value])
+        append(ws, [key, value])
     ws.sheet_state = "hidden"
     ws.protection.sheet = True
     book.active = book.sheetnames.index(PENALTY_LAYOUT.name)

@@ -40,6 +40,7 @@ from pipeline.ledger.workbook import (
     LedgerFile,
     read_workbook,
 )
+from pipeline.office.archive import XlsxLimits
 
 records = table_of(Record)
 events = table_of(LedgerEvent)
@@ -194,9 +195,14 @@ def import_ledger(
     follow_up_days: int = 30,
     max_bytes: int = MAX_BYTES,
     max_rows: int = MAX_ROWS,
+    limits: XlsxLimits | None = None,
 ) -> ImportReport:
-    """Validate, reconcile and (unless refused or a dry run) apply an edited workbook."""
-    book = read_workbook(path, max_bytes, max_rows)
+    """Validate, reconcile and (unless refused or a dry run) apply an edited workbook.
+
+    `limits`: what the workbook may unpack to (settings.yaml `files`), checked before it
+    is parsed.
+    """
+    book = read_workbook(path, max_bytes, max_rows, limits)
     report = ImportReport(str(path), dry_run=dry_run, rows_read=len(book.rows))
     report.errors += book.errors
     report.warnings += book.warnings

@@ -48,6 +48,7 @@ from pipeline.db.models import LedgerEvent, Record, table_of
 from pipeline.db.types import UTCDateTime
 from pipeline.domain.calendar import WorkingCalendar
 from pipeline.errors import CalendarError, LedgerError
+from pipeline.office.text import strip_controls
 
 records = table_of(Record)
 events = table_of(LedgerEvent)
@@ -601,6 +602,10 @@ def _values(
         "repairable_from": upd.repairable_from,
     }
     values = {k: v for k, v in plain.items() if v is not None}
+    for name in ("remarks", "responsible", "repair_effect"):
+        text = values.get(name)
+        if isinstance(text, str):  # typed, pasted or imported: no control characters
+            values[name] = strip_controls(text)
     if upd.commitment_on is not None and upd.follow_up_on is None:
         values["follow_up_on"] = upd.commitment_on + dt.timedelta(days=follow_up_days)
     if upd.progress == 1 and row["notified_at"] is None:

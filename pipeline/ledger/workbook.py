@@ -20,9 +20,12 @@ It is strict about the rest, and every problem names sheet, row and column:
 Merged cells over data rows are an error naming the range (a merged cell holds its value
 in the first cell only, so reading it as "unmerged" would silently blank the others).
 
-Memory stays bounded: a file over `MAX_BYTES` is refused before it is opened, openpyxl
-reads in read-only (streaming) mode, a sheet whose dimension or row count exceeds
-`MAX_ROWS` is refused, and merged ranges are found by streaming the sheet's XML.
+Memory stays bounded: a file over `MAX_BYTES` is refused before it is opened, the archive
+is checked before it is parsed (`pipeline.office.archive`: zip bombs, rows and cells over
+the limits, DTDs, password-protected files), openpyxl reads in read-only (streaming) mode,
+a sheet whose dimension or row count exceeds `MAX_ROWS` is refused, and merged ranges are
+found by streaming the sheet's XML. Malformed XML met while reading is an `InputError`
+naming the sheet, never a traceback.
 """
 
 from __future__ import annotations
@@ -41,8 +44,10 @@ import openpyxl
 from openpyxl.utils.cell import range_boundaries
 from openpyxl.utils.datetime import from_excel
 
-from pipeline.errors import InputError
+from pipeline.errors import CreditRepairError, InputError
 from pipeline.ledger.state import LIST_PROGRESS, PENALTY_PROGRESS
+from pipeline.office.archive import UnsafeWorkbook, XlsxLimits, check_xlsx
+from pipeline.office.text import strip_controls
 from pipeline.sync.normalize import parse_date
 
 MAX_BYTES = 50 * 1024 * 1024
@@ -354,7 +359,7 @@ def parse_text(value: object) -> str | None:
     if isinstance(value, dt.datetime):
         value = value.date()
     text = (value.isoformat() if isinstance(value, dt.date) else str(value)).strip()
-    return text or None
+    return strip_controls(text).strip() or None  # no control character enters the ledger
 
 
 def _parse(column: Column, value: object, layout: SheetLayout) -> Any:
@@ -382,7 +387,12 @@ def parse_confirm(value: object) -> str | None:
 # --------------------------------------------------------------------------- reading
 
 
-def read_workbook(path: Path, max_bytes: int = MAX_BYTES, max_rows: int = MAX_ROWS) -> LedgerFile:
+def read_workbook(
+    path: Path,
+    max_bytes: int = MAX_BYTES,
+    max_rows: int = MAX_ROWS,
+    limits: XlsxLimits | None = None,
+) -> LedgerFile:
     """Read an edited department workbook; raise InputError when it cannot be read at all."""
     size = path.stat().st_size
     if size > max_bytes:
@@ -390,6 +400,10 @@ def read_workbook(path: Path, max_bytes: int = MAX_BYTES, max_rows: int = MAX_RO
             f"{path}: the file is {size / 1048576:.1f} MB, over the {max_bytes / 1048576:.0f} MB limit "
             "for a ledger workbook; it was not opened and nothing changed"
         )
+    try:
+        check_xlsx(path, limits or XlsxLimits())
+    except UnsafeWorkbook as exc:
+        raise InputError(f"{path}: refused before reading: {exc}; nothing changed") from None
     result = LedgerFile(path)
     with path.open("rb") as stream:
         try:
@@ -400,6 +414,10 @@ def read_workbook(path: Path, max_bytes: int = MAX_BYTES, max_rows: int = MAX_RO
             ) from None
         try:
             _read_book(book, result, max_rows)
+        except CreditRepairError:
+            raise
+        except Exception as exc:  # malformed XML in a sheet: ParseError, ValueError, ...
+            raise _xml_fault(path, None, exc) from None
         finally:
             book.close()
     return result
@@ -426,7 +444,21 @@ def _read_book(book: Any, result: LedgerFile, max_rows: int) -> None:
         if name is None:
             result.errors.append(Issue(f"the sheet {layout.name!r} is missing", layout.name))
             continue
-        _read_sheet(book[name], layout, result, max_rows)
+        try:
+            _read_sheet(book[name], layout, result, max_rows)
+        except CreditRepairError:
+            raise
+        except Exception as exc:
+            raise _xml_fault(result.path, name, exc) from None
+
+
+def _xml_fault(path: Path, sheet: str | None, exc: Exception) -> InputError:
+    detail = " ".join(str(exc).split())[:200]
+    where = f"sheet {sheet}" if sheet else "a sheet"
+    return InputError(
+        f"{path}: {where} cannot be read (malformed XML: {type(exc).__name__}: {detail}); "
+        "nothing changed"
+    )
 
 
 def _read_meta(ws: Any, result: LedgerFile) -> Meta | None:

@@ -8,24 +8,25 @@ added and closed entries). The ledgers and changes are appended while the record
 stream past; the summary sheets, created first so they come first, are filled at the
 end (write-only sheets each have their own temporary file, so that order is allowed).
 
+Every cell and the save go through `pipeline.office.xlsx` (text never a formula; the file
+checked before it is moved into place).
+
 `write_only=False` builds the same workbook in openpyxl's normal mode (every cell in
 memory): the benchmark's baseline.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 
 from pipeline.ledger.state import WILLINGNESS, progress_names
 from pipeline.monthly.kpis import KPI_NAMES, RATES
+from pipeline.office.xlsx import append, cell, new_workbook, save_workbook
 
 TITLE = Font(bold=True, size=14)
 BOLD = Font(bold=True)
@@ -136,9 +137,7 @@ class ReportWorkbook:
         self, departments: dict[str, str], title: str, as_of: str, write_only: bool = True
     ) -> None:
         self.departments, self.title, self.as_of = departments, title, as_of
-        self.wb = Workbook(write_only=write_only)
-        if not write_only:
-            self.wb.remove(self.wb.active)
+        self.wb = new_workbook(write_only)
         self.summary = self._sheet("汇总", [14] + [10] * len(SUMMARY_KPIS))
         self.trend = self._sheet("趋势", [12] + [10] * len(TREND_KPIS))
         self.annex1 = self._sheet("附件1", [8, 40, 20, 20])
@@ -170,19 +169,12 @@ class ReportWorkbook:
         fill: PatternFill | None = None,
         fmt: str | None = None,
     ) -> Any:
-        cell = WriteOnlyCell(ws, value=value)
-        if font is not None:
-            cell.font = font
-        if fill is not None:
-            cell.fill = fill
-        if fmt is not None:
-            cell.number_format = fmt
-        return cell
+        return cell(ws, value, font, fill, fmt)
 
     def _head(self, ws: Any, title: str, head: tuple[str, ...] | list[str]) -> None:
-        ws.append([self._cell(ws, title, TITLE)])
-        ws.append([f"截至 {self.as_of}"])
-        ws.append([self._cell(ws, h, BOLD, HEAD_FILL) for h in head])
+        append(ws, [self._cell(ws, title, TITLE)])
+        append(ws, [f"截至 {self.as_of}"])
+        append(ws, [self._cell(ws, h, BOLD, HEAD_FILL) for h in head])
 
     def dept(self, code: str) -> str:
         return self.departments.get(code) or code or "（未分配）"
@@ -215,7 +207,7 @@ class ReportWorkbook:
                 green,
                 STATUS.get(s["status"], s["status"]),
             ]
-            self.annex3.append(self._green(self.annex3, row) if green else row)
+            append(self.annex3, self._green(self.annex3, row) if green else row)
         else:
             self.n4 += 1
             self.list_by_entity[(s["entity_name"], s["uscc"] or "", s["department_code"])] += 1
@@ -236,7 +228,7 @@ class ReportWorkbook:
                 s["list_name"],
                 green,
             ]
-            self.annex4.append(self._green(self.annex4, row) if green else row)
+            append(self.annex4, self._green(self.annex4, row) if green else row)
 
     def _green(self, ws: Any, row: list[Any]) -> list[Any]:
         return [self._cell(ws, v, fill=GREEN_FILL) for v in row]
@@ -244,7 +236,8 @@ class ReportWorkbook:
     def change_row(self, s: dict[str, Any], change: str) -> None:
         self.n_changes += 1
         day = s["first_seen_on"] if change == "added" else s["closed_on"]
-        self.changes.append(
+        append(
+            self.changes,
             [
                 self.n_changes,
                 CHANGE_NAMES[change],
@@ -254,7 +247,7 @@ class ReportWorkbook:
                 s["uscc"],
                 s["decision_no"],
                 day,
-            ]
+            ],
         )
 
     # ------------------------------------------------------------------ summary sheets
@@ -266,15 +259,12 @@ class ReportWorkbook:
         self._annex1()
         self._annex2()
         if self.n3 == 0:
-            self.annex3.append(["（无在账记录）"])
+            append(self.annex3, ["（无在账记录）"])
         if self.n4 == 0:
-            self.annex4.append(["（无在账记录）"])
+            append(self.annex4, ["（无在账记录）"])
         if self.n_changes == 0:
-            self.changes.append(["（本期无台账调整）"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-        self.wb.save(tmp)
-        tmp.replace(path)
+            append(self.changes, ["（本期无台账调整）"])
+        save_workbook(self.wb, path)  # checked (no formula, well-formed) before it is in place
 
     def _kpi_cells(self, ws: Any, block: dict[str, Any], font: Font | None = None) -> list[Any]:
         cells = []
@@ -295,11 +285,11 @@ class ReportWorkbook:
         )
         departments = kpis["departments"]
         for d in departments:
-            ws.append([d["name"], *self._kpi_cells(ws, d)])
-        ws.append([self._cell(ws, "合计", BOLD), *self._kpi_cells(ws, kpis["total"], BOLD)])
-        ws.append([])
+            append(ws, [d["name"], *self._kpi_cells(ws, d)])
+        append(ws, [self._cell(ws, "合计", BOLD), *self._kpi_cells(ws, kpis["total"], BOLD)])
+        append(ws, [])
         for line in notes:
-            ws.append([line])
+            append(ws, [line])
         if departments:
             chart = BarChart()
             chart.type = "bar"
@@ -326,7 +316,7 @@ class ReportWorkbook:
             for k in TREND_KPIS:
                 value = point.get(k)
                 cells.append(self._cell(ws, value, fmt=PERCENT) if k in RATES else (value or 0))
-            ws.append(cells)
+            append(ws, cells)
         n = len(trend)
         if n == 0:
             return
@@ -361,13 +351,14 @@ class ReportWorkbook:
         codes = [c for c in self.departments if self.penalties_by_dept.get(c)]
         codes += sorted(c for c in self.penalties_by_dept if c not in self.departments)
         for i, code in enumerate(codes, 1):
-            ws.append([i, self.dept(code), self.penalties_by_dept[code], None])
-        ws.append(
+            append(ws, [i, self.dept(code), self.penalties_by_dept[code], None])
+        append(
+            ws,
             [
                 None,
                 self._cell(ws, "合计", BOLD),
                 self._cell(ws, sum(self.penalties_by_dept.values()), BOLD),
-            ]
+            ],
         )
 
     def _annex2(self) -> None:
@@ -380,14 +371,15 @@ class ReportWorkbook:
         for i, ((name, uscc, code), n) in enumerate(
             sorted(self.list_by_entity.items(), key=lambda x: (x[0][2], x[0][0])), 1
         ):
-            ws.append([i, name, uscc or None, n, self.dept(code)])
-        ws.append(
+            append(ws, [i, name, uscc or None, n, self.dept(code)])
+        append(
+            ws,
             [
                 None,
                 self._cell(ws, "合计", BOLD),
                 None,
                 self._cell(ws, sum(self.list_by_entity.values()), BOLD),
-            ]
+            ],
         )
 
 

@@ -11,6 +11,11 @@ The planner renders the DOCX when it renders the e-mail and the SMS, and keeps t
 in the outbox payload (`docx_payload`); the dispatcher only decodes them (`docx_content`).
 A DOCX is a pure function of its four texts: every zip entry carries the same fixed
 timestamp, not the host's local time, so the same notice gives the same bytes anywhere.
+
+The texts lose the characters XML cannot hold (control characters, `strip_controls`)
+before they are escaped in, and `docx_payload` parses the document back
+(`pipeline.office.xml.check_docx`) before the planner may queue it: a notice that would
+not open is never planned, so never sent.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.shared import Cm, Pt
 from qrcode.image.pure import PyPNGImage
+
+from pipeline.office.text import strip_controls
+from pipeline.office.xml import InvalidDocument, check_docx
 
 TITLE = "行政处罚信用修复告知书"
 DOCX_FILENAME = f"{TITLE}.docx"
@@ -92,11 +100,18 @@ def _layout(with_link: bool = False) -> bytes:
     return out.getvalue()
 
 
+GENERATED = ("word/document.xml",)
+"""The part each notice changes (and the QR image, a PNG we make): the others are the
+layout's, checked once."""
+
+
 @lru_cache(maxsize=2)
 def _parts(with_link: bool = False) -> tuple[bytes, str, str | None]:
     """A zip of every part but the document and the QR image (compressed once), the
     document XML, and the QR image's part name (with a link)."""
-    with zipfile.ZipFile(io.BytesIO(_layout(with_link))) as zf:
+    layout = _layout(with_link)
+    check_docx(layout, "the 告知书 layout")
+    with zipfile.ZipFile(io.BytesIO(layout)) as zf:
         parts = {name: zf.read(name) for name in zf.namelist()}
     document = parts.pop("word/document.xml").decode("utf-8")
     media = next((n for n in parts if n.startswith("word/media/")), None)
@@ -129,6 +144,9 @@ def render_docx(
 
     With `link` (the company's answer page) it also prints the address and its QR code.
     """
+    entity_name, body, issuer, date_text = map(
+        strip_controls, (entity_name, body, issuer, date_text)
+    )
     parts, xml, media = _parts(link is not None)
     paragraphs = [p.strip().replace("\n", "") for p in re.split(r"\n\s*\n", body) if p.strip()]
     template = _PARAGRAPH.search(xml)
@@ -163,7 +181,11 @@ def docx_payload(
     database (backups, a dispatcher on another host) and shows exactly what was sent. The
     cost is ~50 kB of base64 per repair notice.
     """
+    entity_name, body, issuer, date_text = map(
+        strip_controls, (entity_name, body, issuer, date_text)
+    )
     content = render_docx(entity_name, body, issuer, date_text, link)
+    check_docx(content, f"the 告知书 to {entity_name}", GENERATED)  # raises InvalidDocument
     return {
         "entity_name": entity_name,
         "issuer": issuer,
@@ -174,9 +196,20 @@ def docx_payload(
 
 
 def docx_content(spec: dict[str, Any]) -> bytes:
-    """The DOCX bytes of a payload's `docx`, as the planner rendered them."""
+    """The DOCX bytes of a payload's `docx`, as the planner rendered them.
+
+    A row planned before the planner checked its DOCX may hold one that does not open
+    (control characters in a name): that one is rendered again from its texts, which
+    `render_docx` now cleans, rather than sent broken.
+    """
     if "content" in spec:
-        return base64.b64decode(spec["content"])
+        content = base64.b64decode(spec["content"])
+        try:
+            check_docx(content, "a planned 告知书", GENERATED)
+        except InvalidDocument:
+            pass
+        else:
+            return content
     # A row planned before the planner rendered the DOCX holds only its texts, all fixed at
     # plan time (the date too): the same document, rendered from them once, here.
     return render_docx(spec["entity_name"], spec["body"], spec["issuer"], spec["date"])

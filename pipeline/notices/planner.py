@@ -41,6 +41,7 @@ from pipeline.notices.context import department_view, notice_context, record_vie
 from pipeline.notices.docx import docx_payload
 from pipeline.notices.outbox import NewLink, Planned, enqueue, message_key
 from pipeline.notices.templating import Renderer, cn_date
+from pipeline.office.xml import InvalidDocument
 from pipeline.web.codes import code_hash, new_code
 
 records = table_of(Record)
@@ -171,6 +172,9 @@ class PlanResult:
     no_address: int = 0
     calendar_gaps: int = 0
     """Reminders not planned because their year has no working-day data (see holidays.yaml)."""
+    invalid_documents: list[str] = field(default_factory=list)
+    """Notices not planned because their rendered DOCX did not parse back (record: why);
+    never expected, as the texts are cleaned first: a bug to report, not a notice to send."""
     by_kind: dict[str, int] = field(default_factory=dict)
     by_channel: dict[str, int] = field(default_factory=dict)
     messages: list[dict[str, Any]] = field(default_factory=list)
@@ -349,7 +353,11 @@ def _plan_page(
             if (row["id"], occ.kind, occ.occurrence) in known:
                 result.already_planned += 1
                 continue
-            message = planner.message(row, occ, people.get(row["uscc"] or ""), today)
+            try:
+                message = planner.message(row, occ, people.get(row["uscc"] or ""), today)
+            except InvalidDocument as exc:  # checked at plan time: never queued, never sent
+                result.invalid_documents.append(f"record {row['id']} {row['decision_no']}: {exc}")
+                continue
             if message is None:
                 result.no_address += 1
             else:

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, select, update
 from pipeline.db.models import Contact, table_of
 from pipeline.domain.uscc import check_uscc, normalise_code
 from pipeline.errors import InputError
+from pipeline.office.archive import XlsxLimits
 from pipeline.sync.normalize import clean_text
 from pipeline.sync.sources.base import RawRow
 from pipeline.sync.sources.fields import header_key
@@ -57,9 +58,12 @@ class ContactImport:
         return dict(self.__dict__)
 
 
-def import_contacts(engine: Engine, path: Path, now: dt.datetime) -> ContactImport:
+def import_contacts(
+    engine: Engine, path: Path, now: dt.datetime, limits: XlsxLimits | None = None
+) -> ContactImport:
+    """`limits`: what an XLSX may unpack to (settings.yaml `files`)."""
     result = ContactImport()
-    with read_snapshot(path) as snapshot:
+    with read_snapshot(path, limits=limits) as snapshot:
         columns = _columns(snapshot.headers, str(path))
         with engine.begin() as conn:
             for raw in snapshot:

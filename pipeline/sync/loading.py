@@ -105,13 +105,21 @@ def _open(
     if source.kind == "file":
         assert source.path is not None
         with read_snapshot(
-            Path(source.path), source.format, source.encoding, records_key=source.records_key
+            Path(source.path),
+            source.format,
+            source.encoding,
+            records_key=source.records_key,
+            limits=config.settings.files.xlsx_limits(),
         ) as snap:
             yield snap
         return
     with requests.Session() as session:
         fetched = fetch_snapshot(
-            session, source, _http_state(engine, source.name), Path(config.settings.paths.var_dir)
+            session,
+            source,
+            _http_state(engine, source.name),
+            Path(config.settings.paths.var_dir),
+            limits=config.settings.files.xlsx_limits(),
         )
         if fetched.snapshot is None:
             yield None

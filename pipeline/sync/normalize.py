@@ -12,6 +12,8 @@ import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
 
+from pipeline.office.text import has_controls, strip_controls
+
 _DATE = re.compile(
     r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})(?:\s*日)?"
     r"|(\d{4})(\d{2})(\d{2})"
@@ -106,13 +108,18 @@ def _non_negative(amount: Decimal, shown: str) -> Decimal:
 
 
 def clean_text(value: object) -> str:
-    """Strip and collapse whitespace runs (incl. U+3000) to one space; keep the rest as is.
+    """Strip and collapse whitespace runs (incl. U+3000) to one space; keep the rest as is,
+    but for the other control characters (``\x00``–``\x08``, ``\x0e``–``\x1b``), which XML,
+    so every workbook and DOCX, cannot hold: they are removed (`strip_controls`).
 
     No NFKC here: names keep their Chinese punctuation (（）、【】) as published.
     """
     if value is None:
         return ""
-    return " ".join(str(value).split())
+    text = " ".join(str(value).split())  # \x0b \x0c \x1c-\x1f are whitespace: spaces
+    if has_controls(text):
+        text = " ".join(strip_controls(text).split())
+    return text
 
 
 def split_penalty_types(text: str) -> list[str]:

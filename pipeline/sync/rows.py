@@ -17,6 +17,7 @@ from pipeline import __version__
 from pipeline.db.models import SNAPSHOT_FIELDS
 from pipeline.domain.routing import Router
 from pipeline.domain.uscc import check_uscc, is_clean, normalise_code
+from pipeline.office.text import has_controls
 from pipeline.sync.normalize import clean_text, parse_amount_wan, parse_date, split_penalty_types
 from pipeline.sync.sources.base import RawRow
 from pipeline.sync.sources.fields import JOINED_FIELD, HeaderMapping, _join
@@ -190,6 +191,8 @@ class _FastPlan:
             texts = [" ".join(v.split()) or None for v in self.text_cells(cells)]  # type: ignore[attr-defined]
         except (AttributeError, TypeError):  # a cell that is not text (XLSX, JSON)
             texts = [_text(v) for v in self.text_cells(cells)]
+        if has_controls("".join(filter(None, texts))):
+            raise _Slow  # control characters: `clean_text` removes them
         values.update(zip(self.text_names, texts, strict=True))
         try:
             converted = [
@@ -355,7 +358,7 @@ def raw_fingerprint(kind: Kind, mapping: HeaderMapping, *config: str) -> str:
     return hashlib.sha256("\x1e".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-RAW_DIGEST_VERSION = "1"
+RAW_DIGEST_VERSION = "2"
 """Bump with any change to validation, normalisation or routing between releases."""
 
 

@@ -1,7 +1,10 @@
 """The file adapter: CSV (UTF-8, UTF-8 with BOM, GB18030/GBK), XLSX and JSON snapshots.
 
-CSV and XLSX are streamed row by row, so a million-row export needs bounded memory.
-JSON is parsed whole (a JSON document cannot be streamed with the standard library).
+CSV, XLSX and JSON are streamed row by row, so a million-row export needs bounded memory
+(JSON with ijson: `pipeline.sync.sources.jsonstream`). An XLSX is checked before it is
+parsed (`pipeline.office.archive`: zip bombs, huge rows and cells, DTDs, password-protected
+files) against the limits of settings.yaml `files`, and any fault of its XML while it is
+read is an `InputError` naming the row, never a traceback.
 Every error names the file; decoding errors also name the encoding and the row.
 """
 
@@ -9,16 +12,16 @@ from __future__ import annotations
 
 import codecs
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
 import openpyxl
 
-from pipeline.errors import InputError
-from pipeline.sync.sources.base import RawRow, Snapshot, fit_row, pick_records, record_headers
-from pipeline.sync.sources.base import record_rows as _record_rows
+from pipeline.errors import CreditRepairError, InputError
+from pipeline.office.archive import UnsafeWorkbook, XlsxLimits, check_xlsx
+from pipeline.sync.sources.base import RawRow, Snapshot, fit_row
+from pipeline.sync.sources.jsonstream import Source, Utf8Reader, json_snapshot
 
 SNIFF_BYTES = 64 * 1024
 _FORMATS = {
@@ -44,13 +47,17 @@ def read_snapshot(
     *,
     records_key: str | None = None,
     name: str | None = None,
+    limits: XlsxLimits | None = None,
 ) -> Snapshot:
-    """Open a snapshot file; `name` (default: the path) is what messages call it."""
+    """Open a snapshot file; `name` (default: the path) is what messages call it.
+
+    `limits`: what an XLSX may unpack to (settings.yaml `files`; default: its defaults).
+    """
     shown = name or str(path)
     _check_readable(path, shown)
     kind = _format_of(path, format, shown)
     if kind == "xlsx":
-        return _read_xlsx(path, shown)
+        return _read_xlsx(path, shown, limits or XlsxLimits())
     text = detect_encoding(path, shown) if encoding == "auto" else _known_encoding(encoding, shown)
     if kind == "json":
         return _read_json(path, text, records_key, shown)
@@ -209,7 +216,15 @@ def _header_names(cells: list[Any]) -> list[str]:
 # --------------------------------------------------------------------------- XLSX
 
 
-def _read_xlsx(path: Path, shown: str) -> Snapshot:
+def _read_xlsx(path: Path, shown: str, limits: XlsxLimits) -> Snapshot:
+    try:
+        check_xlsx(path, limits)  # before openpyxl reads a byte of it
+    except UnsafeWorkbook as exc:
+        raise InputError(
+            f"file {shown} was refused before reading: {exc}; nothing was loaded"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"file {shown} cannot be read: {exc.strerror}") from None
     # a file object, not the path: openpyxl refuses paths not ending in .xlsx/.xlsm
     stream = _open_binary(path, shown)
     try:
@@ -220,6 +235,14 @@ def _read_xlsx(path: Path, shown: str) -> Snapshot:
         raise InputError(f"file {shown} is not a readable .xlsx workbook ({exc})") from None
     try:
         snapshot = _xlsx_snapshot(book, shown)
+    except CreditRepairError:
+        book.close()
+        stream.close()
+        raise
+    except Exception as exc:  # malformed XML in the sheet (ParseError, ...)
+        book.close()
+        stream.close()
+        raise _xml_fault(shown, 1, exc) from None
     except BaseException:
         book.close()
         stream.close()
@@ -238,30 +261,45 @@ def _xlsx_snapshot(book: Any, shown: str) -> Snapshot:
     if not header:
         raise InputError(f"file {shown}: the first sheet {sheet.title!r} is empty")
     headers = _header_names(header)
-    return Snapshot(shown, headers, _xlsx_rows(rows, len(headers)))
+    return Snapshot(shown, headers, _xlsx_rows(rows, len(headers), shown))
 
 
-def _xlsx_rows(rows: Iterator[tuple[int, tuple[object, ...]]], width: int) -> Iterator[RawRow]:
-    for row_no, cells in rows:
-        if not any(c not in (None, "") for c in cells):
-            continue
-        if len(cells) < width:  # a sheet does not store empty trailing cells: not truncation
-            yield RawRow(row_no, [*cells, *[None] * (width - len(cells))])
-        else:
-            yield fit_row(row_no, list(cells), width)
+def _xlsx_rows(
+    rows: Iterator[tuple[int, tuple[object, ...]]], width: int, shown: str
+) -> Iterator[RawRow]:
+    row_no = 1
+    try:
+        for row_no, cells in rows:
+            if not any(c not in (None, "") for c in cells):
+                continue
+            if len(cells) < width:  # a sheet does not store empty trailing cells: not truncation
+                yield RawRow(row_no, [*cells, *[None] * (width - len(cells))])
+            else:
+                yield fit_row(row_no, list(cells), width)
+    except CreditRepairError:
+        raise
+    except Exception as exc:  # malformed XML further down the sheet
+        raise _xml_fault(shown, row_no + 1, exc) from None
+
+
+def _xml_fault(shown: str, row_no: int, exc: Exception) -> InputError:
+    detail = " ".join(str(exc).split())[:200]
+    return InputError(
+        f"file {shown}: the sheet cannot be read near row {row_no} "
+        f"(malformed XML: {type(exc).__name__}: {detail}); nothing was loaded"
+    )
 
 
 # --------------------------------------------------------------------------- JSON
 
 
 def _read_json(path: Path, encoding: str, records_key: str | None, shown: str) -> Snapshot:
-    with _open_text(path, encoding, shown) as stream:
-        try:
-            data = json.load(stream)
-        except UnicodeDecodeError:
-            raise _decode_error(path, shown, encoding) from None
-        except json.JSONDecodeError as exc:
-            raise InputError(f"file {shown}: not valid JSON: {exc}") from None
-    records = pick_records(data, records_key, f"file {shown}")
-    headers = record_headers(records)
-    return Snapshot(shown, headers, _record_rows(records, headers))
+    """Streamed (`json_snapshot`): the whole file is checked before the first row comes."""
+
+    def open_utf8() -> Source:
+        return Utf8Reader(_open_text(path, encoding, shown))
+
+    try:
+        return json_snapshot(shown, open_utf8, records_key, f"file {shown}")
+    except UnicodeDecodeError:
+        raise _decode_error(path, shown, encoding) from None

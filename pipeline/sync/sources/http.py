@@ -15,6 +15,7 @@ sync half-way, and memory stays bounded. The auth header never appears in messag
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 import time
@@ -27,8 +28,10 @@ import requests
 
 from pipeline.config import SourceSettings
 from pipeline.errors import InputError, SourceError, SourceUnavailable
+from pipeline.office.archive import OLE_MAGIC, XlsxLimits
 from pipeline.sync.sources.base import Snapshot, pick_records, record_headers, record_rows
 from pipeline.sync.sources.files import read_snapshot
+from pipeline.sync.sources.jsonstream import json_snapshot
 
 Sleep = Callable[[float], None]
 _CHUNK = 64 * 1024
@@ -65,6 +68,8 @@ class _Request:
     headers: dict[str, str]
     sleep: Sleep
     workdir: Path
+    limits: XlsxLimits | None = None
+    """What a downloaded XLSX may unpack to (settings.yaml `files`)."""
     download: IO[bytes] | None = None
     """Where a CSV/XLSX body went (a temporary file, deleted when closed)."""
 
@@ -75,12 +80,13 @@ def fetch_snapshot(
     state: HttpState | None,
     workdir: Path,
     sleep: Sleep = time.sleep,
+    limits: XlsxLimits | None = None,
 ) -> HttpFetch:
     """Fetch the source's current snapshot, or report that it has not changed."""
     if not source.url:
         raise SourceError(f"source {source.name!r}: no url configured")
     workdir.mkdir(parents=True, exist_ok=True)  # downloads and page spools go here
-    request = _Request(session, source, source.url, _headers(source, state), sleep, workdir)
+    request = _Request(session, source, source.url, _headers(source, state), sleep, workdir, limits)
     try:
         response = _get(request, _page_params(source, 1))
         if response.status_code == 304:
@@ -125,9 +131,7 @@ def _snapshot(request: _Request, response: requests.Response) -> Snapshot:
         return _file_snapshot(request, request.download)
     if request.source.page_param:
         return _paged_snapshot(request, response)
-    records = _records(request, response)
-    headers = record_headers(records)
-    return Snapshot(request.url, headers, record_rows(records, headers))
+    return _json_snapshot(request, response)
 
 
 # --------------------------------------------------------------------------- requests
@@ -213,6 +217,23 @@ def _records(request: _Request, response: requests.Response) -> list[object]:
     return pick_records(data, request.source.records_key, where, SourceError)
 
 
+def _json_snapshot(request: _Request, response: requests.Response) -> Snapshot:
+    """One JSON reply, its records streamed from the body rather than parsed whole."""
+    where = f"source {request.source.name!r}: {request.url}"
+    body = response.content
+    ctype = response.headers.get("Content-Type", "(none)")
+    if "html" in ctype.lower() or body.lstrip()[:1] == b"<":
+        raise SourceError(f"{where}: expected JSON, got {ctype}: {_preview(body)}")
+    return json_snapshot(
+        request.url,
+        lambda: io.BytesIO(body),
+        request.source.records_key,
+        where,
+        SourceError,
+        lambda _why: f"{where}: not valid JSON ({ctype}): {_preview(body)}",
+    )
+
+
 def _preview(body: bytes) -> str:
     text = body[:400].decode("utf-8", errors="replace")
     return repr(" ".join(text.split())[:80])
@@ -275,6 +296,7 @@ def _file_snapshot(request: _Request, download: IO[bytes]) -> Snapshot:
             _download_format(request.source, download),
             request.source.encoding,
             name=request.url,
+            limits=request.limits,
         )
     except InputError as exc:
         raise SourceError(f"source {request.source.name!r}: {exc}") from None
@@ -287,4 +309,6 @@ def _download_format(source: SourceSettings, download: IO[bytes]) -> str:
     if source.format in ("csv", "xlsx"):
         return source.format
     download.seek(0)
-    return "xlsx" if download.read(4) == b"PK\x03\x04" else "csv"
+    head = download.read(8)
+    # a zip, or an OLE file (an encrypted workbook or an .xls): the XLSX reader names it
+    return "xlsx" if head[:4] == b"PK\x03\x04" or head == OLE_MAGIC else "csv"
