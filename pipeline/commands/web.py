@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.app import App
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.app import App
 
 
 def register(commands: Any) -> None:
