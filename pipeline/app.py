@@ -50,7 +50,8 @@ class App:
     def unmigrated_engine(self) -> Engine:
         """The database as it is (for `health`, which must only look, never change it)."""
         if self._engine is None:
-            self._engine = make_engine(self.config.settings.database.url)
+            database = self.config.settings.database
+            self._engine = make_engine(database.url, busy_timeout=database.busy_timeout)
         return self._engine
 
     def close(self) -> None:

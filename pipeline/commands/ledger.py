@@ -178,6 +178,7 @@ LEDGER_FIELDS = (
     "restrictions",
     "notified_by",
     "notified_method",
+    "invalid_row_id",
 )
 
 

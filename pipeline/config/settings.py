@@ -16,6 +16,9 @@ from pipeline.errors import ConfigError
 class DatabaseSettings(Strict):
     url: str = "sqlite:///var/credit-repair.db"
     """SQLAlchemy URL. SQLite paths are relative to the working directory."""
+    busy_timeout: float = Field(600.0, gt=0)
+    """SQLite: seconds a write waits for another writer (a job) to finish before it
+    fails; covers the longest job (a million-row sync or evaluation takes minutes)."""
 
 
 class JurisdictionSettings(Strict):

@@ -48,6 +48,7 @@ from pipeline.db.models import LedgerEvent, Record, table_of
 from pipeline.db.types import UTCDateTime
 from pipeline.domain.calendar import WorkingCalendar
 from pipeline.errors import CalendarError, LedgerError
+from pipeline.sync.normalize import decision_key
 
 records = table_of(Record)
 events = table_of(LedgerEvent)
@@ -387,6 +388,7 @@ FLAGS = {
     "overdue_display": "超期仍公示",
     "restricted": "修复受限",
     "unrouted": "未匹配部门",
+    "invalid_row": "末次快照行无效",
 }
 
 
@@ -403,6 +405,8 @@ def ledger_flags(row: Any) -> list[str]:
         flags.append("restricted")
     if row["route_note"]:
         flags.append("unrouted")
+    if row.get("invalid_row_id"):
+        flags.append("invalid_row")
     return flags
 
 
@@ -476,7 +480,12 @@ NOTIFY_METHODS = {"phone": "电话", "paper": "纸质送达", "onsite": "现场"
 
 
 def find_record(conn: Connection, decision_no: str, authority: str | None) -> Any:
+    """The record with this decision number (as typed: normalised as sync keys it)."""
     r = records.c
+    try:
+        decision_no = decision_key(decision_no) or decision_no
+    except ValueError as exc:
+        raise LedgerError(f"decision number: {exc}") from None
     query = select(records).where(r.decision_no == decision_no)
     if authority:
         query = query.where(r.authority == authority)
