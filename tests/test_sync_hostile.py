@@ -3,6 +3,7 @@ makes a twin record (issue 15, items 1-4), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -199,3 +200,60 @@ def test_ledger_set_finds_a_record_by_its_number_as_typed(
     result = cli("ledger", "set", "宝税罚〔２０２６〕１号\u200b", "--remarks", "核对中", "--json")
     assert result.code == 0, result.err
     assert _records(db_url)[0].remarks == "核对中"
+
+
+# --------------------------------------------------------------------------- item 4
+
+
+def _repeated_name_csv(path: Path) -> Path:
+    """Two CF_XDR_MC columns: the first with the company, the second with other text."""
+    first, second = penalty(1), penalty(2)
+    headers = [*first, "CF_XDR_MC"]
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(headers)
+        writer.writerow([*first.values(), "联系人：张三"])
+        writer.writerow([*second.values(), "联系人：李四"])
+    return path
+
+
+def test_a_repeated_header_is_refused_naming_both_columns(
+    cli: CliRunner, tmp_path: Path, db_url: str
+) -> None:
+    path = _repeated_name_csv(tmp_path / "twice.csv")
+    width = len(penalty(1)) + 1
+    result = cli("sync", "--file", str(path), "--json")
+    assert result.code == 2
+    second = list(penalty(1)).index("CF_XDR_MC") + 1
+    assert f"columns {second} and {width} are both named 'CF_XDR_MC'" in result.err
+    assert "twice.csv" in result.err and "field_map" in result.err
+    assert _records(db_url) == []
+
+
+def _config_with_source(config_dir: Path, folder: Path, source: str) -> Path:
+    folder.mkdir()
+    settings = (config_dir / "settings.yaml").read_text(encoding="utf-8")
+    assert "sources: []" in settings
+    (folder / "settings.yaml").write_text(
+        settings.replace("sources: []", source), encoding="utf-8"
+    )
+    departments = (config_dir / "departments.yaml").read_text(encoding="utf-8")
+    (folder / "departments.yaml").write_text(departments, encoding="utf-8")
+    return folder
+
+
+def test_field_map_says_which_of_a_repeated_header_to_use(
+    cli: CliRunner, tmp_path: Path, config_dir: Path, db_url: str
+) -> None:
+    path = _repeated_name_csv(tmp_path / "twice.csv")
+    source = (
+        "sources:\n  - name: twice\n"
+        f"    path: {path}\n"
+        "    field_map: {'CF_XDR_MC #2': '-'}\n"
+    )
+    folder = _config_with_source(config_dir, tmp_path / "cfg", source)
+    result = CliRunner(folder)("sync", "--source", "twice", "--json")
+    assert result.code == 0, result.err
+    records = _records(db_url)
+    assert [r.entity_name for r in records] == ["双鸭山市测试1有限公司", "双鸭山市测试2有限公司"]
+    assert records[0].raw == {"CF_XDR_MC #2": "联系人：张三"}

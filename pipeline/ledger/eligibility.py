@@ -394,6 +394,8 @@ def evaluate_file(
         missing = mapping.describe_missing()
         if missing:
             raise InputError(f"{path}: the header lacks required column(s) {'; '.join(missing)}")
+        if mapping.describe_repeated():
+            raise InputError(f"{path}: {'; '.join(mapping.describe_repeated())}")
         validator = RowValidator("penalty", mapping, router)
         for raw in snapshot:
             outcome = validator.validate(raw)

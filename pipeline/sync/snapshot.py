@@ -202,6 +202,9 @@ def sync_snapshot(
             f"{request.snapshot.name}: the header lacks required column(s) "
             f"{'; '.join(mapping.describe_missing())}; nothing was loaded"
         )
+    repeated = mapping.describe_repeated()
+    if repeated:
+        raise InputError(f"{request.snapshot.name}: {'; '.join(repeated)}; nothing was loaded")
     router = Router(config.departments, config.settings.jurisdiction)
     validator = RowValidator(request.kind, mapping, router)
     digest = RawDigest(
