@@ -234,9 +234,7 @@ def _config_with_source(config_dir: Path, folder: Path, source: str) -> Path:
     folder.mkdir()
     settings = (config_dir / "settings.yaml").read_text(encoding="utf-8")
     assert "sources: []" in settings
-    (folder / "settings.yaml").write_text(
-        settings.replace("sources: []", source), encoding="utf-8"
-    )
+    (folder / "settings.yaml").write_text(settings.replace("sources: []", source), encoding="utf-8")
     departments = (config_dir / "departments.yaml").read_text(encoding="utf-8")
     (folder / "departments.yaml").write_text(departments, encoding="utf-8")
     return folder
@@ -247,9 +245,7 @@ def test_field_map_says_which_of_a_repeated_header_to_use(
 ) -> None:
     path = _repeated_name_csv(tmp_path / "twice.csv")
     source = (
-        "sources:\n  - name: twice\n"
-        f"    path: {path}\n"
-        "    field_map: {'CF_XDR_MC #2': '-'}\n"
+        f"sources:\n  - name: twice\n    path: {path}\n    field_map: {{'CF_XDR_MC #2': '-'}}\n"
     )
     folder = _config_with_source(config_dir, tmp_path / "cfg", source)
     result = CliRunner(folder)("sync", "--source", "twice", "--json")

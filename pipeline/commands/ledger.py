@@ -11,6 +11,7 @@ from typing import Any
 from pipeline import stages
 from pipeline.app import App, print_json
 from pipeline.commands.ledger_excel import register_ledger_actions
+from pipeline.db.locks import write_lock
 from pipeline.errors import UsageError
 from pipeline.ledger.eligibility import Evaluator, evaluate_file, stored
 from pipeline.ledger.state import (
@@ -208,6 +209,7 @@ def cmd_ledger_set(app: App, args: argparse.Namespace) -> int:
             "ledger set needs at least one change (--willing, --progress, --planned, --remarks, ...)"
         )
     with app.engine.begin() as conn:
+        write_lock(conn, "ledger set")
         row = find_record(conn, args.decision_no, args.authority)
         diff = apply_update(
             conn,

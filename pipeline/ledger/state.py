@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 
 from pipeline.config import GreenChannelSettings, LedgerSettings
+from pipeline.db.locks import write_lock
 from pipeline.db.models import LedgerEvent, Record, table_of
 from pipeline.db.types import UTCDateTime
 from pipeline.domain.calendar import WorkingCalendar
@@ -244,6 +245,7 @@ def apply_lifecycle(
     policy = policy or Policy(green)
     result = Lifecycle()
     with engine.begin() as conn:
+        write_lock(conn, "evaluate (ledger transitions)")
         _close_vanished(conn, today, now, result)
         _close_expired(conn, today, now, result, policy.overdue_display)
         if policy.overdue_display and policy.overdue_before is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
+from pipeline.db.locks import write_lock
 from pipeline.db.models import Contact, table_of
 from pipeline.domain.uscc import check_uscc, normalise_code
 from pipeline.errors import InputError
@@ -62,6 +63,7 @@ def import_contacts(engine: Engine, path: Path, now: dt.datetime) -> ContactImpo
     with read_snapshot(path) as snapshot:
         columns = _columns(snapshot.headers, str(path))
         with engine.begin() as conn:
+            write_lock(conn, "contacts import")
             for raw in snapshot:
                 result.rows_read += 1
                 contact = _parse(raw, columns, result)
