@@ -12,13 +12,15 @@ from sqlalchemy import select
 from pipeline import stages
 from pipeline.app import App, print_json
 from pipeline.channels.base import Message
+from pipeline.clock import parse_now
 from pipeline.config.notices import KINDS, ChannelName
+from pipeline.db.locks import write_lock
 from pipeline.db.models import Record, table_of
 from pipeline.delivery.dispatcher import DispatchResult, to_message
 from pipeline.errors import UsageError
 from pipeline.ledger.state import find_record
 from pipeline.notices.context import sample_row
-from pipeline.notices.outbox import STATES, counts, listing
+from pipeline.notices.outbox import REQUEUE_STATES, STATES, counts, listing, requeue
 from pipeline.notices.planner import Occurrence
 from pipeline.wiring import make_planner
 
@@ -44,6 +46,18 @@ def register(commands: Any) -> None:
     p.add_argument("--kind", choices=KINDS)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_outbox)
+    actions = p.add_subparsers(dest="outbox_command", metavar="ACTION", required=False)
+    rq = actions.add_parser(
+        "requeue", help="send again messages a person checked did not arrive (audited)"
+    )
+    rq.add_argument(
+        "--state", dest="requeue_state", choices=REQUEUE_STATES, required=True, metavar="STATE"
+    )
+    rq.add_argument("--before", metavar="T", help="only those last changed before T (ISO)")
+    rq.add_argument("--id", dest="ids", type=int, action="append", metavar="N", help="only row N")
+    rq.add_argument("--actor", default="cli", help="who checked (for the audit trail)")
+    rq.add_argument("--json", action="store_true")
+    rq.set_defaults(handler=cmd_outbox_requeue)
 
     p = commands.add_parser("preview", help="render one notice without sending it")
     p.add_argument(
@@ -132,6 +146,29 @@ def cmd_outbox(app: App, args: argparse.Namespace) -> int:
             )
     if not args.json:
         print(f"outbox: {counts(app.engine)}", file=sys.stderr)
+    return 0
+
+
+def cmd_outbox_requeue(app: App, args: argparse.Namespace) -> int:
+    before = None
+    if args.before:
+        try:
+            before = parse_now(args.before, app.config.settings.tz).now()
+        except UsageError:
+            raise UsageError(
+                f"--before {args.before!r} is not an ISO date or date-time (e.g. 2026-12-21)"
+            ) from None
+    with app.engine.begin() as conn:
+        write_lock(conn, "outbox requeue")
+        ids = requeue(conn, args.requeue_state, before, args.ids, args.actor, app.clock.now())
+    if args.json:
+        print_json({"requeued": len(ids), "ids": ids, "from": args.requeue_state})
+    else:
+        print(
+            f"outbox: {len(ids)} {args.requeue_state} message(s) due again, sent by the next "
+            f"dispatch: {', '.join(map(str, ids)) or 'none'}",
+            file=sys.stderr,
+        )
     return 0
 
 
