@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
+
+from sqlalchemy.exc import DBAPIError
 
 from pipeline import __version__, logs
 from pipeline.app import App
@@ -44,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VALUE",
         help="business clock for this run: ISO date or date-time in the configured zone",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an unexpected error, print its traceback (it may hold personal data)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in REGISTRARS:
         register(commands)
@@ -68,6 +76,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("credit-repair: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an unforeseen failure: no personal data on screen
+        return _crashed(exc, args.debug, logged=app is not None)
     finally:
         if app is not None:
             app.close()
+
+
+def _crashed(exc: Exception, debug: bool, logged: bool) -> int:
+    """Say what failed in one masked line (the class and the driver's or the error's first
+    line: never SQL parameters); the traceback, which may hold rows, only with --debug."""
+    summary = crash_summary(exc)
+    if debug:
+        traceback.print_exc()
+    if logged:
+        logs.get_logger("cli").error("cli.crash", error=type(exc).__name__, message=summary)
+    hint = "" if debug else " (run with --debug for the traceback)"
+    print(f"credit-repair: internal error: {summary}{hint}", file=sys.stderr)
+    return 1
+
+
+def crash_summary(exc: BaseException) -> str:
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    first = (str(cause).strip().splitlines() or [""])[0][:300]
+    return f"{type(cause).__name__}: {logs.mask_text(first)}"

@@ -32,8 +32,32 @@ HEADERS = {
     "email": ("email", "电子邮箱", "邮箱"),
 }
 MOBILE = re.compile(r"1[3-9]\d{9}")
-EMAIL = re.compile(r"[^@\s<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+EMAIL = re.compile(
+    r"[^@\s<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.(?:[A-Za-z]{2,}|xn--[A-Za-z0-9-]+)"
+)
 contacts = table_of(Contact)
+
+
+def normalise_email(text: str) -> str:
+    """An address as mail servers take it: the domain in punycode (`user@例子.中国` →
+    `user@xn--fsqu00a.xn--fiqs8s`). Raises ValueError (the reason) for what cannot be
+    delivered: a non-ASCII part before the @ needs SMTPUTF8, which few servers offer."""
+    local, at, domain = unicodedata.normalize("NFKC", text).strip().rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError("not a valid e-mail address; value dropped")
+    if not local.isascii():
+        raise ValueError(
+            "the part before @ is not ASCII, which most mail servers cannot deliver; "
+            "value dropped (ask the company for another address)"
+        )
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError("the domain is not a valid domain name; value dropped") from None
+    address = f"{local}@{ascii_domain}"
+    if not EMAIL.fullmatch(address):
+        raise ValueError("not a valid e-mail address; value dropped")
+    return address
 
 
 def normalise_phone(text: str) -> str:
@@ -113,15 +137,12 @@ def _parse(
         )
         phone = None
     email = cell.get("email", "") or None
-    if email and not EMAIL.fullmatch(email):
-        result.issues.append(
-            {
-                "row": raw.row_no,
-                "field": "email",
-                "reason": "not a valid e-mail address; value dropped",
-            }
-        )
-        email = None
+    if email:
+        try:
+            email = normalise_email(email)
+        except ValueError as exc:
+            result.issues.append({"row": raw.row_no, "field": "email", "reason": str(exc)})
+            email = None
     return {
         "uscc": code,
         "contact_name": cell.get("contact_name") or None,
