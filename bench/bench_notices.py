@@ -147,8 +147,8 @@ class Servers:
 
 
 def write_config(folder: Path, smtp_port: int, sms_url: str) -> Path:
-    """The shipped config + the servers of this measurement, limits raised (see tests/test_dispatch)."""
-    from tests.test_dispatch import _config
+    """The shipped config + the servers of this measurement, limits raised (see tests/helpers.py)."""
+    from tests.helpers import dispatch_config as _config
 
     if folder.exists():
         shutil.rmtree(folder)

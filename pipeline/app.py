@@ -116,7 +116,8 @@ class App:
         from pipeline.db.engine import make_engine
 
         if self._engine is None:
-            self._engine = make_engine(self.config.settings.database.url)
+            database = self.config.settings.database
+            self._engine = make_engine(database.url, busy_timeout=database.busy_timeout)
         return self._engine
 
     def close(self) -> None:

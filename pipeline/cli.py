@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="--now 晚于真实时间时仍然写入（测试数据库）/ "
         "with a --now later than the real clock: write for real (test databases)",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="意外错误时显示完整回溯（可能含个人信息）/ "
+        "on an unexpected error, print its traceback (it may hold personal data)",
     )
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, title="命令 / commands"
@@ -139,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("credit-repair: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an unforeseen failure: no personal data on screen
+        return _crashed(exc, args.debug, logged=app is not None)
     finally:
         if app is not None:
             app.close()
@@ -151,3 +160,28 @@ def what_if_notice(now: str) -> str:
         f"what-if: --now {now} is later than the real clock: computed and printed, nothing is "
         "written or sent (--commit writes)"
     )
+
+
+def _crashed(exc: Exception, debug: bool, logged: bool) -> int:
+    """Say what failed in one masked line (the class and the driver's or the error's first
+    line: never SQL parameters); the traceback, which may hold rows, only with --debug."""
+    from pipeline import logs
+
+    summary = crash_summary(exc)
+    if debug:
+        traceback.print_exc()
+    if logged:
+        logs.get_logger("cli").error("cli.crash", error=type(exc).__name__, message=summary)
+    hint = "" if debug else " (run with --debug for the traceback)"
+    print(f"credit-repair: internal error: {summary}{hint}", file=sys.stderr)
+    return 1
+
+
+def crash_summary(exc: BaseException) -> str:
+    from sqlalchemy.exc import DBAPIError
+
+    from pipeline import logs
+
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    first = (str(cause).strip().splitlines() or [""])[0][:300]
+    return f"{type(cause).__name__}: {logs.mask_text(first)}"

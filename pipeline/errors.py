@@ -21,7 +21,10 @@
     │                                     never resent by itself; a person or a status query decides
     ├── CalendarError             exit 1  a date falls in a year no working-day data covers
     ├── LedgerError               exit 2  a ledger change refused (impossible transition, no record)
-    └── RefusedError              exit 1  a guard refused the work (nothing changed)
+    ├── RefusedError              exit 1  a guard refused the work (nothing changed)
+    └── DatabaseFailure           exit 1  the database refused the work (its real cause named;
+                                          nothing changed): locked by another job past the
+                                          busy timeout, or a value it would not store
 
 Exit codes follow the CLI contract (0 success, 1 the work failed or a guard refused it,
 2 bad usage, config or input) and are mapped in one place, `EXIT_CODES`: an error takes
@@ -131,6 +134,10 @@ class RefusedError(CreditRepairError):
     """A guard refused the work; nothing changed."""
 
 
+class DatabaseFailure(CreditRepairError):
+    """The database refused the work (the transaction was rolled back): names the cause."""
+
+
 EXIT_CODES: dict[type[CreditRepairError], int] = {
     CreditRepairError: 1,
     UsageError: 2,
@@ -142,6 +149,7 @@ EXIT_CODES: dict[type[CreditRepairError], int] = {
     CalendarError: 1,
     LedgerError: 2,
     RefusedError: 1,
+    DatabaseFailure: 1,
 }
 """The exit status of each branch; a subclass not listed takes its nearest listed base's."""
 

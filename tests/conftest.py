@@ -35,6 +35,7 @@ import yaml
 from sqlalchemy import Engine
 
 from pipeline.config import Config, load_config
+from pipeline.config import load as config_load
 from pipeline.db.engine import make_engine
 from pipeline.db.migrate import upgrade
 from tests.helpers import Build, CliRunner, DbCopy
@@ -195,7 +196,8 @@ def upgraded_engine(empty_db_url: str) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _parse_each_yaml_text_once() -> Iterator[None]:
-    """`yaml.safe_load` remembers what each text parses to and hands out deep copies.
+    """`yaml.safe_load` (and the config's `parse_yaml`) remember what each text parses to
+    and hand out deep copies.
 
     Every in-process command loads the six config files again, and PyYAML's pure-Python
     parser takes ~60 ms for them: a third of what a typical CLI call costs, ~1 minute over
@@ -203,18 +205,22 @@ def _parse_each_yaml_text_once() -> Iterator[None]:
     parsed for real (the first time; errors are raised every time, never remembered), and
     the caller gets its own copy to change. Subprocesses parse as in production.
     """
-    parse = yaml.safe_load
-    parsed: dict[str, Any] = {}
 
-    def safe_load(stream: Any) -> Any:
-        if not isinstance(stream, str):
-            return parse(stream)
-        if stream not in parsed:
-            parsed[stream] = parse(stream)
-        return copy.deepcopy(parsed[stream])
+    def remembered(parse: Any) -> Any:
+        parsed: dict[str, Any] = {}
+
+        def load(stream: Any) -> Any:
+            if not isinstance(stream, str):
+                return parse(stream)
+            if stream not in parsed:
+                parsed[stream] = parse(stream)
+            return copy.deepcopy(parsed[stream])
+
+        return load
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(yaml, "safe_load", safe_load)
+        patch.setattr(yaml, "safe_load", remembered(yaml.safe_load))
+        patch.setattr(config_load, "parse_yaml", remembered(config_load.parse_yaml))
         yield
 
 

@@ -253,3 +253,28 @@ logging:""",
     )
     assert "sources.right" not in text
     assert all(e.startswith("settings.yaml: sources.") for e in errors if "sources." in e)
+
+
+def test_yes_no_on_off_stay_the_names_written_where_text_is_expected(cfg: Path) -> None:
+    """YAML 1.1 reads NO, yes, on, off as booleans: `code: NO` arrived as False."""
+    _edit(cfg, "departments.yaml", "  - code: YSHJ", "  - code: NO")
+    _edit(
+        cfg, "settings.yaml", "keywords: [医药, 医疗器械, 防疫]", "keywords: [医药, on, off, yes]"
+    )
+    config = load_config(cfg, env={})
+    assert config.departments.departments[0].code == "NO"
+    assert config.settings.green_channel.keywords == ["医药", "on", "off", "yes"]
+
+
+def test_yes_no_on_off_are_still_booleans_where_a_boolean_is_expected(cfg: Path) -> None:
+    _edit(cfg, "settings.yaml", "sync:", "ledger:\n  overdue_display: off\n\nsync:")
+    assert load_config(cfg, env={}).settings.ledger.overdue_display is False
+
+
+def test_true_or_false_where_text_is_expected_says_quote_it(cfg: Path) -> None:
+    _edit(cfg, "departments.yaml", "  - code: YSHJ", "  - code: true")
+    with pytest.raises(ConfigError) as caught:
+        load_config(cfg, env={})
+    message = str(caught.value)
+    assert "departments.yaml: departments[0].code" in message
+    assert 'quote it ("true")' in message

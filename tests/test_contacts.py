@@ -88,3 +88,23 @@ def test_a_file_without_a_uscc_column_loads_nothing(cli: CliRunner, tmp_path: Pa
         str(write_rows(tmp_path / "c.csv", [{"name": "x", "phone": "13912345678"}])),
     )
     assert result.code == 2 and "uscc" in result.err
+
+
+def test_an_idn_domain_is_stored_in_punycode_and_a_non_ascii_local_part_refused(
+    cli: CliRunner, tmp_path: Path, db_url: str
+) -> None:
+    rows = [
+        {"uscc": uscc(1), "contact_name": "王经理", "phone": "", "email": "user@例子.中国"},
+        {"uscc": uscc(2), "contact_name": "李会计", "phone": "", "email": "李会计@example.com"},
+        {"uscc": uscc(3), "contact_name": "赵", "phone": "", "email": "ｚｈａｏ＠Example.com"},
+    ]
+    result = cli("contacts", "import", str(write_rows(tmp_path / "c.csv", rows)), "--json")
+    assert result.code == 0, result.err
+    body = result.json()
+    assert [(i["row"], i["field"]) for i in body["issues"]] == [(3, "email")]
+    assert "before @ is not ASCII" in body["issues"][0]["reason"]
+    assert [c.email for c in _contacts(db_url)] == [
+        "user@xn--fsqu00a.xn--fiqs8s",  # what SMTP servers take
+        None,  # refused here, not left to fail at send
+        "zhao@Example.com",  # full-width typed: NFKC
+    ]

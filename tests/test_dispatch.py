@@ -226,3 +226,62 @@ def test_a_name_with_cr_lf_or_html_cannot_inject_headers_and_is_escaped(
     assert message["Bcc"] is None and recorder.received[0][1] == ["c1@example.com"]
     html = message.get_body(("html",)).get_content()
     assert "&lt;b&gt;坏&lt;/b&gt;" in html and "<b>坏</b>" not in html
+
+
+def _attempts(db_url: str, outbox_id: int) -> list[tuple[str | None, str | None]]:
+    from sqlalchemy import select
+
+    from pipeline.db.engine import make_engine
+    from pipeline.db.models import DeliveryAttempt
+
+    engine = make_engine(db_url)
+    query = (
+        select(DeliveryAttempt.outcome, DeliveryAttempt.error)
+        .where(DeliveryAttempt.outbox_id == outbox_id)
+        .order_by(DeliveryAttempt.id)
+    )
+    with engine.connect() as conn:
+        found = [(outcome, error) for outcome, error in conn.execute(query)]
+    engine.dispose()
+    return found
+
+
+def test_a_person_requeues_an_unknown_message_after_checking_audited(
+    setup: DispatchSetup, sms: SmsServer, db_url: str
+) -> None:
+    load_notices(setup, 1, email=False, phone=True)
+    sms.reply(Reply(delay=2.0))  # the gateway never answers: unknown
+    assert _dispatch(setup)["unknown"] == 1
+    [row] = setup.cli("outbox", "--state", "unknown", "--json").json_lines()
+    early = setup.cli("outbox", "requeue", "--state", "unknown", "--before", "2026-11-27", "--json")
+    assert early.code == 0 and early.json() == {"requeued": 0, "ids": [], "from": "unknown"}
+    result = setup.cli(
+        "outbox",
+        "requeue",
+        "--state",
+        "unknown",
+        "--before",
+        "2026-11-27T10:00",
+        "--actor",
+        "张科员",
+        "--json",
+        now="2026-11-27T10:30",
+    )
+    assert result.code == 0, result.err
+    assert result.json() == {"requeued": 1, "ids": [row["id"]], "from": "unknown"}
+    assert _attempts(db_url, row["id"])[-1] == ("requeued", "requeued from unknown by 张科员")
+    sms.default = Reply(status=200, body=b'{"id": "ok"}')
+    assert _dispatch(setup, now="2026-11-27T10:30")["sent"] == 1
+    assert outbox_states(setup) == {"sent": 1}
+    bad = setup.cli("outbox", "requeue", "--state", "sent")
+    assert bad.code == 2  # only unknown, written or failed messages
+
+
+def test_notices_only_written_to_files_can_be_requeued_once_a_channel_works(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    load_notices(DispatchSetup(cli, cli.config_dir, tmp_path), 2)
+    written = cli("dispatch", "--json").json()["written"]  # the notices and a digest
+    assert written == 3 and cli("dispatch", "--json").json()["written"] == 0
+    assert cli("outbox", "requeue", "--state", "written", "--json").json()["requeued"] == written
+    assert cli("dispatch", "--json").json()["written"] == written  # still no SMTP: again

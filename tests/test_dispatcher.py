@@ -205,7 +205,8 @@ def test_a_channel_down_is_tried_once_and_its_notices_wait_an_hour_untried(site:
     assert site.email.calls == 1  # one login attempt, not one per notice
     rows = site.rows()
     assert fields(rows, "channel", "state", "attempts") == [("email", "pending", 0)] * N
-    assert [site.attempts(r) for r in rows] == [["deferred"]] * N
+    # the one tried is deferred; the others were never tried: no attempt at all
+    assert [site.attempts(r) for r in rows] == [["deferred"]] + [[]] * (N - 1)
     assert site.sms.calls == 0  # no fallback: the notices are not failed, only delayed
     assert site.dispatch(at(59))["claimed"] == 0 and site.email.calls == 1  # out for an hour
     site.script("email", None)
@@ -226,3 +227,28 @@ def test_an_unknown_outcome_is_never_resent_nor_failed_over(site: Site) -> None:
     for later in (60, 24 * 60, 30 * 24 * 60):
         assert site.dispatch(at(later))["claimed"] == 0
     assert site.email.calls == N and site.sms.calls == 0
+
+
+# --------------------------------------------------------------------------- killed mid-batch
+
+
+class Killed(BaseException):
+    """The process dies in the middle of a send (SIGKILL: nothing after it runs)."""
+
+
+def test_a_dispatcher_killed_mid_batch_leaves_only_the_message_in_hand_unknown(
+    site: Site,
+) -> None:
+    site.script("email", lambda _message, call: Killed() if call == 2 else None)
+    with pytest.raises(Killed):
+        site.dispatch(NOW)
+    rows = site.rows()
+    assert fields(rows, "state") == [("sent",), ("sending",), ("claimed",)]
+    assert [site.attempts(r) for r in rows] == [["sent"], [None], []]
+    # past the lease (notices.yaml outbox.lease_seconds): the one in hand is unknown, the
+    # untried one goes out; the one sent is not sent again
+    site.script("email", None)
+    result = site.dispatch(at(11))
+    assert (result["recovered_unknown"], result["sent"]) == (1, 1)
+    assert fields(site.rows(), "state", "attempts") == [("sent", 1), ("unknown", 1), ("sent", 1)]
+    assert site.email.calls == 3 and len(site.email.sent) == 2

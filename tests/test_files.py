@@ -118,8 +118,22 @@ def test_a_utf8_file_that_turns_to_gbk_after_the_sniffed_part_fails_with_the_row
     path = tmp_path / "mixed.csv"
     body = "\n".join([",".join(HEADER), *("A,双鸭山,,,,2020-01-01,局" for _ in range(5000))])
     path.write_bytes(body.encode() + "\nB,双鸭山,,,,2020-01-01,局\n".encode("gbk"))
-    with pytest.raises(InputError, match=r"mixed.csv: not valid utf-8 near row 5002"):
+    with pytest.raises(InputError, match=r"mixed.csv: not valid utf-8 near row 5002") as caught:
         read_all(path)
+    # the last row, but whole: an encoding error at that row, not a file cut off
+    assert "cut off" not in str(caught.value)
+    assert "that row is in another encoding" in str(caught.value)
+
+
+def test_an_undecodable_last_row_without_a_newline_is_an_encoding_error_at_that_row(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "mixed.csv"
+    body = "\n".join([",".join(HEADER), *("A,双鸭山,,,,2020-01-01,局" for _ in range(5000))])
+    path.write_bytes(body.encode() + "\nB,双鸭山,,,,2020-01-01,局".encode("gbk"))
+    with pytest.raises(InputError) as caught:
+        read_all(path)
+    assert "not valid utf-8 near row 5002; that row is in another encoding" in str(caught.value)
 
 
 def test_an_unknown_declared_encoding_is_an_input_error(tmp_path: Path) -> None:

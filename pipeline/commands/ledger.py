@@ -306,6 +306,7 @@ LEDGER_FIELDS = (
     "company_answer",
     "company_answer_at",
     "help_phone",
+    "invalid_row_id",
 )
 
 
@@ -320,6 +321,7 @@ def _ledger_json(row: dict[str, Any]) -> dict[str, Any]:
 
 def cmd_ledger_set(app: App, args: argparse.Namespace) -> int:
     from pipeline.app import print_json
+    from pipeline.db.locks import write_lock
     from pipeline.ledger.state import LedgerUpdate, apply_update, find_record
 
     upd = LedgerUpdate(
@@ -340,6 +342,7 @@ def cmd_ledger_set(app: App, args: argparse.Namespace) -> int:
             "ledger set needs at least one change (--willing, --progress, --planned, --remarks, ...)"
         )
     with app.engine.begin() as conn:
+        write_lock(conn, "ledger set")
         row = find_record(conn, args.decision_no, args.authority)
         diff = apply_update(
             conn,

@@ -25,11 +25,23 @@ KINDS = (
     "escalation",
     "monthly_report",
 )
-STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "cancelled", "written")
-"""`pipeline.config.notices.KINDS` and `pipeline.notices.outbox.STATES` (kept equal by
+STATES = (
+    "pending",
+    "sending",
+    "sent",
+    "retry",
+    "failed",
+    "unknown",
+    "cancelled",
+    "written",
+    "claimed",
+)
+REQUEUE_STATES = ("unknown", "written", "failed")
+"""`pipeline.config.notices.KINDS` and `pipeline.notices.outbox.STATES`/`REQUEUE_STATES` (kept equal by
 tests/test_cli_text.py), here so that building the parser imports neither."""
 STATE_NAMES = {
     "pending": "待发送",
+    "claimed": "已领取",
     "sending": "发送中",
     "retry": "待重试",
     "sent": "已发送",
@@ -79,6 +91,38 @@ def register(commands: Any) -> None:
         "--json", action="store_true", help="每条一个 JSON 对象 / one JSON object per message"
     )
     p.set_defaults(handler=cmd_outbox)
+    actions = p.add_subparsers(dest="outbox_command", metavar="ACTION", required=False)
+    rq = actions.add_parser(
+        "requeue",
+        help="人工核实未送达后重新发送（留痕）/ "
+        "send again messages a person checked did not arrive (audited)",
+    )
+    rq.add_argument(
+        "--state",
+        dest="requeue_state",
+        choices=REQUEUE_STATES,
+        required=True,
+        metavar="STATE",
+        help="unknown（结果未知）| written（仅写入文件）| failed（失败）",
+    )
+    rq.add_argument(
+        "--before",
+        metavar="T",
+        help="仅限 T 之前最后变更的 / only those last changed before T (ISO)",
+    )
+    rq.add_argument(
+        "--id",
+        dest="ids",
+        type=int,
+        action="append",
+        metavar="N",
+        help="仅限编号 N（可重复）/ only row N (repeatable)",
+    )
+    rq.add_argument(
+        "--actor", default="cli", help="核实人（审计记录）/ who checked (for the audit trail)"
+    )
+    rq.add_argument("--json", action="store_true", help="JSON 输出 / print JSON on stdout")
+    rq.set_defaults(handler=cmd_outbox_requeue)
 
     p = commands.add_parser(
         "preview", help="生成一份通知供预览，不发送 / render one notice without sending it"
@@ -242,6 +286,34 @@ def cmd_outbox(app: App, args: argparse.Namespace) -> int:
         ),
     )
     print(f"发件箱 / outbox：{counts_text(counts(app.engine), STATE_NAMES)}", file=sys.stderr)
+    return 0
+
+
+def cmd_outbox_requeue(app: App, args: argparse.Namespace) -> int:
+    from pipeline.app import print_json
+    from pipeline.clock import parse_now
+    from pipeline.db.locks import write_lock
+    from pipeline.notices.outbox import requeue
+
+    before = None
+    if args.before:
+        try:
+            before = parse_now(args.before, app.config.settings.tz).now()
+        except UsageError:
+            raise UsageError(
+                f"--before {args.before!r} is not an ISO date or date-time (e.g. 2026-12-21)"
+            ) from None
+    with app.engine.begin() as conn:
+        write_lock(conn, "outbox requeue")
+        ids = requeue(conn, args.requeue_state, before, args.ids, args.actor, app.clock.now())
+    if args.json:
+        print_json({"requeued": len(ids), "ids": ids, "from": args.requeue_state})
+    else:
+        print(
+            f"outbox: {len(ids)} {args.requeue_state} message(s) due again, sent by the next "
+            f"dispatch: {', '.join(map(str, ids)) or 'none'}",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -46,5 +46,10 @@ def describe(exc: ValidationError, file: str, origins: Mapping[str, str]) -> str
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key (a typo?)"
+        elif err["type"] == "string_type" and isinstance(err.get("input"), bool):
+            message = (
+                f"YAML reads {str(err['input']).lower()} as a boolean where text is "
+                f'expected: quote it ("{str(err["input"]).lower()}")'
+            )
         parts.append(f"{where}: {key}: {message}")
     return "; ".join(parts)

@@ -80,6 +80,30 @@ FIELDS = {
     "schedule.yaml": "schedule",
 }
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as operators mean it: only true/false are booleans (YAML 1.2).
+
+    YAML 1.1 also reads yes/no/on/off as booleans, so `code: NO` or `name: off` would
+    arrive as False where a name is meant; here they stay the text written. A boolean
+    key still takes them (the models accept yes/no/on/off as booleans).
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """One config file's text (true/false the only booleans: see `_Loader`)."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def config_dir(explicit: str | None) -> Path:
@@ -108,7 +132,7 @@ def _read_yaml(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: an impossible date literal
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -205,7 +229,7 @@ def _set_nested(target: dict[str, Any], keys: list[str], value: Any, var: str) -
 def _scalar(value: str) -> Any:
     """Environment values are YAML scalars: `true`, `5`, `0.3` become bool/int/float."""
     try:
-        parsed = yaml.safe_load(value)
+        parsed = parse_yaml(value)
     except yaml.YAMLError:
         return value
     return parsed if isinstance(parsed, (bool, int, float)) else value

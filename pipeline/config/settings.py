@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -17,6 +18,9 @@ from pipeline.office.archive import MIB, XlsxLimits
 class DatabaseSettings(Strict):
     url: str = "sqlite:///var/credit-repair.db"
     """SQLAlchemy URL. SQLite paths are relative to the working directory."""
+    busy_timeout: float = Field(600.0, gt=0)
+    """SQLite: seconds a write waits for another writer (a job) to finish before it
+    fails; covers the longest job (a million-row sync or evaluation takes minutes)."""
 
 
 class JurisdictionSettings(Strict):
@@ -63,6 +67,36 @@ class SourceSettings(Strict):
     records_key: str | None = None
     """For JSON objects: the key holding the list of records (e.g. "data")."""
     enabled: bool = True
+    deadline: float = Field(300.0, gt=0)
+    """HTTP: seconds one request may take in all (connecting, headers and the whole body);
+    `timeout` only bounds each wait for the next bytes. Past it the try counts as failed."""
+    max_body_mb: float = Field(1024.0, gt=0)
+    """HTTP: the largest answer accepted, in MiB (after decompression); a bigger one is
+    refused before it fills the disk (bodies are streamed to a file under paths.var_dir)."""
+    allowed_redirect_origins: list[str] = Field(default_factory=list)
+    """HTTP: other origins (`https://host[:port]`) a redirect may lead to. The source's
+    credentials (auth_header) are never sent to them; a redirect to an origin not listed
+    here is refused. Same-origin redirects are always followed."""
+
+    @field_validator("allowed_redirect_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        out = []
+        for value in values:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+                raise ValueError(f"{value!r} is not an origin like https://data.example.cn[:port]")
+            out.append(origin_of(value))
+        return out
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host:port` of a URL, the port always given (80/443 by default), lower case:
+    two URLs are the same origin when these are equal."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 class SyncSettings(Strict):

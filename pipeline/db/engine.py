@@ -22,21 +22,25 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, echo: bool = False) -> Engine:
+BUSY_TIMEOUT = 600.0
+"""SQLite: seconds a write waits for another writer (`database.busy_timeout`)."""
+
+
+def make_engine(url: str, echo: bool = False, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
     url = normalise_url(url)
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigError(f"database.url {url!r} is not a valid SQLAlchemy URL") from None
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database, echo)
+        return _sqlite_engine(url, parsed.database, echo, busy_timeout)
     return create_engine(url, echo=echo, pool_pre_ping=True, future=True)
 
 
-def _sqlite_engine(url: str, database: str | None, echo: bool) -> Engine:
+def _sqlite_engine(url: str, database: str | None, echo: bool, busy_timeout: float) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+    engine = create_engine(url, echo=echo, connect_args={"timeout": busy_timeout})
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 

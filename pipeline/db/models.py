@@ -137,6 +137,9 @@ class Record(Base):
     last_sync_id: Mapped[int] = mapped_column(Integer)
     first_seen_on: Mapped[dt.date] = mapped_column(Date)
     vanished_on: Mapped[dt.date | None] = mapped_column(Date)
+    # 末次快照行无效: the latest snapshot's row for this record was quarantined (this is
+    # the quarantine row's id), so the record was kept as it was instead of vanishing
+    invalid_row_id: Mapped[int | None] = mapped_column(Integer)
 
     # --- eligibility (evaluator)
     severity: Mapped[str | None] = mapped_column(String(20))

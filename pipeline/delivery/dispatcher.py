@@ -1,9 +1,10 @@
 """Send what the outbox holds: claim, re-check, send, record — one message at a time.
 
-For each claimed row the delivery attempt was written when the row was claimed (before
-sending); the outcome is written right after the send, in its own transaction, so a
-killed dispatcher leaves at most the messages in hand in ``sending`` — and those
-become ``unknown`` when their lease runs out, never resent by themselves.
+A batch is claimed (``claimed``, untried); right before a message is sent, one
+transaction records the outcomes of the messages before it and marks this one
+``sending`` with its delivery attempt. A killed dispatcher therefore leaves at most the
+message in hand in ``sending`` — it becomes ``unknown`` when its lease runs out, never
+resent by itself — and its untried claimed rows go back to ``pending``.
 
 Before sending, the record is looked at again: a case closed, expired or applied for
 since planning cancels its pending notices. SMS respect quiet hours and a per-number
@@ -21,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 import threading
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -43,6 +43,7 @@ from pipeline.notices.outbox import (
     enqueue,
     fallback,
     finish_many,
+    mark_sending,
     recover_stale,
     release,
 )
@@ -55,8 +56,6 @@ leases = table_of(Lease)
 TOLD_KINDS = ("repair_notice", "list_notice")
 REMINDER_KINDS = ("eligibility_reminder", "follow_up")
 CHANNEL_DOWN_FOR = dt.timedelta(hours=1)
-FLUSH_EVERY = 20
-FLUSH_SECONDS = 0.5
 
 
 @dataclass
@@ -133,14 +132,13 @@ class Dispatcher:
         self.batch_records: dict[int, dict[str, Any]] = {}
         self.sms_today: dict[str, int] = {}
         self.outcomes: list[tuple[Outcome, Any]] = []
-        self.buffered_since = 0.0
+        self.lease = dt.timedelta(seconds=notices.outbox.lease_seconds)
 
     # ------------------------------------------------------------------ loop
     def run(self, limit: int | None = None) -> DispatchResult:
         self.result.recovered_unknown = recover_stale(self.engine, self.now())
         self.down = self._channels_down()
         settings = self.notices.outbox
-        lease = dt.timedelta(seconds=settings.lease_seconds)
         with ExitStack() as stack:
             opened: set[str] = set()
             while not self.stop.is_set() and (limit is None or self.result.claimed < limit):
@@ -150,7 +148,7 @@ class Dispatcher:
                     else min(settings.batch_size, limit - self.result.claimed)
                 )
                 usable = [c for c in self.transports if c not in self.down]
-                rows = claim(self.engine, self.now(), self.worker, lease, size, usable)
+                rows = claim(self.engine, self.now(), self.worker, self.lease, size, usable)
                 if not rows:
                     break
                 self.result.claimed += len(rows)
@@ -169,7 +167,6 @@ class Dispatcher:
                         stack.enter_context(self.transports[row["channel"]])
                         opened.add(row["channel"])
                     self.handle(row)
-                    self._flush_if_due()
                 self._flush()
         return self.result
 
@@ -247,6 +244,8 @@ class Dispatcher:
     # ------------------------------------------------------------------ sending
     def _send(self, row: dict[str, Any], record: dict[str, Any] | None) -> None:
         message = to_message(row)
+        if not self._start(row):
+            return  # no longer ours: its lease ran out and another dispatcher took it
         try:
             receipt = self.transports[row["channel"]].send(message)
         except OutcomeUnknown as exc:
@@ -326,32 +325,39 @@ class Dispatcher:
             with self.engine.begin() as conn:
                 self.result.fallbacks += enqueue(conn, [planned], now)
 
+    def _start(self, row: dict[str, Any]) -> bool:
+        """Mark `row` sending, in one transaction with the outcomes before it (see the module
+        docstring); False when the row is no longer this dispatcher's."""
+        now = self.now()
+        with self.engine.begin() as conn:
+            self._write_outcomes(conn)
+            attempt = mark_sending(conn, row, now, self.lease)
+        if attempt is None:
+            return False
+        row.update(attempt_id=attempt, attempts=row["attempts"] + 1, state="sending")
+        return True
+
     def _finish(
         self, row: dict[str, Any], state: str, now: dt.datetime, told: Any = None, **kwargs: Any
     ) -> None:
-        """Buffer an outcome; outcomes are written in small groups, one transaction each.
+        """Buffer an outcome: written with the next message's start, or at the batch's end.
 
-        A dispatcher killed before a group is written leaves those rows in `sending`: they
-        become `unknown` when the lease runs out — never resent, never lost.
+        A dispatcher killed before it is written leaves that one row in `sending`: it
+        becomes `unknown` when the lease runs out — never resent, never lost.
         """
-        if not self.outcomes:
-            self.buffered_since = time.monotonic()
         self.outcomes.append((Outcome(row, state, now, **kwargs), told))
 
-    def _flush_if_due(self) -> None:
-        if (
-            len(self.outcomes) >= FLUSH_EVERY
-            or time.monotonic() - self.buffered_since >= FLUSH_SECONDS
-        ):
-            self._flush()
-
     def _flush(self) -> None:
+        if self.outcomes:
+            with self.engine.begin() as conn:
+                self._write_outcomes(conn)
+
+    def _write_outcomes(self, conn: Connection) -> None:
         if not self.outcomes:
             return
-        with self.engine.begin() as conn:
-            finish_many(conn, [outcome for outcome, _ in self.outcomes])
-            told = [(t[0], t[1], o.row["key"]) for o, t in self.outcomes if t is not None]
-            record_told(conn, told, "credit-repair")
+        finish_many(conn, [outcome for outcome, _ in self.outcomes])
+        told = [(t[0], t[1], o.row["key"]) for o, t in self.outcomes if t is not None]
+        record_told(conn, told, "credit-repair")
         self.outcomes.clear()
 
     def _give_back(self, row: dict[str, Any], when: dt.datetime, note: str) -> None:

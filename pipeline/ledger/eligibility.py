@@ -21,6 +21,7 @@ from sqlalchemy.types import NullType
 
 from pipeline.config import Config
 from pipeline.config.rules import RulesConfig
+from pipeline.db.locks import write_lock
 from pipeline.db.models import Record, table_of
 from pipeline.domain.calendar import WorkingCalendar
 from pipeline.domain.routing import Route, Router
@@ -212,6 +213,7 @@ def recompute(
     result = Recompute()
     io = _DriverIO.of(engine.dialect, today)
     with engine.begin() as conn:
+        write_lock(conn, "evaluate")
         for page in _pages(conn, batch):
             changes = []
             for row in page:
@@ -414,6 +416,8 @@ def evaluate_file(
         missing = mapping.describe_missing()
         if missing:
             raise InputError(f"{path}: the header lacks required column(s) {'; '.join(missing)}")
+        if mapping.describe_repeated():
+            raise InputError(f"{path}: {'; '.join(mapping.describe_repeated())}")
         validator = RowValidator("penalty", mapping, router)
         for raw in snapshot:
             outcome = validator.validate(raw)

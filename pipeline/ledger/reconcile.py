@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
+from pipeline.db.locks import write_lock
 from pipeline.db.models import DepartmentReport, LedgerEvent, LedgerExport, Record, table_of
 from pipeline.ledger.state import CONFIRMED_CLOSE, LedgerUpdate, apply_update, check_transition
 from pipeline.ledger.workbook import (
@@ -207,6 +208,7 @@ def import_ledger(
     report.errors += book.errors
     report.warnings += book.warnings
     with engine.begin() as conn:
+        write_lock(conn, "ledger import")
         _check_export(conn, book, department, report)
         if report.errors:
             return report

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from pipeline.config.rules import RulesConfig
+from pipeline.db.locks import write_lock
 from pipeline.db.models import Record, table_of
 from pipeline.domain.periods import add_months
 
@@ -141,6 +142,7 @@ def apply_restrictions(engine: Engine, rules: RulesConfig) -> int:
     """Recompute the restrictions of every open penalty; write the changed ones."""
     changed: list[dict[str, Any]] = []
     with engine.begin() as conn:
+        write_lock(conn, "evaluate (restrictions)")
         flagged = _flagged(conn)
         for group in _groups(conn):
             for entry in group:
@@ -204,6 +206,7 @@ def apply_list_dates(engine: Engine, rules: RulesConfig) -> int:
     r = records.c
     changed = []
     with engine.begin() as conn:
+        write_lock(conn, "evaluate (list dates)")
         query = select(r.id, r.list_name, r.decision_date, r.repairable_from, r.removal_on).where(
             r.kind == "list", r.list_name.in_(list(rules.lists))
         )

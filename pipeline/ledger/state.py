@@ -44,11 +44,13 @@ from sqlalchemy import (
 )
 
 from pipeline.config import GreenChannelSettings, LedgerSettings
+from pipeline.db.locks import write_lock
 from pipeline.db.models import LedgerEvent, Record, table_of
 from pipeline.db.types import UTCDateTime
 from pipeline.domain.calendar import WorkingCalendar
 from pipeline.errors import CalendarError, LedgerError
 from pipeline.office.text import strip_controls
+from pipeline.sync.normalize import decision_key
 
 records = table_of(Record)
 events = table_of(LedgerEvent)
@@ -244,6 +246,7 @@ def apply_lifecycle(
     policy = policy or Policy(green)
     result = Lifecycle()
     with engine.begin() as conn:
+        write_lock(conn, "evaluate (ledger transitions)")
         _close_vanished(conn, today, now, result)
         _close_expired(conn, today, now, result, policy.overdue_display)
         if policy.overdue_display and policy.overdue_before is not None:
@@ -399,6 +402,7 @@ FLAGS = {
     "overdue_display": "超期仍公示",
     "restricted": "修复受限",
     "unrouted": "未匹配部门",
+    "invalid_row": "末次快照行无效",
 }
 
 
@@ -415,6 +419,8 @@ def ledger_flags(row: Any) -> list[str]:
         flags.append("restricted")
     if row["route_note"]:
         flags.append("unrouted")
+    if row.get("invalid_row_id"):
+        flags.append("invalid_row")
     return flags
 
 
@@ -488,7 +494,12 @@ NOTIFY_METHODS = {"phone": "电话", "paper": "纸质送达", "onsite": "现场"
 
 
 def find_record(conn: Connection, decision_no: str, authority: str | None) -> Any:
+    """The record with this decision number (as typed: normalised as sync keys it)."""
     r = records.c
+    try:
+        decision_no = decision_key(decision_no) or decision_no
+    except ValueError as exc:
+        raise LedgerError(f"decision number: {exc}") from None
     query = select(records).where(r.decision_no == decision_no)
     if authority:
         query = query.where(r.authority == authority)

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from pipeline.config import Config, Department, Person
 from pipeline.config.notices import NoticesConfig
+from pipeline.db.locks import write_lock
 from pipeline.db.models import DepartmentReport, Escalation, OutboxMessage, Record, table_of
 from pipeline.notices.context import department_view, record_view
 from pipeline.notices.outbox import Planned, enqueue, message_key
@@ -194,6 +195,7 @@ def escalate(
     result = EscalationResult(month)
     with engine.connect() as conn:
         transaction = conn.begin()
+        write_lock(conn, "escalate")
         subjects = find_subjects(conn, config, notices, month, today)
         digest: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
         for subject in subjects:
@@ -332,6 +334,7 @@ def department_reminders(
     planned = []
     with engine.connect() as conn:
         transaction = conn.begin()
+        write_lock(conn, "department reminders")
         by_dep: dict[str, list[dict[str, Any]]] = defaultdict(list)
         query = (
             select(records)

@@ -2,16 +2,18 @@
 
 States::
 
-    pending ──claim──> sending ──> sent
-       ^                  │ ├────> retry ──(next_attempt_at)──> claimed again
-       └──────────────────┘ ├────> failed      (permanent, or attempts exhausted)
-                            ├────> unknown     (sent, outcome unknown; never resent by itself)
-                            └────> cancelled   (record repaired/expired before sending)
+    pending ──claim──> claimed ──(about to send)──> sending ──> sent / written
+      ^   ^               │  └──> cancelled (closed,      ├──> retry ──(due)──> claimed again
+      │   └─(given back)──┘      expired before sending)  ├──> failed (permanent, or exhausted)
+      └─────────(requeue, after a person checked)──────── └──> unknown (never resent by itself)
 
 Claims are one conditional UPDATE over a batch (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL); only rows whose state really changed are returned, so two dispatchers
-never send the same row. A row left in ``sending`` past its lease (a killed
-dispatcher) becomes ``unknown``: it may have gone out, so a person decides.
+never send the same row. A claimed row becomes ``sending`` (with its delivery attempt)
+only right before it is sent, one at a time (`mark_sending`). A dispatcher killed
+mid-batch therefore leaves one row in ``sending`` at most, which becomes ``unknown``
+past its lease (it may have gone out: a person decides, then `requeue` it); the rows it
+had claimed but not touched go back to ``pending`` (`recover_stale`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, func, insert, select, update
 
 from pipeline.config.notices import OutboxSettings
 from pipeline.db.models import AnswerLink, DeliveryAttempt, OutboxMessage, table_of
@@ -31,10 +33,25 @@ outbox = table_of(OutboxMessage)
 attempts = table_of(DeliveryAttempt)
 answer_links = table_of(AnswerLink)
 DUE_STATES = ("pending", "retry")
-STATES = ("pending", "sending", "sent", "retry", "failed", "unknown", "cancelled", "written")
+STATES = (
+    "pending",
+    "sending",
+    "sent",
+    "retry",
+    "failed",
+    "unknown",
+    "cancelled",
+    "written",
+    "claimed",
+)
 """`written`: handed to a file, not to the recipient (no SMTP / gateway configured): final,
-never counted as delivered; a person may requeue it once a channel is configured."""
+never counted as delivered; a person may requeue it once a channel is configured.
+`claimed`: in a dispatcher's batch, not tried yet."""
 DONE = ("sent", "written")
+HELD = ("claimed", "sending")
+"""The states of a row a dispatcher holds (`claimed_by`)."""
+REQUEUE_STATES = ("unknown", "written", "failed")
+"""What a person may send again (`requeue`): they checked it did not arrive."""
 
 
 @dataclass(frozen=True)
@@ -133,17 +150,30 @@ def enqueue(conn: Connection, planned: list[Planned], now: dt.datetime) -> int:
 
 
 def recover_stale(engine: Engine, now: dt.datetime) -> int:
-    """Rows in `sending` past their lease: the dispatcher died mid-send; outcome unknown."""
+    """Rows held past their lease (a dispatcher died): `sending` → `unknown` (it may have
+    gone out; returns how many), `claimed` → due again (never tried: nothing to fear)."""
+    c = outbox.c
     with engine.begin() as conn:
-        return conn.execute(
+        unknown = conn.execute(
             update(outbox)
-            .where(outbox.c.state == "sending", outbox.c.lease_until < now)
+            .where(c.state == "sending", c.lease_until < now)
             .values(
                 state="unknown",
                 updated_at=now,
                 last_error="the dispatcher stopped while sending (lease expired)",
             )
         ).rowcount
+        conn.execute(
+            update(outbox)
+            .where(c.state == "claimed", c.lease_until < now)
+            .values(
+                state=case((c.attempts > 0, "retry"), else_="pending"),
+                claimed_by=None,
+                lease_until=None,
+                updated_at=now,
+            )
+        )
+    return int(unknown)
 
 
 def claim(
@@ -154,7 +184,11 @@ def claim(
     limit: int,
     channels: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Atomically move up to `limit` due rows to `sending` for this worker; return them."""
+    """Atomically move up to `limit` due rows to `claimed` for this worker; return them.
+
+    Nothing is tried yet: each row becomes `sending`, with its delivery attempt, only
+    right before it is sent (`mark_sending`).
+    """
     c = outbox.c
     due = select(c.id).where(c.state.in_(DUE_STATES), c.next_attempt_at <= now)
     if channels is not None:
@@ -168,48 +202,113 @@ def claim(
                 update(outbox)
                 .where(c.id.in_(due.scalar_subquery()), c.state.in_(DUE_STATES))
                 .values(
-                    state="sending",
+                    state="claimed",
                     claimed_by=worker,
                     lease_until=now + lease,
                     updated_at=now,
-                    attempts=c.attempts + 1,
                 )
                 .returning(c.id)
             ).scalars()
         )
         if not ids:
             return []
-        started = conn.execute(
-            insert(attempts).returning(
-                attempts.c.id, attempts.c.outbox_id, sort_by_parameter_order=True
-            ),
-            [{"outbox_id": i, "started_at": now} for i in ids],
-        )
-        attempt_of = {outbox_id: attempt_id for attempt_id, outbox_id in started}
         rows = conn.execute(select(outbox).where(c.id.in_(ids)).order_by(c.id)).mappings()
-        return [{**r, "attempt_id": attempt_of[r["id"]]} for r in rows]
+        return [{**r, "attempt_id": None} for r in rows]
+
+
+def mark_sending(
+    conn: Connection, row: dict[str, Any], now: dt.datetime, lease: dt.timedelta
+) -> int | None:
+    """A claimed row is about to be sent: `sending`, one more attempt, its delivery attempt
+    written (returns its id). None when the row is no longer this worker's (its lease
+    ran out and another dispatcher took it): it must not be sent."""
+    c = outbox.c
+    marked = conn.execute(
+        update(outbox)
+        .where(c.id == row["id"], c.claimed_by == row["claimed_by"], c.state == "claimed")
+        .values(state="sending", attempts=c.attempts + 1, lease_until=now + lease, updated_at=now)
+    ).rowcount
+    if marked != 1:
+        return None
+    return int(
+        conn.execute(
+            insert(attempts).returning(attempts.c.id), {"outbox_id": row["id"], "started_at": now}
+        ).scalar_one()
+    )
 
 
 def release(
     engine: Engine, row_id: int, worker: str, when: dt.datetime, note: str, now: dt.datetime
 ) -> None:
-    """Give a claimed row back untried (quiet hours, a cap): not an attempt."""
+    """Give a held row back (quiet hours, a cap, a channel down): not an attempt."""
+    c = outbox.c
     with engine.begin() as conn:
         conn.execute(
             update(outbox)
-            .where(
-                outbox.c.id == row_id, outbox.c.claimed_by == worker, outbox.c.state == "sending"
-            )
+            .where(c.id == row_id, c.claimed_by == worker, c.state.in_(HELD))
             .values(
                 state="pending",
                 next_attempt_at=when,
-                attempts=outbox.c.attempts - 1,
+                attempts=c.attempts - case((c.state == "sending", 1), else_=0),
                 updated_at=now,
                 last_error=note,
                 lease_until=None,
             )
         )
         _finish_attempt(conn, row_id, now, "deferred", note)
+
+
+def requeue(
+    conn: Connection,
+    state: str,
+    before: dt.datetime | None,
+    ids: list[int] | None,
+    actor: str,
+    now: dt.datetime,
+) -> list[int]:
+    """Make rows in `state` (one of REQUEUE_STATES) due again, after a person checked.
+
+    Audited: each row gets a delivery attempt with outcome `requeued` saying who, when and
+    from which state; `last_error` keeps the reason it stopped. Returns the row ids.
+    """
+    if state not in REQUEUE_STATES:
+        raise ValueError(f"only {', '.join(REQUEUE_STATES)} rows can be requeued")
+    c = outbox.c
+    query = select(c.id).where(c.state == state)
+    if before is not None:
+        query = query.where(c.updated_at < before)
+    if ids:
+        query = query.where(c.id.in_(ids))
+    found = list(conn.execute(query.order_by(c.id)).scalars())
+    if not found:
+        return []
+    note = f"requeued from {state} by {actor}"
+    conn.execute(
+        update(outbox)
+        .where(c.id.in_(found), c.state == state)
+        .values(
+            state="pending",
+            next_attempt_at=now,
+            claimed_by=None,
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+    conn.execute(
+        insert(attempts),
+        [
+            {
+                "outbox_id": i,
+                "started_at": now,
+                "finished_at": now,
+                "outcome": "requeued",
+                "error": note,
+                "detail": {"from": state, "by": actor},
+            }
+            for i in found
+        ],
+    )
+    return found
 
 
 def _finish_attempt(
@@ -294,15 +393,14 @@ class Outcome:
 def finish_many(conn: Connection, outcomes: list[Outcome]) -> None:
     """Record the outcomes of a group of sends: three executemany statements in all.
 
-    Only rows this worker still holds in `sending` change (a row taken over after its
-    lease expired is left alone); each row's delivery attempt gets its outcome.
+    Only rows this worker still holds change (a row taken over after its lease expired is
+    left alone); each row's delivery attempt gets its outcome (a row cancelled before it
+    was tried has none).
     """
     if not outcomes:
         return
     c, a = outbox.c, attempts.c
-    held = and_(
-        c.id == bindparam("b_id"), c.state == "sending", c.claimed_by == bindparam("b_worker")
-    )
+    held = and_(c.id == bindparam("b_id"), c.state.in_(HELD), c.claimed_by == bindparam("b_worker"))
     sent = [o for o in outcomes if o.state in DONE]
     other = [o for o in outcomes if o.state not in DONE]
     if sent:

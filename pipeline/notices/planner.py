@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Engine, select
 
 from pipeline.config import Config
 from pipeline.config.notices import ChannelName, KindSettings, NoticesConfig
+from pipeline.db.locks import write_lock
 from pipeline.db.models import Contact, OutboxMessage, Record, table_of
 from pipeline.domain.calendar import WorkingCalendar
 from pipeline.errors import CalendarError
@@ -303,6 +304,7 @@ def plan_notices(
     digest: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(_digest_lists)
     with engine.connect() as conn:
         transaction = conn.begin()
+        write_lock(conn, "notices plan")
         for page in _open_records(conn, page_size):
             planned = _plan_page(conn, planner, page, today, result, digest)
             _store(conn, planned, now, dry_run, result)

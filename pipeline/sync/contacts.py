@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
+from pipeline.db.locks import write_lock
 from pipeline.db.models import Contact, table_of
 from pipeline.domain.uscc import check_uscc, normalise_code
 from pipeline.errors import InputError
@@ -32,8 +33,32 @@ HEADERS = {
     "email": ("email", "电子邮箱", "邮箱"),
 }
 MOBILE = re.compile(r"1[3-9]\d{9}")
-EMAIL = re.compile(r"[^@\s<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+EMAIL = re.compile(
+    r"[^@\s<>()\[\],;:\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.(?:[A-Za-z]{2,}|xn--[A-Za-z0-9-]+)"
+)
 contacts = table_of(Contact)
+
+
+def normalise_email(text: str) -> str:
+    """An address as mail servers take it: the domain in punycode (`user@例子.中国` →
+    `user@xn--fsqu00a.xn--fiqs8s`). Raises ValueError (the reason) for what cannot be
+    delivered: a non-ASCII part before the @ needs SMTPUTF8, which few servers offer."""
+    local, at, domain = unicodedata.normalize("NFKC", text).strip().rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError("not a valid e-mail address; value dropped")
+    if not local.isascii():
+        raise ValueError(
+            "the part before @ is not ASCII, which most mail servers cannot deliver; "
+            "value dropped (ask the company for another address)"
+        )
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError("the domain is not a valid domain name; value dropped") from None
+    address = f"{local}@{ascii_domain}"
+    if not EMAIL.fullmatch(address):
+        raise ValueError("not a valid e-mail address; value dropped")
+    return address
 
 
 def normalise_phone(text: str) -> str:
@@ -66,6 +91,7 @@ def import_contacts(
     with read_snapshot(path, limits=limits) as snapshot:
         columns = _columns(snapshot.headers, str(path))
         with engine.begin() as conn:
+            write_lock(conn, "contacts import")
             for raw in snapshot:
                 result.rows_read += 1
                 contact = _parse(raw, columns, result)
@@ -115,15 +141,12 @@ def _parse(
         )
         phone = None
     email = cell.get("email", "") or None
-    if email and not EMAIL.fullmatch(email):
-        result.issues.append(
-            {
-                "row": raw.row_no,
-                "field": "email",
-                "reason": "not a valid e-mail address; value dropped",
-            }
-        )
-        email = None
+    if email:
+        try:
+            email = normalise_email(email)
+        except ValueError as exc:
+            result.issues.append({"row": raw.row_no, "field": "email", "reason": str(exc)})
+            email = None
     return {
         "uscc": code,
         "contact_name": cell.get("contact_name") or None,

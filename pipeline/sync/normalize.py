@@ -122,6 +122,50 @@ def clean_text(value: object) -> str:
     return text
 
 
+_INVISIBLE = frozenset({"Cc", "Cf"})
+"""Control characters (NUL, C1) and format characters (zero-width space/joiners, BOM,
+bidirectional marks): nothing a reader sees, so nothing a key may differ by."""
+_NEVER_IN_KEYS = frozenset({"Cn", "Co", "Cs"})
+"""Unassigned, private-use and lone surrogate code points: a key holding one is refused."""
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+"""Letters and symbols that print as nothing (Hangul fillers, the braille blank)."""
+
+
+def strip_invisible(text: str) -> str:
+    """`text` without control and format characters (fast when it has none)."""
+    if text.isprintable():
+        return text
+    category = unicodedata.category
+    return "".join(ch for ch in text if category(ch) not in _INVISIBLE)
+
+
+def decision_key(value: object) -> str | None:
+    """A decision number as the key records are matched by, or None when empty.
+
+    Control and zero-width characters are dropped, then NFKC (full-width to ASCII) and no
+    whitespace, so a trailing NUL or a zero-width space in a re-export finds the same
+    record; raises ValueError for what still cannot be seen (an unassigned, private-use
+    or filler character), which would make a twin that looks the same.
+    """
+    text = "".join(unicodedata.normalize("NFKC", strip_invisible(clean_text(value))).split())
+    if not text:
+        return None
+    if text.isprintable() and _BLANK_LETTERS.isdisjoint(text):
+        return text
+    text = strip_invisible(text)  # NFKC may make a format character of another
+    bad = next(
+        (ch for ch in text if ch in _BLANK_LETTERS or unicodedata.category(ch) in _NEVER_IN_KEYS),
+        None,
+    )
+    if bad is not None:
+        shown = text.encode("unicode_escape").decode("ascii")
+        raise ValueError(
+            f"{shown!r} holds the invisible character U+{ord(bad):04X}: it would make a "
+            "record that looks like another"
+        )
+    return text or None
+
+
 def split_penalty_types(text: str) -> list[str]:
     """`警告;罚款、没收违法所得` → the types in order, without blanks or repeats."""
     parts = (part.strip() for part in _TYPE_SEPARATORS.split(text))

@@ -7,18 +7,29 @@ quarantines the row, a warning keeps it. Time and I/O stay in `pipeline.sync.sna
 from __future__ import annotations
 
 import hashlib
-import unicodedata
+import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any, Literal
 
+from sqlalchemy import Numeric, String
+
 from pipeline import __version__
-from pipeline.db.models import SNAPSHOT_FIELDS
+from pipeline.db.models import SNAPSHOT_FIELDS, Record, table_of
 from pipeline.domain.routing import Router
 from pipeline.domain.uscc import check_uscc, is_clean, normalise_code
 from pipeline.office.text import has_controls
-from pipeline.sync.normalize import clean_text, parse_amount_wan, parse_date, split_penalty_types
+from pipeline.sync.normalize import (
+    clean_text,
+    decision_key,
+    parse_amount_wan,
+    parse_date,
+    split_penalty_types,
+    strip_invisible,
+)
 from pipeline.sync.sources.base import RawRow
 from pipeline.sync.sources.fields import JOINED_FIELD, HeaderMapping, _join
 
@@ -43,15 +54,13 @@ class RowOutcome:
     """The record columns (key, snapshot fields, content_hash); None when rejected."""
     issues: list[Issue] = field(default_factory=list)
     out_of_scope: bool = False
+    key: tuple[str, str] | None = None
+    """(authority, decision_no) of a rejected row whose key could be read: a record with
+    that key is kept as it was rather than vanished (`pipeline.sync.snapshot`)."""
 
     @property
     def rejected(self) -> bool:
         return any(i.level == "error" for i in self.issues)
-
-
-def code_text(value: object) -> str:
-    """Codes and numbers: full-width to ASCII (NFKC) and no whitespace at all."""
-    return "".join(unicodedata.normalize("NFKC", clean_text(value)).split())
 
 
 def _text(value: object) -> str | None:
@@ -62,10 +71,15 @@ def _types(value: object) -> str | None:
     return ";".join(split_penalty_types(clean_text(value))) or None
 
 
+def _authority(value: object) -> str | None:
+    """Half of a record's key: as published, without invisible characters."""
+    return strip_invisible(clean_text(value)) or None
+
+
 # field -> converter; a converter raises ValueError with a short reason.
 _CONVERTERS: dict[str, Callable[[object], Any]] = {
-    "decision_no": lambda v: code_text(v) or None,
-    "authority": _text,
+    "decision_no": decision_key,
+    "authority": _authority,
     "entity_name": _text,
     "entity_type": _text,
     "legal_rep": _text,
@@ -96,6 +110,7 @@ _REQUIRED = ("decision_no", "entity_name", "decision_date", "authority")
 _TEXT_FIELDS = frozenset(name for name, convert in _CONVERTERS.items() if convert is _text)
 _MEMO_FIELDS = frozenset(
     {
+        "authority",
         "penalty_types",
         "fine_amount",
         "confiscated_amount",
@@ -257,6 +272,7 @@ class RowValidator:
         values = self._convert(raw.row_no, fields, out.issues)
         self._check_uscc(raw.row_no, fields.get("uscc"), values, out.issues)
         if out.rejected:
+            out.key = stored_key(values)
             return out
         self._finish(values, extras, out)
         return out
@@ -303,9 +319,85 @@ class RowValidator:
         values["route_note"] = route.note
         values.setdefault("uscc_warning", None)
         values["raw"] = raw
+        problems = column_issues(out.row_no, values)
+        if problems:
+            out.issues.extend(problems)
+            out.key = stored_key(values)
+            return
         values["content_hash"] = content_hash(values)
         values["row_no"] = out.row_no
         out.values = values
+
+
+# --------------------------------------------------------------------------- what a column holds
+
+_records = table_of(Record)
+_STORED = (*(n for n in _CONVERTERS if n != "severity"), "severity_given", "uscc", "route_note")
+"""The record columns a validated row writes (`severity` is stored as `severity_given`)."""
+_LENGTHS = tuple(
+    (c.name, int(c.type.length))
+    for c in _records.c
+    if isinstance(c.type, String) and c.type.length and c.name in _STORED
+)
+"""(field, characters) of every snapshot text column with a length limit."""
+_KEY_LENGTH = min(length for name, length in _LENGTHS if name in ("authority", "decision_no"))
+_AMOUNTS = tuple(
+    (c.name, Decimal(10) ** (int(c.type.precision or 0) - int(c.type.scale or 0)))
+    for c in _records.c
+    if isinstance(c.type, Numeric) and c.name in _CONVERTERS
+)
+"""(field, bound): Numeric(18, 6) holds less than 10**12."""
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""C0 and C1 control characters and lone surrogates: no database column takes them as
+text (PostgreSQL refuses NUL; a lone surrogate cannot be encoded)."""
+
+
+def column_issues(row: int, values: dict[str, Any]) -> list[Issue]:
+    """What the database would refuse in a validated row, as issues (empty: it fits).
+
+    Checked the same way on SQLite (which would store anything) and PostgreSQL (which
+    would abort the whole sync on the first such value): text without control
+    characters, within its column's length; amounts within the column's range; raw
+    extras that JSON and PostgreSQL can hold.
+    """
+    issues: list[Issue] = []
+    texts = [(n, v) for n in _STORED if type(v := values.get(n)) is str]
+    if not "".join(v for _, v in texts).isprintable():  # rare: look closer
+        issues += [_control_issue(row, n, v) for n, v in texts if _CONTROL.search(v)]
+    for name, limit in _LENGTHS:
+        value = values.get(name)
+        if value is not None and len(value) > limit:
+            issues.append(
+                Issue(row, name, f"is {len(value)} characters long; the column holds {limit}")
+            )
+    for name, bound in _AMOUNTS:
+        amount = values.get(name)
+        if amount is not None and abs(amount) >= bound:
+            issues.append(Issue(row, name, f"amount {amount} 万元 is out of range (under {bound})"))
+    for key, value in (values.get("raw") or {}).items():
+        if isinstance(value, str) and _CONTROL.search(value):
+            issues.append(_control_issue(row, str(key), value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            issues.append(Issue(row, str(key), f"{value!r} is not a number JSON can hold"))
+    return issues
+
+
+def stored_key(values: dict[str, Any]) -> tuple[str, str] | None:
+    """(authority, decision_no) if both were read and a record could hold them, else None."""
+    authority, number = values.get("authority"), values.get("decision_no")
+    if not authority or not number or _CONTROL.search(authority + number):
+        return None
+    if len(authority) > _KEY_LENGTH or len(number) > _KEY_LENGTH:
+        return None
+    return authority, number
+
+
+def _control_issue(row: int, name: str, value: str) -> Issue:
+    match = _CONTROL.search(value)
+    assert match is not None
+    return Issue(
+        row, name, f"holds the control character U+{ord(match.group()):04X}; it cannot be stored"
+    )
 
 
 class RawDigest:

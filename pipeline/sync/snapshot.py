@@ -53,8 +53,10 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 
 from pipeline.config import Config
+from pipeline.db.locks import write_lock
 from pipeline.db.models import (
     SNAPSHOT_FIELDS,
     QuarantinedRow,
@@ -64,11 +66,13 @@ from pipeline.db.models import (
     table_of,
 )
 from pipeline.domain.routing import Router
-from pipeline.errors import InputError
+from pipeline.errors import DatabaseFailure, InputError
+from pipeline.logs import get_logger
 from pipeline.sync.rows import Issue, Kind, RawDigest, RowValidator, raw_fingerprint
 from pipeline.sync.sources.base import Snapshot
 from pipeline.sync.sources.fields import build_mapping
 
+log = get_logger("sync")
 # Negative: KiB. Counted in the process's memory (kept well under the 500 MB target).
 _SQLITE_CACHE_KIB = {"main": -96 * 1024, "temp": -32 * 1024}
 records = table_of(Record)
@@ -94,6 +98,8 @@ class SyncResult:
     reason: str | None = None
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     warning_rows: list[dict[str, Any]] = field(default_factory=list)
+    invalid_kept: int = 0
+    """Records kept as they were because their row was quarantined (not vanished)."""
 
     def as_json(self) -> dict[str, Any]:
         keys = (
@@ -112,6 +118,7 @@ class SyncResult:
         out = {k: getattr(self, k) for k in keys}
         out["warning_rows"] = self.warning_rows
         out["sync_id"] = self.sync_id
+        out["invalid_kept"] = self.invalid_kept
         return out
 
 
@@ -158,6 +165,20 @@ def _keys_table() -> Table:
     )
 
 
+def _invalid_table() -> Table:
+    """Quarantined rows whose key could be read, and the record with that key (if any):
+    such a record is kept as it was, flagged, instead of vanishing."""
+    return Table(
+        "sync_invalid",
+        MetaData(),
+        Column("row_no", Integer, primary_key=True, autoincrement=False),
+        Column("authority", Text),
+        Column("decision_no", Text),
+        Column("record_id", Integer),
+        prefixes=["TEMPORARY"],
+    )
+
+
 def _plain(type_: Any) -> Any:
     if isinstance(type_, JSON):
         return JSON(none_as_null=True)
@@ -181,6 +202,9 @@ def sync_snapshot(
             f"{request.snapshot.name}: the header lacks required column(s) "
             f"{'; '.join(mapping.describe_missing())}; nothing was loaded"
         )
+    repeated = mapping.describe_repeated()
+    if repeated:
+        raise InputError(f"{request.snapshot.name}: {'; '.join(repeated)}; nothing was loaded")
     router = Router(config.departments, config.settings.jurisdiction)
     validator = RowValidator(request.kind, mapping, router)
     digest = RawDigest(
@@ -191,39 +215,71 @@ def sync_snapshot(
             config.settings.jurisdiction.model_dump_json(),
         )
     )
-    sync_id = _open_run(engine, request)
-    result = SyncResult(sync_id=sync_id)
+    result = SyncResult()
     try:
         with engine.begin() as conn:
+            write_lock(conn, "sync")
+            result.sync_id = _open_run(conn, request)
             _Sync(conn, config, request, result, progress).run(validator, digest)
+    except DBAPIError as exc:
+        failure = DatabaseFailure(
+            f"{request.snapshot.name}: the database refused the sync, nothing was loaded: "
+            f"{database_cause(exc)}"
+        )
+        _fail_run(engine, request, failure)
+        raise failure from exc
     except BaseException as exc:
-        _fail_run(engine, sync_id, request.now, exc)
+        _fail_run(engine, request, exc)
         raise
     return result
 
 
-def _open_run(engine: Engine, request: SyncRequest) -> int:
-    with engine.begin() as conn:
-        return int(
+def database_cause(exc: DBAPIError) -> str:
+    """The driver's own first line (e.g. "NumericValueOutOfRange: numeric field overflow"),
+    without SQLAlchemy's statement and parameters (which hold the row's data)."""
+    orig = exc.orig if exc.orig is not None else exc
+    first = (str(orig).strip().splitlines() or [""])[0]
+    return f"{type(orig).__name__}: {first}"[:500]
+
+
+def _open_run(conn: Connection, request: SyncRequest) -> int:
+    """The run's row, in the sync's own transaction: a sync that fails or is killed leaves
+    no row `running` (a failure is recorded apart, by `_fail_run`)."""
+    return int(
+        conn.execute(
+            insert(table_of(SyncRun)).returning(table_of(SyncRun).c.id),
+            {
+                "source": request.source,
+                "kind": request.kind,
+                "started_at": request.now,
+                "on": request.now.date(),
+                "status": "running",
+            },
+        ).scalar_one()
+    )
+
+
+def _fail_run(engine: Engine, request: SyncRequest, exc: BaseException) -> None:
+    """Record a failed sync (its transaction was rolled back); never hides `exc`."""
+    reason = str(exc) or type(exc).__name__
+    if isinstance(exc, DBAPIError):
+        reason = database_cause(exc)
+    try:
+        with engine.begin() as conn:
             conn.execute(
-                insert(table_of(SyncRun)).returning(table_of(SyncRun).c.id),
+                insert(table_of(SyncRun)),
                 {
                     "source": request.source,
                     "kind": request.kind,
                     "started_at": request.now,
+                    "finished_at": request.now,
                     "on": request.now.date(),
-                    "status": "running",
+                    "status": "failed",
+                    "reason": reason,
                 },
-            ).scalar_one()
-        )
-
-
-def _fail_run(engine: Engine, sync_id: int, now: dt.datetime, exc: BaseException) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            update(table_of(SyncRun)).where(table_of(SyncRun).c.id == sync_id),
-            {"status": "failed", "finished_at": now, "reason": str(exc) or type(exc).__name__},
-        )
+            )
+    except Exception as error:  # the database may be what failed: the cause is raised anyway
+        log.error("sync.failure_not_recorded", error=type(error).__name__, cause=reason)
 
 
 class _StagingWriter:
@@ -313,6 +369,7 @@ class _Sync:
         self.max_share = config.settings.sync.max_vanish_share
         self.staging = _staging_table()
         self.keys = _keys_table()
+        self.invalid = _invalid_table()
         self.gone = Table(
             "sync_gone", MetaData(), Column("id", Integer, primary_key=True), prefixes=["TEMPORARY"]
         )
@@ -321,6 +378,9 @@ class _Sync:
             conn, self.staging, [c.name for c in self.staging.c if c.name != "record_id"]
         )  # record_id: linked later
         self.key_writer = _StagingWriter(conn, self.keys, [c.name for c in self.keys.c])
+        self.invalid_writer = _StagingWriter(
+            conn, self.invalid, ["row_no", "authority", "decision_no"]
+        )
         self.today = request.now.date()
         self._validated = 0
         """Rows staged in full (in `staging`); the others are in `keys`."""
@@ -331,7 +391,8 @@ class _Sync:
     # ------------------------------------------------------------------ stage
     def run(self, validator: RowValidator, digest: RawDigest) -> None:
         restore = self._bulk_settings()
-        for table in (self.staging, self.keys, self.gone):
+        temporary = (self.staging, self.keys, self.gone, self.invalid)
+        for table in temporary:
             table.drop(self.conn, checkfirst=True)
             table.create(self.conn)
         try:
@@ -343,9 +404,12 @@ class _Sync:
             if not self.result.refused:
                 self._apply()
             self._close_run()
-        finally:
-            for table in (self.gone, self.keys, self.staging):
+            # Only on success: after a database error the transaction is aborted
+            # (PostgreSQL refuses every statement, which would hide the cause); rolling
+            # it back drops them, and the next sync drops any left on the connection.
+            for table in reversed(temporary):
                 table.drop(self.conn)
+        finally:
             restore()
 
     def _bulk_settings(self) -> Callable[[], None]:
@@ -402,6 +466,7 @@ class _Sync:
         batch: list[dict[str, Any]] = []
         keys: list[tuple[int, int]] = []
         issues: list[Issue] = []
+        invalid: list[tuple[int, str, str]] = []
         find, result, progress = known.pop, self.result, self.progress
         for raw in self.request.snapshot:
             result.rows_read += 1
@@ -421,6 +486,10 @@ class _Sync:
             values = outcome.values
             if values is None:
                 result.out_of_scope += outcome.out_of_scope
+                if outcome.key is not None and outcome.rejected:
+                    invalid.append((outcome.row_no, *outcome.key))
+                    if len(invalid) >= self.batch_size:
+                        self._write_invalid(invalid)
                 continue
             key = hash((values["authority"], values["decision_no"]))
             if key in seen:
@@ -435,6 +504,7 @@ class _Sync:
                 self._flush(batch, issues)
         known.clear()  # memory, for the steps below
         self._write_keys(keys)
+        self._write_invalid(invalid)
         self._flush(batch, issues)
 
     def _write_keys(self, keys: list[tuple[int, int]]) -> None:
@@ -442,6 +512,11 @@ class _Sync:
             self._known += len(keys)
             self.key_writer.write_rows(keys)
             keys.clear()
+
+    def _write_invalid(self, rows: list[tuple[int, str, str]]) -> None:
+        if rows:
+            self.invalid_writer.write_rows(rows)
+            rows.clear()
 
     def _flush(self, batch: list[dict[str, Any]], issues: list[Issue]) -> None:
         if batch:
@@ -525,23 +600,29 @@ class _Sync:
 
     # ------------------------------------------------------------------- diff
     def _link(self) -> None:
-        s, r = self.staging.c, records.c
         if self.conn.dialect.name == "postgresql":
             # Fresh statistics on records, or right after a big sync (before autovacuum
             # has seen it) PostgreSQL may plan the joins below as a nested loop over
             # the staging table per record: quadratic.
             self.conn.exec_driver_sql("ANALYZE records")
+        for table in (self.staging, self.invalid):
+            self._link_records(table)
+        self.conn.exec_driver_sql("CREATE INDEX ix_sync_staging_record ON sync_staging (record_id)")
+        self.conn.exec_driver_sql("CREATE INDEX ix_sync_invalid_record ON sync_invalid (record_id)")
+
+    def _link_records(self, table: Table) -> None:
+        """Set `record_id` of each row of `table` to the record with its key, if any."""
+        s, r = table.c, records.c
         key = and_(
             r.kind == self.request.kind, r.authority == s.authority, r.decision_no == s.decision_no
         )
         if _update_from(self.conn):
             # UPDATE … FROM: a join, and only rows with a record are written (none on a
             # first sync) instead of every staged row.
-            self.conn.execute(update(self.staging).values(record_id=r.id).where(key))
+            self.conn.execute(update(table).values(record_id=r.id).where(key))
         else:
             match = select(r.id).where(key).scalar_subquery()
-            self.conn.execute(update(self.staging).values(record_id=match))
-        self.conn.exec_driver_sql("CREATE INDEX ix_sync_staging_record ON sync_staging (record_id)")
+            self.conn.execute(update(table).values(record_id=match))
 
     def _changed(self) -> Any:
         s, r = self.staging.c, records.c
@@ -568,11 +649,22 @@ class _Sync:
         )
 
     def _vanishing(self) -> Any:
+        i, r = self.invalid.c, records.c
+        return and_(self._current(), self._unstaged(), not_(exists().where(i.record_id == r.id)))
+
+    def _unstaged(self) -> Any:
+        """No valid row of the snapshot is this record's."""
         s, k, r = self.staging.c, self.keys.c, records.c
         return and_(
-            self._current(),
             not_(exists().where(k.record_id == r.id)),
             not_(exists().where(s.record_id == r.id)),
+        )
+
+    def _kept_invalid(self) -> Any:
+        """Records whose only row in the snapshot was quarantined: kept as they were."""
+        i, r = self.invalid.c, records.c
+        return and_(
+            r.kind == self.request.kind, exists().where(i.record_id == r.id), self._unstaged()
         )
 
     def _count(self) -> None:
@@ -590,6 +682,9 @@ class _Sync:
             insert(self.gone).from_select(["id"], select(records.c.id).where(self._vanishing()))
         )
         self.result.vanished = count(select(func.count()).select_from(self.gone))
+        self.result.invalid_kept = count(
+            select(func.count()).select_from(records).where(self._kept_invalid())
+        )
         self._current_count = count(
             select(func.count()).select_from(records).where(self._current())
         )
@@ -625,6 +720,40 @@ class _Sync:
         self._apply_updates()
         self._insert_added()
         self._refresh_raw_hashes()
+        self._flag_invalid_rows()
+
+    def _flag_invalid_rows(self) -> None:
+        """末次快照行无效: flag the records kept for a quarantined row (the quarantine row's
+        id; a history entry when newly flagged); clear the flag of this source's others."""
+        r, i, q, sid = records.c, self.invalid.c, quarantine.c, self.result.sync_id
+        self.conn.execute(
+            update(records)
+            .where(
+                r.invalid_row_id.is_not(None),
+                _scanned(r.kind) == self.request.kind,
+                r.source == self.request.source,
+                not_(self._kept_invalid()),
+            )
+            .values(invalid_row_id=None)
+        )
+        if not self.result.invalid_kept:
+            return
+        newly = select(r.id, literal(sid), literal("row_invalid"), literal(self.today, Date()))
+        self.conn.execute(
+            insert(changes).from_select(
+                ["record_id", "sync_id", "change", "on"],
+                newly.where(self._kept_invalid(), r.invalid_row_id.is_(None)),
+            )
+        )
+        first_issue = (
+            select(func.min(q.id))
+            .join_from(quarantine, self.invalid, q.row_no == i.row_no)
+            .where(q.sync_id == sid, q.level == "error", i.record_id == r.id)
+            .scalar_subquery()
+        )
+        self.conn.execute(
+            update(records).where(self._kept_invalid()).values(invalid_row_id=first_issue)
+        )
 
     def _refresh_raw_hashes(self) -> None:
         """Unchanged records validated in full (first sync after a configuration change,

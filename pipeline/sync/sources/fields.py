@@ -85,6 +85,11 @@ def describe_field(name: str, kind: Kind) -> str:
     return f"{name} ({' / '.join(ALIASES[kind][name][:2])})"
 
 
+UNMAPPED = "-"
+"""A `field_map` target that keeps a column as a raw extra (e.g. a repeated header's
+second column: `"CF_XDR_MC #2": "-"`)."""
+
+
 @dataclass(frozen=True)
 class HeaderMapping:
     """For each column: its canonical field, or None when it is kept as a raw extra."""
@@ -92,6 +97,9 @@ class HeaderMapping:
     kind: Kind
     headers: tuple[str, ...]
     fields: tuple[str | None, ...]
+    repeated: tuple[tuple[int, int, str], ...] = ()
+    """(first column, second column, field), 0-based: one header name given twice, both
+    mapped to the field. Which one is meant cannot be told: the file is refused."""
     _singles: list[tuple[int, str]] = field(init=False, repr=False, compare=False)
     _joined: list[int] = field(init=False, repr=False, compare=False)
     _extras: list[tuple[int, str]] = field(init=False, repr=False, compare=False)
@@ -114,6 +122,15 @@ class HeaderMapping:
 
     def describe_missing(self) -> list[str]:
         return [describe_field(f, self.kind) for f in self.missing_required()]
+
+    def describe_repeated(self) -> list[str]:
+        """One sentence per field two columns of the same name give (empty: none)."""
+        return [
+            f"columns {a + 1} and {b + 1} are both named {self.headers[b]!r} ({field}): "
+            f"remove one, or name the one to use in the source's field_map "
+            f"(e.g. {_raw_keys(self.headers)[b]!r}: {UNMAPPED!r} keeps column {b + 1} unmapped)"
+            for a, b, field in self.repeated
+        ]
 
     @property
     def single_columns(self) -> dict[str, int]:
@@ -146,19 +163,35 @@ class HeaderMapping:
 def build_mapping(
     headers: list[str], kind: Kind, overrides: Mapping[str, str] | None = None
 ) -> HeaderMapping:
-    """Map each header to a field; `overrides` (header → field code or name) win."""
+    """Map each header to a field; `overrides` (header → field code or name) win.
+
+    An override may name the n-th column of a repeated header as `HEADER #n` (n ≥ 2), and
+    map a column to `-` to keep it unmapped. Two columns of one name that would give one
+    field are reported in `repeated` (the caller refuses the file); two different
+    names for one field (e.g. CF_NR and CF_JG): the first one wins, the other stays raw.
+    """
     lookup = _LOOKUP[kind]
     chosen = {header_key(h): _override_target(h, t, kind) for h, t in (overrides or {}).items()}
     fields: list[str | None] = []
-    for header in headers:
+    repeated: list[tuple[int, int, str]] = []
+    first: dict[tuple[str, str], int] = {}
+    for column, (header, nth) in enumerate(zip(headers, _raw_keys(headers), strict=True)):
         key = header_key(header)
-        name = chosen[key] if key in chosen else lookup.get(key)
+        given = chosen.get(header_key(nth), chosen.get(key))
+        name = (given or None) if given is not None else lookup.get(key)
+        if name is not None and name != JOINED_FIELD and (key, name) in first:
+            repeated.append((first[key, name], column, name))
+        elif name is not None:
+            first.setdefault((key, name), column)
         # a second column for a field already mapped stays raw: the first one wins
         fields.append(None if name in fields and name != JOINED_FIELD else name)
-    return HeaderMapping(kind, tuple(headers), tuple(fields))
+    return HeaderMapping(kind, tuple(headers), tuple(fields), tuple(repeated))
 
 
 def _override_target(header: str, target: str, kind: Kind) -> str:
+    """The field a field_map entry maps to; "" for `-` (kept unmapped)."""
+    if target.strip() == UNMAPPED:
+        return ""
     if target in ALIASES[kind]:
         return target
     name = _LOOKUP[kind].get(header_key(target))

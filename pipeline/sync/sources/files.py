@@ -136,16 +136,19 @@ def _decode_error(path: Path, shown: str, encoding: str) -> InputError:
     why = (
         "the file seems cut off in the middle of a character"
         if at_end
-        else "the declared encoding may be wrong (try encoding: gb18030 or auto)"
+        else "that row is in another encoding (a mixed file?), or the declared encoding "
+        "is wrong (try encoding: gb18030 or auto)"
     )
     return InputError(f"file {shown}: not valid {encoding} near row {line_no}; {why}")
 
 
 def _first_bad_line(path: Path, encoding: str) -> tuple[int, bool]:
-    """(physical line where decoding fails, whether that is the end of the file).
+    """(physical line where decoding fails, whether the file is cut inside a character).
 
     The text layer decodes ahead in chunks, so the row being parsed when it failed can be
-    far earlier; this re-reads the file, but only on failure.
+    far earlier; this re-reads the file, but only on failure. Bytes that cannot be decoded
+    are an encoding error at their line, even on the last line; only a character left
+    incomplete by the end of the file (the final flush) means it was cut off.
     """
     decoder = codecs.getincrementaldecoder(encoding)()
     line_no = 0
@@ -154,7 +157,7 @@ def _first_bad_line(path: Path, encoding: str) -> tuple[int, bool]:
             try:
                 decoder.decode(line)
             except UnicodeDecodeError:
-                return line_no, not f.read(1)
+                return line_no, False
     return line_no, True  # only the final flush failed: a character cut off
 
 
