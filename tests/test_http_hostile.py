@@ -132,14 +132,15 @@ def test_a_body_growing_past_max_body_mb_is_refused_while_streaming(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_json_body_is_streamed_to_a_file_and_removed_after_reading(
+def test_a_json_body_is_spooled_to_a_file_streamed_and_removed_after_reading(
     session: requests.Session, tmp_path: Path
 ) -> None:
     with running_source() as server:
         server.replies = [json_reply(RECORDS)]
         fetch = fetch_snapshot(session, source(server.url), None, tmp_path)
-        assert list(tmp_path.iterdir()) == []
+        assert [p.suffix for p in tmp_path.iterdir()] == [".json"]  # spooled, read row by row
         assert rows(fetch) == 2
+        assert list(tmp_path.iterdir()) == []  # gone with the snapshot
 
 
 # --------------------------------------------------------------------------- item 12

@@ -103,7 +103,8 @@ def register(commands: Any) -> None:
         choices=REQUEUE_STATES,
         required=True,
         metavar="STATE",
-        help="unknown（结果未知）| written（仅写入文件）| failed（失败）",
+        help="要重发的状态：结果未知、仅写入文件或失败 / the state to send again: "
+        "unknown, written (to a file only) or failed",
     )
     rq.add_argument(
         "--before",
