@@ -54,6 +54,10 @@ class SourceSettings(Strict):
     """`auto` detects UTF-8 (with or without BOM) or GB18030."""
     field_map: dict[str, str] = Field(default_factory=dict)
     """Extra header → field-code mappings, e.g. {"处罚单位": "CF_CFJG"}."""
+    date_order: Literal["ymd", "mdy", "dmy"] = "ymd"
+    """How the source writes a date with the year last (`03/29/2018`): `ymd` (the default)
+    refuses such dates, since month and day cannot be told apart; `mdy` reads them month
+    first, `dmy` day first. Dates with the year first are read the same in all three."""
     auth_header: str | None = None
     """A full header line value, e.g. 'Bearer xyz' (use auth_header_file for secrets)."""
     auth_header_name: str = "Authorization"

@@ -94,6 +94,7 @@ def run_target(
             now,
             force,
             dict(target.source.field_map),
+            target.source.date_order,
         )
         return sync_snapshot(engine, config, request, progress)
 
