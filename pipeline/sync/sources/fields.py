@@ -72,7 +72,6 @@ PENALTY_ALIASES: dict[str, tuple[str, ...]] = {
         "CF_XZJG",
         "作出处罚决定的机关名称",
         "处罚机关名称",
-        "处罚单位",
     ),
     "authority_uscc": ("CF_CFJGDM", "处罚机关统一社会信用代码"),
     "data_source": ("CF_SJLY", "数据来源单位"),
