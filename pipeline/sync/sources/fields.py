@@ -336,3 +336,40 @@ def _raw_keys(headers: Sequence[str]) -> list[str]:
 def _join(values: Iterable[object]) -> str:
     texts = (str(v).strip() for v in values if v is not None)
     return ";".join(t for t in texts if t)
+
+
+ORIGINS: dict[str, str] = {
+    "alias": "内置别名 (a built-in alias)",
+    "fallback": "备用别名 (a fallback alias: no column had the field's own)",
+    "field_map": "field_map 指定 (the source's field_map)",
+    "personal": "自然人信息，只用于识别，不保存 (a person's data: read to tell a natural person, never kept)",
+    "known_extra": "已识别，原样保留 (recognised, kept as a raw extra)",
+    "unmapped": "未识别，原样保留 (not recognised: kept as a raw extra; map it in field_map)",
+    "repeated": "重复的列名，未使用 (a repeated header: the first such column is used)",
+}
+"""How a column came to its field (`column_origins`), for `sources check`."""
+
+
+def column_origins(mapping: HeaderMapping, overrides: Mapping[str, str] | None = None) -> list[str]:
+    """For each column of `mapping`, how it got its field (`ORIGINS`)."""
+    chosen = {header_key(h) for h in overrides or {}}
+    lookup, fallback = _LOOKUP[mapping.kind], _FALLBACK[mapping.kind]
+    origins = []
+    for header, nth, name in zip(
+        mapping.headers, _raw_keys(mapping.headers), mapping.fields, strict=True
+    ):
+        key = header_key(header)
+        if header_key(nth) in chosen or key in chosen:
+            origins.append("field_map")
+        elif name is None:
+            found = lookup.get(key) or fallback.get(key)
+            origins.append(
+                "repeated" if found else "known_extra" if key in _KNOWN_EXTRAS else "unmapped"
+            )
+        elif name in PERSONAL_FIELDS:
+            origins.append("personal")
+        elif key in fallback and lookup.get(key) != name:
+            origins.append("fallback")
+        else:
+            origins.append("alias")
+    return origins
