@@ -269,6 +269,9 @@ def money_amounts(text: str) -> Amounts:
             fine = (fine or 0) + amount
         elif kind == "confiscated":
             confiscated = (confiscated or 0) + amount
+    whole = _WHOLE_AMOUNT.fullmatch(text) if seen and fine is None and confiscated is None else None
+    if whole is not None:  # `一万五千元`: the text is one amount, named by its column
+        fine = _money(whole.group("num"), whole.group("unit"), text)
     return Amounts(fine, confiscated, seen)
 
 

@@ -352,7 +352,7 @@ class RowValidator:
         for text in texts:
             if type(text) is not str or ("元" not in text and "万" not in text):
                 continue
-            if (fine is None and "罚" in text) or (confiscated is None and "没收" in text):
+            if fine is None or "没收" in text:
                 found = money_amounts(text)
                 fine = found.fine if fine is None else fine
                 confiscated = found.confiscated if confiscated is None else confiscated

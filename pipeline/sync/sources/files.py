@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, TypeVar, cast
 
 import openpyxl
 
@@ -178,8 +179,7 @@ def _first_bad_line(path: Path, encoding: str) -> tuple[int, bool]:
 def _read_csv(path: Path, encoding: str, shown: str) -> Snapshot:
     stream = _open_text(path, encoding, shown)
     try:
-        records = _csv_records(stream, path, encoding, shown)
-        header = next((fields for _, fields in records if any(fields)), [])
+        records, header = _header_row(_csv_records(stream, path, encoding, shown))
     except BaseException:
         stream.close()
         raise
@@ -215,6 +215,30 @@ def _csv_rows(records: Iterator[tuple[int, list[str]]], width: int) -> Iterator[
             yield RawRow(row_no, cast(list[object], fields))
         else:
             yield fit_row(row_no, cast(list[object], fields), width)
+
+
+TITLE_ROWS = 10
+"""How many rows above the header may be titles (a row of one cell: `某局行政处罚信息公开表`)."""
+Row = TypeVar("Row", bound=Sequence[Any])
+
+
+def _header_row(rows: Iterator[tuple[int, Row]]) -> tuple[Iterator[tuple[int, Row]], list[Any]]:
+    """(the rows after the header, the header's cells): the first row with two cells or
+    more among the first `TITLE_ROWS` rows that hold anything — rows of one cell above it
+    are titles, skipped — else the first such row."""
+    seen: list[tuple[int, Row]] = []
+    for number, cells in rows:
+        filled = sum(c not in (None, "") for c in cells)
+        if not filled:
+            continue
+        if filled >= 2:
+            return rows, list(cells)
+        seen.append((number, cells))
+        if len(seen) >= TITLE_ROWS:
+            break
+    if not seen:
+        return rows, []
+    return itertools.chain(seen[1:], rows), list(seen[0][1])
 
 
 def _header_names(cells: list[Any]) -> list[str]:
@@ -269,8 +293,9 @@ def _read_calamine(path: Path, kind: str, shown: str) -> Snapshot:
             "nothing was loaded"
         ) from None
     first = sheet.start[0] + 1 if sheet.start else 1  # the sheet's row of the first cell read
-    rows = enumerate((_calamine_cells(cells) for cells in sheet.iter_rows()), first)
-    header = next((list(cells) for _, cells in rows if any(c is not None for c in cells)), [])
+    rows, header = _header_row(
+        enumerate((_calamine_cells(cells) for cells in sheet.iter_rows()), first)
+    )
     if not header:
         raise InputError(f"file {shown}: the first sheet {name!r} is empty")
     headers = _header_names(header)
@@ -323,8 +348,7 @@ def _xlsx_snapshot(book: Any, shown: str) -> Snapshot:
     sheet = book.worksheets[0]
     # exporting tools often write a wrong <dimension>; without this rows can be cut off
     sheet.reset_dimensions()
-    rows = enumerate(sheet.iter_rows(values_only=True), 1)
-    header = next((list(cells) for _, cells in rows if any(c not in (None, "") for c in cells)), [])
+    rows, header = _header_row(enumerate(sheet.iter_rows(values_only=True), 1))
     if not header:
         raise InputError(f"file {shown}: the first sheet {sheet.title!r} is empty")
     headers = _header_names(header)
