@@ -571,3 +571,32 @@ def test_sync_dry_run_shows_the_mapping_and_the_counts_and_keeps_nothing(
     assert _records(db_url) == [] and _quarantine(db_url) == []
     human = cli("sync", "--file", str(path), "--dry-run")
     assert "CF_WSH" in human.err and "新增 3" in human.err
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def test_a_reason_s_kind_leaves_out_the_values_it_quotes() -> None:
+    from pipeline.sync.reasons import group_reasons, reason_kind
+
+    assert reason_kind("'2019-13-01' is not a date (expected e.g. 2022-05-09)") == (
+        "'…' is not a date (expected e.g. N-N-N)"
+    )
+    assert reason_kind("91230506ABC: has 11 characters, expected 18") == (
+        "…: has N characters, expected N"
+    )
+    rows = [
+        {"row": n, "field": "decision_date", "reason": f"'2019-13-{n:02d}' is not a date"}
+        for n in range(2, 12)
+    ]
+    (group,) = group_reasons(rows)
+    assert (group.count, group.rows, len(group.examples)) == (10, [2, 3, 4, 5, 6], 3)
+
+
+def test_the_command_s_chinese_names_cover_the_library_s_codes() -> None:
+    from pipeline.commands.data import IDENTITY_CODES, OUT_OF_SCOPE
+    from pipeline.domain.routing import OUT_OF_SCOPE as REASONS
+    from pipeline.domain.uscc import CODE_KINDS
+
+    assert set(OUT_OF_SCOPE) == set(REASONS)
+    assert set(IDENTITY_CODES) == set(CODE_KINDS)
