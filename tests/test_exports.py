@@ -600,3 +600,17 @@ def test_the_command_s_chinese_names_cover_the_library_s_codes() -> None:
 
     assert set(OUT_OF_SCOPE) == set(REASONS)
     assert set(IDENTITY_CODES) == set(CODE_KINDS)
+
+
+def test_an_amount_already_given_in_the_other_column_is_not_taken_twice(
+    cli: CliRunner, tmp_path: Path, db_url: str
+) -> None:
+    rows = [
+        penalty(
+            1, CF_CFLB="罚款、没收非法财物", CF_NR="罚款、没收非法财物人民币5000元", CF_NR_FK="0.5"
+        ),
+        penalty(2, CF_NR="没收违法所得1.2万元，罚款5万元", CF_NR_FK="5"),
+    ]
+    _sync(cli, write_rows(tmp_path / "p.csv", rows))
+    got = [(r.fine_amount, r.confiscated_amount) for r in _records(db_url)]
+    assert got == [(Decimal("0.5"), None), (Decimal(5), Decimal("1.2"))]

@@ -22,7 +22,12 @@ from pipeline.sync.sources.files import read_snapshot
 from pipeline.sync.sources.http import HttpFetch, HttpState, fetch_snapshot
 
 KINDS: dict[str, Kind] = {"penalties": "penalty", "severe-list": "list"}
-SAMPLE_FILES = {"penalties": "penalties.csv", "severe-list": "severe-list.csv"}
+SAMPLE_FILES = {
+    "penalties": ("penalties", "penalties.csv"),
+    "severe-list": ("severe-list", "severe-list.csv"),
+    "platform": ("penalties", "penalties-platform.json"),  # the 双鸭山 platform's JSON
+}
+"""The bundled sample's sources: name suffix → (what it holds, file)."""
 
 
 @dataclass(frozen=True)
@@ -49,10 +54,10 @@ def default_targets(config: Config) -> list[Target]:
     folder = _sample_folder(config, sample)
     return [
         Target(
-            SourceSettings(name=f"sample-{kind}", path=str(folder / f), records=kind),
-            f"sample-{kind}",
+            SourceSettings(name=f"sample-{name}", path=str(folder / f), records=kind),
+            f"sample-{name}",
         )
-        for kind, f in SAMPLE_FILES.items()
+        for name, (kind, f) in SAMPLE_FILES.items()
         if (folder / f).exists()
     ]
 

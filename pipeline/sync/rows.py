@@ -341,8 +341,13 @@ class RowValidator:
 
     def _derive_amounts(self, values: dict[str, Any], cells: Sequence[object]) -> None:
         """An amount left empty, from the row's texts: a fine or confiscation column's words
-        (`没收违法所得13.07万元，罚款53.07万元`), then 处罚内容 (`罚款人民币二十万元`)."""
-        fine, confiscated = values["fine_amount"], values["confiscated_amount"]
+        (`没收违法所得13.07万元，罚款53.07万元`), then 处罚内容 (`罚款人民币二十万元`).
+
+        A text whose one amount is the other column's (`罚款、没收非法财物人民币5000元` beside
+        a fine of 0.5 万元) gives nothing: that amount is already the other one's.
+        """
+        given = values["fine_amount"], values["confiscated_amount"]
+        fine, confiscated = given
         if fine is not None and confiscated is not None:
             return
         texts = [values["penalty_content"]]
@@ -354,8 +359,12 @@ class RowValidator:
                 continue
             if fine is None or "没收" in text:
                 found = money_amounts(text)
-                fine = found.fine if fine is None else fine
-                confiscated = found.confiscated if confiscated is None else confiscated
+                if fine is None and not (found.confiscated is None and found.fine == given[1]):
+                    fine = found.fine
+                if confiscated is None and not (
+                    found.fine is None and found.confiscated == given[0]
+                ):
+                    confiscated = found.confiscated
         values["fine_amount"], values["confiscated_amount"] = fine, confiscated
 
     def _check_uscc(

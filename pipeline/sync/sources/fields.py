@@ -123,6 +123,7 @@ PERSONAL_FIELDS = frozenset({"person_name", "person_id", "legal_rep_id"})
 (`pipeline.sync.rows`): a person's name and identity card numbers."""
 KNOWN_EXTRAS: dict[str, str] = {
     "RESOURCE_ID": "the 双鸭山 platform's record id",
+    "CREATE_TIME": "the 双鸭山 platform's record time",
     "CF_XDR_GSZC": "工商注册号",
     "CF_XDR_ZZJG": "组织机构代码",
     "CF_XDR_SWDJ": "税务登记号",
