@@ -29,6 +29,7 @@ from pipeline.sync.normalize import (
     clean_text,
     decision_key,
     decision_text,
+    key_of_text,
     money_amounts,
     parse_amount_wan,
     parse_confiscated_wan,
@@ -138,7 +139,11 @@ def converters(mapping: HeaderMapping, date_order: DateOrder = "ymd") -> dict[st
 # Fast path (see `_FastPlan`): converters that are pure functions of a text cell whose
 # columns repeat a lot in real exports (authorities, codes, dates, amounts, types), so
 # their results are memoised per column; free text is cheap to clean inline instead.
-_TEXT_FIELDS = frozenset(name for name, convert in _CONVERTERS.items() if convert is _text)
+_TEXT_FIELDS = frozenset(
+    name for name, convert in _CONVERTERS.items() if convert in (_text, decision_text)
+)
+"""Cleaned inline in the fast path (`decision_text` is `_text` without invisible
+characters: a decision number with one goes the general way)."""
 _MEMO_FIELDS = frozenset(
     {
         "authority",
@@ -253,7 +258,10 @@ class _FastPlan:
             values[JOINED_FIELD] = _types(_join(cells[i] for i in self.joined))
         if None in self.required(values):
             raise _Slow
-        values["decision_key"] = decision_key(values["decision_no"])
+        number = values["decision_no"]
+        if not number.isprintable():
+            raise _Slow  # an invisible character: `decision_text` drops it
+        values["decision_key"] = key_of_text(number)
         given = None if self.uscc is None else cells[self.uscc]
         if type(given) is str and given.isascii():
             code = "".join(given.split()).upper()
