@@ -116,6 +116,12 @@ def check_xlsx(path: Path, limits: XlsxLimits, measure: bool = False) -> int:
     return extent
 
 
+def is_encrypted_package(stream: IO[bytes]) -> bool:
+    """Whether an OLE file (read from its current position) holds an encrypted OOXML
+    package — a password-protected .xlsx — rather than an .xls."""
+    return "password" in _ole_kind(stream)
+
+
 def _ole_kind(stream: IO[bytes]) -> str:
     """What an OLE file is: an encrypted package names its stream in the directory."""
     tail, read = b"", 0

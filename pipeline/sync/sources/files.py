@@ -18,7 +18,9 @@ from __future__ import annotations
 import codecs
 import csv
 import itertools
+import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
@@ -276,7 +278,7 @@ def _read_calamine(path: Path, kind: str, shown: str) -> Snapshot:
     from python_calamine import CalamineError, CalamineWorkbook, PasswordError
 
     try:
-        with CalamineWorkbook.from_path(str(path)) as book:
+        with _with_suffix(path, kind) as named, CalamineWorkbook.from_path(str(named)) as book:
             sheet = book.get_sheet_by_index(0)
             name = book.sheet_names[0]
     except PasswordError:
@@ -300,6 +302,19 @@ def _read_calamine(path: Path, kind: str, shown: str) -> Snapshot:
         raise InputError(f"file {shown}: the first sheet {name!r} is empty")
     headers = _header_names(header)
     return Snapshot(shown, headers, _xlsx_rows(rows, len(headers), shown))
+
+
+@contextmanager
+def _with_suffix(path: Path, kind: str) -> Iterator[Path]:
+    """The file under a name ending in its format (calamine tells the format by the name;
+    a download has none): a symbolic link beside nothing else, removed afterwards."""
+    if path.suffix.lower() == f".{kind}" or (kind == "xlsx" and path.suffix.lower() == ".xlsm"):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="credit-repair-sheet-") as folder:
+        link = Path(folder) / f"snapshot.{kind}"
+        link.symlink_to(path.resolve())
+        yield link
 
 
 def _calamine_cells(cells: list[Any]) -> tuple[object, ...]:
