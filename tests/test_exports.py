@@ -444,6 +444,7 @@ def test_natural_persons_are_out_of_scope_by_reason_never_quarantined_nor_shown(
         ("230506600012345", "reg_no"),
         ("MA1B3N1N-2", "org_code"),
         ("00000000000000000X", "placeholder"),
+        ("000000000000000000", "placeholder"),  # passes both check characters
     ],
 )
 def test_other_identity_codes_are_reported_as_such_not_as_a_malformed_uscc(

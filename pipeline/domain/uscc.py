@@ -153,7 +153,7 @@ def identify(text: str) -> Identity:
     code = normalise_code(text)
     if not code:
         return Identity("empty", code)
-    if _is_placeholder(code):
+    if is_placeholder(code):
         return Identity("placeholder", code)
     split = len(text.split()) > 1
     if len(code) == LENGTH and _VALID.issuperset(code):
@@ -163,7 +163,7 @@ def identify(text: str) -> Identity:
     if split:
         parts = [normalise_code(p) for p in unicodedata.normalize("NFKC", text).split()]
         found = [p for p in parts if len(p) == LENGTH and _VALID.issuperset(p)]
-        if len(found) == 1 and not _is_placeholder(found[0]):
+        if len(found) == 1 and not is_placeholder(found[0]):
             return Identity("uscc_split", found[0])
     if len(code) == 15 and code.isdigit():
         return Identity("reg_no", code)
@@ -172,7 +172,9 @@ def identify(text: str) -> Identity:
     return Identity("malformed", code)
 
 
-def _is_placeholder(code: str) -> bool:
+def is_placeholder(code: str) -> bool:
+    """`00000000000000000X`, `000000000000000000`, `111111111111111111`: no code (some pass
+    the check characters: all zeros does)."""
     body = code.rstrip("X")
     return len(code) >= 9 and (not body.strip("0") or len(set(code)) == 1)
 

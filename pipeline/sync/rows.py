@@ -21,7 +21,14 @@ from sqlalchemy import Numeric, String
 from pipeline import __version__
 from pipeline.db.models import SNAPSHOT_FIELDS, Record, table_of
 from pipeline.domain.routing import Router
-from pipeline.domain.uscc import Identity, check_uscc, identify, is_clean, normalise_code
+from pipeline.domain.uscc import (
+    Identity,
+    check_uscc,
+    identify,
+    is_clean,
+    is_placeholder,
+    normalise_code,
+)
 from pipeline.office.text import has_controls
 from pipeline.sync.normalize import (
     EMPTY_MARKERS,
@@ -265,7 +272,7 @@ class _FastPlan:
         given = None if self.uscc is None else cells[self.uscc]
         if type(given) is str and given.isascii():
             code = "".join(given.split()).upper()
-            if given.strip() != code or not is_clean(code):
+            if given.strip() != code or not is_clean(code) or is_placeholder(code):
                 raise _Slow  # empty, an error, a warning, another code: the general path
             values["uscc"] = code
         else:
