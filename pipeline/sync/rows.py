@@ -26,7 +26,6 @@ from pipeline.domain.uscc import (
     check_uscc,
     identify,
     is_clean,
-    is_placeholder,
     normalise_code,
 )
 from pipeline.office.text import has_controls
@@ -272,7 +271,8 @@ class _FastPlan:
         given = None if self.uscc is None else cells[self.uscc]
         if type(given) is str and given.isascii():
             code = "".join(given.split()).upper()
-            if given.strip() != code or not is_clean(code) or is_placeholder(code):
+            # a placeholder may pass the checks (all zeros does): one character repeated
+            if given.strip() != code or not is_clean(code) or code[1:8] == code[0] * 7:
                 raise _Slow  # empty, an error, a warning, another code: the general path
             values["uscc"] = code
         else:
@@ -301,7 +301,10 @@ class RowValidator:
         self._amount_cells = _cells(
             [singles.get("fine_amount", -1), singles.get("confiscated_amount", -1)]
         )
-        self._has_amount_columns = "fine_amount" in singles or "confiscated_amount" in singles
+        self._amount_columns = [
+            singles[name] for name in ("fine_amount", "confiscated_amount") if name in singles
+        ]
+        self._has_amount_columns = bool(self._amount_columns)
 
     def validate(self, raw: RawRow) -> RowOutcome:
         if raw.problem is None:
@@ -363,8 +366,11 @@ class RowValidator:
         """
         given = values["fine_amount"], values["confiscated_amount"]
         fine, confiscated = given
-        if fine is not None and confiscated is not None:
-            return
+        if fine is not None and (
+            confiscated is not None
+            or not self._mentions_confiscation(values["penalty_content"], cells)
+        ):
+            return  # the common row: nothing to derive (run for every row: kept cheap)
         texts = [values["penalty_content"]]
         if self._has_amount_columns:
             cells = [*cells, None]  # index -1: an absent column
@@ -381,6 +387,15 @@ class RowValidator:
                 ):
                     confiscated = found.confiscated
         values["fine_amount"], values["confiscated_amount"] = fine, confiscated
+
+    def _mentions_confiscation(self, content: object, cells: Sequence[object]) -> bool:
+        if type(content) is str and "没收" in content:
+            return True
+        for index in self._amount_columns:
+            cell = cells[index] if index < len(cells) else None
+            if type(cell) is str and "没收" in cell:
+                return True
+        return False
 
     def _check_uscc(
         self, row: int, identity: Identity, values: dict[str, Any], issues: list[Issue]
