@@ -3,6 +3,7 @@
 #   make test   ruff + mypy + pytest (THE test command; CI runs it via .ci/run)
 #   make lint   ruff check + ruff format --check + mypy
 #   make bench  every bench/bench_*.py on a small input
+#   make docs   regenerate docs/数据格式.md from the code (a test fails when it is stale)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -13,10 +14,10 @@ STAMP_TEST := $(VENV)/.installed-test
 BENCH_ROWS ?= 10000
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test run test lint bench clean
+.PHONY: help install install-test run test lint bench docs clean
 
 help:
-	@echo "make run | test | lint | bench | clean"
+	@echo "make run | test | lint | bench | docs | clean"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +49,9 @@ bench: $(STAMP_RUN)
 		[ -e "$$f" ] || { echo "no benchmarks in bench/"; break; }; \
 		echo "== $$f"; $(BIN)/python "$$f" --rows $(BENCH_ROWS); \
 	done
+
+docs: $(STAMP_RUN)
+	$(BIN)/python -m pipeline.sync.formats_doc
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -133,3 +133,94 @@ def test_a_new_installation_records_its_start_once(upgraded_engine: Engine) -> N
     start = dt.datetime(2026, 12, 1, 9, 30, tzinfo=SHANGHAI)
     assert installed_at(upgraded_engine, start, "init") == start
     assert installed_at(upgraded_engine, start + dt.timedelta(days=1), "runner") == start
+
+
+def test_0008_keys_every_record_and_keeps_both_of_two_spellings_of_one_decision(
+    empty_db_url: str,
+) -> None:
+    """0008: `decision_key` for every record; two records that now share a key (an export
+    that once changed its brackets): the current one keeps it, the vanished one is kept
+    under `<key>#<id>`, so that the next sync matches the current one."""
+    import sqlalchemy as sa
+
+    from pipeline.db.engine import make_engine
+
+    engine = make_engine(empty_db_url)
+    try:
+        upgrade(engine, "0007")
+        old = sa.table(
+            "records",
+            *(
+                sa.column(name)
+                for name in [
+                    "kind",
+                    "authority",
+                    "decision_no",
+                    "entity_name",
+                    "decision_date",
+                    "content_hash",
+                    "department_code",
+                    "source",
+                    "first_sync_id",
+                    "last_sync_id",
+                    "first_seen_on",
+                    "vanished_on",
+                    "progress",
+                    "willingness",
+                    "green_channel",
+                    "market_regulation",
+                ]
+            ),
+        )
+        day = dt.date(2026, 11, 1)
+        base = {
+            "kind": "penalty",
+            "authority": "国家税务总局双鸭山市宝山区税务局",
+            "entity_name": "某公司",
+            "decision_date": day,
+            "content_hash": "0" * 32,
+            "department_code": "SWJ",
+            "source": "s",
+            "first_sync_id": 1,
+            "first_seen_on": day,
+            "progress": 0,
+            "willingness": "unknown",
+            "green_channel": False,
+            "market_regulation": False,
+        }
+        with engine.begin() as conn:
+            conn.execute(
+                old.insert(),
+                [
+                    {
+                        **base,
+                        "decision_no": "宝税罚[2026]1号",
+                        "last_sync_id": 1,
+                        "vanished_on": day,
+                    },
+                    {
+                        **base,
+                        "decision_no": "宝税罚〔2026〕1号",
+                        "last_sync_id": 2,
+                        "vanished_on": None,
+                    },
+                    {
+                        **base,
+                        "decision_no": "宝税罚〔2026〕2号",
+                        "last_sync_id": 2,
+                        "vanished_on": None,
+                    },
+                ],
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT id, decision_no, decision_key FROM records ORDER BY id")
+            ).all()
+        assert [(no, key) for _, no, key in rows] == [
+            ("宝税罚[2026]1号", f"宝税罚〔2026〕1号#{rows[0][0]}"),
+            ("宝税罚〔2026〕1号", "宝税罚〔2026〕1号"),
+            ("宝税罚〔2026〕2号", "宝税罚〔2026〕2号"),
+        ]
+    finally:
+        engine.dispose()

@@ -242,3 +242,78 @@ def test_a_severe_list_without_list_name_is_complete_but_without_authority_is_no
     mapping = build_mapping(["企业名称", "认定文书号", "认定日期"], "severe-list")
     assert mapping.missing_required() == ["authority"]
     assert mapping.describe_missing() == ["authority (认定部门 / 列入机关)"]
+
+
+# --------------------------------------------------------------------------- issue 12: real exports
+
+
+def test_decorated_headers_in_either_width_of_brackets_find_their_field() -> None:
+    headers = [
+        "*行政处罚决定书文号",
+        "行政相对人名称",
+        "行政相对人代码_1（统一社会信用代码）",
+        "处罚金额（万元）",
+        "处罚决定日期：",
+        "处罚机关(名称)",
+    ]
+    mapping = build_mapping(headers, "penalties")
+    assert mapping.fields == (
+        "decision_no",
+        "entity_name",
+        "uscc",
+        "fine_amount",
+        "decision_date",
+        "authority",
+    )
+    assert mapping.amount_units == {"fine_amount": "wan"}
+    assert build_mapping(["罚款金额（元）"], "penalties").amount_units == {"fine_amount": "yuan"}
+
+
+def test_the_2016_header_set_maps_and_its_effective_date_stands_in_for_the_decision_date() -> None:
+    headers = ["行政处罚决定书文号", "处罚名称", "处罚事由", "处罚依据", "处罚结果"]
+    headers += ["处罚生效期", "处罚截止期", "行政相对人代码_5（居民身份证号）", "地方编码"]
+    mapping = build_mapping(headers, "penalties")
+    assert mapping.fields == (
+        "decision_no",
+        "violation_type",
+        "facts",
+        "basis",
+        "penalty_content",
+        "decision_date",  # a fallback: there is no 处罚决定日期 column
+        "valid_until",
+        "person_id",  # read to tell a natural person, never stored
+        None,
+    )
+    with_date = build_mapping(["处罚生效期", "处罚决定日期"], "penalties")
+    assert with_date.fields == (None, "decision_date")
+
+
+def test_the_shuangyashan_platform_keys_are_built_in() -> None:
+    headers = ["COMP_NAME", "CF_YXQ", "CF_GSJZQ", "CF_SJLYDM", "CREATE_DEPT_NAME", "RESOURCE_ID"]
+    mapping = build_mapping(headers, "penalties")
+    assert mapping.fields == (
+        "entity_name",
+        "valid_until",
+        "publish_until",
+        "data_source_uscc",
+        "data_source",
+        None,
+    )
+    both = build_mapping(["COMP_NAME", "CF_XDR_MC"], "penalties")
+    assert both.fields == (None, "entity_name")  # CF_XDR_MC, where given, wins
+
+
+def test_column_origins_say_how_each_column_got_its_field() -> None:
+    from pipeline.sync.sources.fields import column_origins
+
+    headers = ["CF_WSH", "COMP_NAME", "处罚单位", "RESOURCE_ID", "内部编号", "证件号码"]
+    overrides = {"处罚单位": "authority"}
+    mapping = build_mapping(headers, "penalties", overrides)
+    assert column_origins(mapping, overrides) == [
+        "alias",
+        "fallback",
+        "field_map",
+        "known_extra",
+        "unmapped",
+        "personal",
+    ]

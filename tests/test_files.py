@@ -233,7 +233,7 @@ def test_xlsx_cells_keep_their_types_and_row_numbers(tmp_path: Path) -> None:
     assert headers == CHINESE_HEADER
     assert [r.row_no for r in rows] == [2, 4]
     assert rows[0].values[4] == 0.2
-    assert rows[0].values[5] == dt.datetime(2019, 10, 10)
+    assert rows[0].values[5] == dt.date(2019, 10, 10)  # calamine: a midnight date cell
     assert rows[1].values[2] is None and rows[1].problem is None
 
 
@@ -337,8 +337,8 @@ def test_an_unknown_suffix_needs_an_explicit_format(tmp_path: Path) -> None:
 
 def test_an_unknown_format_is_an_input_error(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "p.csv", [HEADER])
-    with pytest.raises(InputError, match="unknown format 'xls'"):
-        read_snapshot(path, format="xls")
+    with pytest.raises(InputError, match="unknown format 'xlsb'"):
+        read_snapshot(path, format="xlsb")
 
 
 def test_a_directory_is_not_a_snapshot(tmp_path: Path) -> None:
@@ -363,3 +363,60 @@ def test_reading_a_large_csv_streams_in_bounded_memory(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert count == 40_000
     assert peak < 1_000_000
+
+
+# --------------------------------------------------------------------------- issue 12: real exports
+
+
+def test_an_xlsx_within_the_sheet_limit_is_read_whole_and_a_larger_one_streamed(
+    tmp_path: Path,
+) -> None:
+    from pipeline.office.archive import XlsxLimits
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(HEADER)
+    for n in range(60):
+        sheet.append([f"A{n}", "某公司", None, "罚款", 0.2, dt.datetime(2019, 10, 10), "局"])
+    book.save(tmp_path / "p.xlsx")
+    with read_snapshot(tmp_path / "p.xlsx") as snapshot:  # calamine: a midnight date cell
+        assert next(snapshot).values[5] == dt.date(2019, 10, 10)
+    small = XlsxLimits(max_sheet_cells=1000)  # 61 rows × 26 columns: over it
+    with read_snapshot(tmp_path / "p.xlsx", limits=small) as snapshot:  # openpyxl, streamed
+        rows = list(snapshot)
+    assert rows[0].values[5] == dt.datetime(2019, 10, 10) and len(rows) == 60
+
+
+def test_a_sparse_xlsx_is_measured_by_its_references_not_its_cell_count(tmp_path: Path) -> None:
+    from pipeline.office.archive import XlsxLimits, check_xlsx
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(HEADER)
+    sheet.cell(row=50_000, column=200, value="far away")  # two rows, 10 million cells
+    book.save(tmp_path / "sparse.xlsx")
+    assert check_xlsx(tmp_path / "sparse.xlsx", XlsxLimits(), measure=True) == 50_000 * 200
+    with read_snapshot(tmp_path / "sparse.xlsx") as snapshot:  # streamed, not held whole
+        assert snapshot.headers[:2] == HEADER[:2]
+
+
+def test_title_rows_above_the_header_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    text = "宝山区行政处罚信息公示表,,,\r\n,,,\r\n" + ",".join(HEADER) + "\r\n"
+    text += "A1,某公司,,罚款,0.2,2026-9-28,局\r\n"
+    path.write_text(text, encoding="gb18030")
+    headers, rows = read_all(path)
+    assert headers == HEADER
+    assert [(r.row_no, r.values[0]) for r in rows] == [(4, "A1")]
+
+
+def test_quoted_cells_with_line_breaks_crlf_and_a_trailing_empty_column_read_as_one_row(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "p.csv"
+    text = ",".join(HEADER) + ",\r\n" + 'A1,"某公司\r\n（分公司）",,罚款,0.2,2026-09-28,局,\r\n'
+    path.write_bytes(text.encode("utf-8"))
+    headers, rows = read_all(path)
+    assert headers == HEADER  # the trailing empty column is dropped
+    (row,) = rows
+    assert row.problem is None and row.values[1] == "某公司\r\n（分公司）"

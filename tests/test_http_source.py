@@ -251,6 +251,33 @@ def test_a_workbook_download_is_read_as_xlsx_and_a_csv_labelled_excel_as_csv(
         assert rows_of(fetch)[1] == [RawRow(2, ["A1", "20190101"])]
 
 
+def test_an_xls_and_an_ods_download_are_read_by_their_content(
+    server: SourceServer, session: requests.Session, tmp_path: Path
+) -> None:
+    import xlwt
+
+    from tests.test_exports import _ods
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("s")
+    for c, value in enumerate(["CF_WSH", "CF_JDRQ"]):
+        sheet.write(0, c, value)
+    for c, value in enumerate(["A1", "20190101"]):
+        sheet.write(1, c, value)
+    book.save(str(tmp_path / "p.xls"))
+    _ods(tmp_path / "p.ods", [["CF_WSH", "CF_JDRQ"], ["A1", "20190101"]])
+    bodies = [(tmp_path / name).read_bytes() for name in ("p.xls", "p.ods")]
+    for name in ("p.xls", "p.ods"):
+        (tmp_path / name).unlink()
+    server.replies = [
+        Reply(body=bodies[0], content_type="application/vnd.ms-excel"),
+        Reply(body=bodies[1], content_type="application/octet-stream"),
+    ]
+    for fmt in ("auto", "ods"):
+        fetch = fetch_snapshot(session, source(server.url, format=fmt), None, tmp_path)
+        assert rows_of(fetch)[1] == [RawRow(2, ["A1", "20190101"])]
+
+
 def test_format_csv_in_the_source_overrides_a_wrong_content_type(
     server: SourceServer, session: requests.Session, tmp_path: Path
 ) -> None:

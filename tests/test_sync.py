@@ -242,11 +242,12 @@ def test_full_width_digits_and_spaces_in_codes_are_normalised(
     body = cli("sync", "--file", str(write_rows(tmp_path / "a.csv", rows)), "--json").json()
     assert body["added"] == 1, body
     record = _records(db_url)[0]
-    assert (record.uscc, record.decision_no, record.fine_amount) == (
+    assert (record.uscc, record.decision_key, record.fine_amount) == (
         code,
         "宝税罚〔2026〕1号",
         Decimal("0.2"),
     )
+    assert record.decision_no == "宝税罚〔２０２６〕 1号"  # as published, for display
 
 
 def test_a_bad_check_character_is_a_warning_and_the_row_is_kept(

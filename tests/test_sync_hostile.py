@@ -185,8 +185,14 @@ def test_invisible_characters_in_a_decision_number_make_no_twin_record(
         penalty(3, CF_WSH="\ufeff宝税罚〔2026〕３号"),  # a BOM and a full-width digit
     ]
     body = _sync(cli, write_rows(tmp_path / "b.csv", again), now="2026-11-28T09:00")
-    assert (body["added"], body["vanished"], body["unchanged"]) == (0, 0, 3)
-    assert [r.decision_no for r in _records(db_url)] == [f"宝税罚〔2026〕{i}号" for i in (1, 2, 3)]
+    # the full-width ３ is shown as published: the same record, its number updated
+    assert (body["added"], body["vanished"], body["unchanged"], body["updated"]) == (0, 0, 2, 1)
+    records = _records(db_url)
+    assert [r.decision_key for r in records] == [f"宝税罚〔2026〕{i}号" for i in (1, 2, 3)]
+    assert [r.decision_no for r in records] == [
+        *(f"宝税罚〔2026〕{i}号" for i in (1, 2)),
+        "宝税罚〔2026〕３号",
+    ]
 
 
 def test_a_decision_number_that_stays_invisible_is_refused(

@@ -84,3 +84,34 @@ def test_every_single_character_change_of_a_valid_code_is_caught() -> None:
         for ch in alphabet.replace(code[i], ""):
             changed = code[:i] + ch + code[i + 1 :]
             assert not check_uscc(changed).ok, changed
+
+
+# --------------------------------------------------------------------------- other identity codes
+
+
+def _person_id(body: str = "23050619850312451") -> str:
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, weights, strict=True)) % 11]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "code"),
+    [
+        ("91230500MA1B3N1N2M", "uscc", "91230500MA1B3N1N2M"),
+        ("91230500 MA1B3N1N2M", "uscc_split", "91230500MA1B3N1N2M"),
+        ("91230500MA1B3N1N2M 230506600012345", "uscc_split", "91230500MA1B3N1N2M"),
+        ("230506600012345", "reg_no", "230506600012345"),
+        ("MA1B3N1N-2", "org_code", "MA1B3N1N-2"),
+        ("00000000000000000X", "placeholder", "00000000000000000X"),
+        ("000000000000000000", "placeholder", "000000000000000000"),
+        (_person_id(), "person_id", _person_id()),
+        ("", "empty", ""),
+        ("9123", "malformed", "9123"),
+    ],
+)
+def test_the_codes_a_uscc_column_holds_are_told_apart(text: str, kind: str, code: str) -> None:
+    from pipeline.domain.uscc import identify
+
+    found = identify(text)
+    assert (found.kind, found.code) == (kind, code)
+    assert (found.uscc is not None) == (kind in ("uscc", "uscc_split"))

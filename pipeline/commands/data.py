@@ -62,8 +62,53 @@ def register(commands: Any) -> None:
         action="store_true",
         help="保护机制拒绝时仍然导入 / apply even if the guard would refuse",
     )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="模拟运行：显示各列对应的字段和导入结果，不写入数据库 / show which column became "
+        "which field and what the sync would do, keeping nothing",
+    )
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(handler=cmd_sync)
+
+    p = commands.add_parser("sources", help="数据源 / snapshot sources")
+    sub = p.add_subparsers(
+        dest="sources_command", metavar="ACTION", required=True, title="操作 / actions"
+    )
+    check = sub.add_parser(
+        "check",
+        help="检查数据源：各列对应的字段、未识别的列、前几行的解析结果 / which column becomes "
+        "which field, the unmapped columns and the first rows as parsed",
+    )
+    where = check.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "name", nargs="?", metavar="NAME", help="settings.yaml 中的数据源 / a configured source"
+    )
+    where.add_argument(
+        "--file",
+        metavar="PATH",
+        help="快照文件（CSV、XLSX、XLS、ODS 或 JSON）/ a snapshot file",
+    )
+    check.add_argument(
+        "--kind",
+        choices=SNAPSHOT_KINDS,
+        help="--file 的内容（默认 penalties）/ what --file holds (default penalties)",
+    )
+    check.add_argument(
+        "--date-order",
+        choices=("ymd", "mdy", "dmy"),
+        help="--file 中年份在后的日期的顺序（默认 ymd：拒绝）/ how --file writes year-last "
+        "dates (default ymd: refused)",
+    )
+    check.add_argument(
+        "--rows",
+        type=int,
+        default=5,
+        metavar="N",
+        help="显示前 N 行的解析结果（默认 5）/ rows shown as parsed (default 5)",
+    )
+    check.add_argument("--json", action="store_true", help=JSON_HELP)
+    check.set_defaults(handler=cmd_sources_check)
 
     p = commands.add_parser("contacts", help="企业联系人 / entity contacts")
     sub = p.add_subparsers(
@@ -90,6 +135,12 @@ def register(commands: Any) -> None:
         "--warnings",
         action="store_true",
         help="同时列出带警告导入的行 / also list rows loaded with a warning",
+    )
+    p.add_argument(
+        "--summary",
+        action="store_true",
+        help="按原因汇总：每类原因一行，含行数和示例 / one line per kind of reason, with its "
+        "count and examples, the largest first",
     )
     p.add_argument("--json", action="store_true", help="每行一个 JSON 对象 / one JSON object a row")
     p.set_defaults(handler=cmd_quarantine)
@@ -139,22 +190,58 @@ def cmd_check_config(app: App, args: argparse.Namespace) -> int:
 
 def cmd_sync(app: App, args: argparse.Namespace) -> int:
     from pipeline import stages
-    from pipeline.app import print_json
+    from pipeline.app import DRY_RUN, print_json
     from pipeline.progress import Progress
 
     if args.kind and not args.file:
         raise UsageError("--kind goes with --file (a configured source says what it holds)")
+    if args.dry_run:
+        app.discard_writes(DRY_RUN)
     targets = stages.sync_targets(app, args.source, args.file, args.kind or "penalties")
     worst = 0
     for target in targets:
+        report = None
+        if args.dry_run:
+            from pipeline.sync.inspect import check_source
+
+            report = check_source(app.config, target.source, rows=3)
+            if not args.json:
+                _print_source_report(report)
         with Progress(f"同步 / sync {target.name}", unit="行 rows") as bar:
             result = stages.sync(app, target, app.clock.now(), args.force, bar.update)
         if args.json:
-            print_json(result.as_json())
+            body = result.as_json()
+            if report is not None:
+                body |= {"dry_run": True, "columns": report.columns, "unmapped": report.unmapped}
+            print_json(body)
         else:
             _print_sync(target.name, result)
         worst = max(worst, 1 if result.refused else 0)
     return worst
+
+
+def cmd_sources_check(app: App, args: argparse.Namespace) -> int:
+    from pipeline.app import print_json
+    from pipeline.config import SourceSettings
+    from pipeline.sync.inspect import check_source
+
+    if (args.kind or args.date_order) and not args.file:
+        raise UsageError("--kind and --date-order go with --file (a source says them itself)")
+    if args.file:
+        source = SourceSettings(
+            name="file",
+            path=args.file,
+            records=args.kind or "penalties",
+            date_order=args.date_order or "ymd",
+        )
+    else:
+        source = app.config.settings.source(args.name)
+    report = check_source(app.config, source, rows=max(args.rows, 0))
+    if args.json:
+        print_json(report.as_json())
+    else:
+        _print_source_report(report, sys.stdout)
+    return 0 if report.ok else 2
 
 
 SYNC_COUNTS = (
@@ -169,23 +256,116 @@ SYNC_COUNTS = (
 )
 
 
+OUT_OF_SCOPE = {
+    "natural_person": "自然人",
+    "no_uscc": "无统一社会信用代码",
+    "entity_elsewhere": "主体不在辖区",
+    "authority_elsewhere": "处罚机关不在辖区",
+}
+"""`pipeline.domain.routing.OUT_OF_SCOPE`'s Chinese names (kept equal by a test)."""
+IDENTITY_CODES = {
+    "uscc_split": "被空格分开的统一社会信用代码",
+    "reg_no": "15位注册号",
+    "org_code": "9位组织机构代码",
+    "placeholder": "占位代码",
+    "person_id": "居民身份证号",
+}
+"""`pipeline.domain.uscc.CODE_KINDS`' Chinese names (kept equal by a test)."""
+
+
 def _print_sync(name: str, result: SyncResult) -> None:
+    from pipeline.sync.reasons import group_reasons
+
     counts = "，".join(f"{zh} {getattr(result, key)}" for key, zh in SYNC_COUNTS)
     english = ", ".join(f"{key} {getattr(result, key)}" for key, _ in SYNC_COUNTS)
     state = "已拒绝 REFUSED" if result.refused else "已导入 applied"
     print(f"同步 {name}：{state}：{counts} / {english}", file=sys.stderr)
     if result.reason:
         print(f"  {result.reason}", file=sys.stderr)
-    for item in result.quarantine[:20]:
+    if result.out_of_scope_reasons:
         print(
-            f"  第 {item['row']} 行 row: {item['field'] or '-'}: {item['reason']}", file=sys.stderr
-        )
-    if len(result.quarantine) > 20:
-        print(
-            f"  …另有 {len(result.quarantine) - 20} 行 / {len(result.quarantine) - 20} more "
-            "(credit-repair quarantine)",
+            f"  不在辖区 / out of scope: {_counted(result.out_of_scope_reasons, OUT_OF_SCOPE)}",
             file=sys.stderr,
         )
+    if result.identity_codes:
+        print(
+            f"  统一社会信用代码列中的其他代码 / other codes in the USCC column: "
+            f"{_counted(result.identity_codes, IDENTITY_CODES)}",
+            file=sys.stderr,
+        )
+    groups = group_reasons(result.quarantine)
+    for group in groups[:20]:
+        print(f"  {_group_line(group)}", file=sys.stderr)
+    if len(groups) > 20:
+        print(
+            f"  …另有 {len(groups) - 20} 类原因 / {len(groups) - 20} more kinds of reason "
+            "(credit-repair quarantine --summary)",
+            file=sys.stderr,
+        )
+
+
+def _counted(counts: dict[str, int], names: dict[str, str]) -> str:
+    return "，".join(f"{names.get(k, k)} ({k}) {n}" for k, n in counts.items())
+
+
+def _group_line(group: Any) -> str:
+    """`decision_date: 2000 行 rows: '…' is not a date …（例 rows 2, 3, 4, 5, 6：'2019-13-01' …）`."""
+    rows = ", ".join(map(str, group.rows)) + ("…" if group.count > len(group.rows) else "")
+    if group.count == 1:
+        return f"第 {group.rows[0]} 行 row: {group.field or '-'}: {group.examples[0]}"
+    return (
+        f"{group.field or '-'}: {group.count} 行 rows: {group.reason}"
+        f"（例 e.g. rows {rows}：{group.examples[0]}）"
+    )
+
+
+def _print_source_report(report: Any, out: Any = None) -> None:
+    """`sources check` (stdout) / `sync --dry-run` (stderr), for a person writing a field_map."""
+    from pipeline.sync.inspect import field_label
+    from pipeline.sync.sources.fields import ORIGINS
+
+    out = out or sys.stderr
+    print(
+        f"数据源 source {report.source}：{report.where}（{report.kind}，date_order "
+        f"{report.date_order}）",
+        file=out,
+    )
+    if report.not_modified:
+        print("  自上次同步以来未变 / not modified since the last sync (HTTP 304)", file=out)
+        return
+    table(
+        ("列 column", "表头 header", "字段 field", "来源 how"),
+        (
+            (
+                c["column"],
+                c["header"],
+                field_label(c["field"], report.kind) + (f" [{c['unit']}]" if "unit" in c else ""),
+                ORIGINS.get(c["how"], c["how"]),
+            )
+            for c in report.columns
+        ),
+        out,
+    )
+    unmapped = "、".join(report.unmapped) or "无 none"
+    print(f"未识别的列（原样保留，可在 field_map 中指定）/ unmapped columns: {unmapped}", file=out)
+    for problem in (*report.missing, *report.repeated):
+        print(f"错误 error: {problem}", file=out)
+    for row in report.rows:
+        if row["outcome"] == "loaded":
+            values = "，".join(f"{k}={v}" for k, v in row["values"].items() if v is not None)
+            print(f"  第 {row['row']} 行 row：导入 loaded：{values}", file=out)
+        elif row["outcome"] == "out_of_scope":
+            reason = row["scope_reason"]
+            print(
+                f"  第 {row['row']} 行 row：不在辖区 out of scope："
+                f"{OUT_OF_SCOPE.get(reason, reason)} ({reason})",
+                file=out,
+            )
+        else:
+            issues = "；".join(f"{i['field'] or '-'}: {i['reason']}" for i in row["issues"])
+            print(f"  第 {row['row']} 行 row：隔离 quarantined：{issues}", file=out)
+        for issue in row["issues"] if row["outcome"] == "loaded" else ():
+            print(f"      警告 warning: {issue['field']}: {issue['reason']}", file=out)
 
 
 def cmd_contacts_import(app: App, args: argparse.Namespace) -> int:
@@ -217,6 +397,7 @@ def cmd_quarantine(app: App, args: argparse.Namespace) -> int:
 
     from pipeline.app import print_json
     from pipeline.db.models import QuarantinedRow, SyncRun
+    from pipeline.sync.reasons import group_reasons
 
     q, s = QuarantinedRow, SyncRun
     with app.engine.connect() as conn:
@@ -230,6 +411,37 @@ def cmd_quarantine(app: App, args: argparse.Namespace) -> int:
         if not args.warnings:
             query = query.where(q.level == "error")
         rows = [dict(r) for r in conn.execute(query.order_by(q.sync_id, q.row_no)).mappings()]
+    if args.summary:
+        groups = group_reasons(rows)
+        if args.json:
+            for group in groups:
+                print_json(group.as_json())
+            return 0
+        table(
+            (
+                "同步 sync",
+                "来源 source",
+                "级别 level",
+                "字段 field",
+                "行数 rows",
+                "原因 reason",
+                "例 examples",
+            ),
+            (
+                (
+                    g.sync_id,
+                    g.source,
+                    LEVELS.get(g.level, g.level),
+                    g.field,
+                    g.count,
+                    g.reason,
+                    f"rows {', '.join(map(str, g.rows))}{'…' if g.count > len(g.rows) else ''}："
+                    + " | ".join(g.examples),
+                )
+                for g in groups
+            ),
+        )
+        return 0
     if args.json:
         for row in rows:
             print_json(row)

@@ -49,11 +49,15 @@ class SourceSettings(Strict):
     """What the snapshot holds."""
     path: str | None = None
     url: str | None = None
-    format: Literal["auto", "csv", "xlsx", "json"] = "auto"
+    format: Literal["auto", "csv", "xlsx", "xls", "ods", "json"] = "auto"
     encoding: str = "auto"
     """`auto` detects UTF-8 (with or without BOM) or GB18030."""
     field_map: dict[str, str] = Field(default_factory=dict)
     """Extra header → field-code mappings, e.g. {"处罚单位": "CF_CFJG"}."""
+    date_order: Literal["ymd", "mdy", "dmy"] = "ymd"
+    """How the source writes a date with the year last (`03/29/2018`): `ymd` (the default)
+    refuses such dates, since month and day cannot be told apart; `mdy` reads them month
+    first, `dmy` day first. Dates with the year first are read the same in all three."""
     auth_header: str | None = None
     """A full header line value, e.g. 'Bearer xyz' (use auth_header_file for secrets)."""
     auth_header_name: str = "Authorization"
@@ -121,6 +125,10 @@ class FileSettings(Strict):
     """Cells in one row (Excel's own maximum is 16,384 columns)."""
     xlsx_max_cell_chars: int = Field(32767, ge=16)
     """Characters in one cell (Excel's own maximum is 32,767)."""
+    sheet_max_cells: int = Field(4_000_000, ge=1000)
+    """Rows × columns of a sheet read whole into memory by the fast reader (python-calamine,
+    about 80 bytes a cell): an .xls or .ods spanning more is refused before it is read, an
+    .xlsx spanning more is read row by row by openpyxl instead (slower, flat memory)."""
 
     def xlsx_limits(self) -> XlsxLimits:
         return XlsxLimits(
@@ -129,6 +137,7 @@ class FileSettings(Strict):
             max_shared_strings_bytes=self.xlsx_max_shared_strings_mb * MIB,
             max_cells_per_row=self.xlsx_max_cells_per_row,
             max_cell_chars=self.xlsx_max_cell_chars,
+            max_sheet_cells=self.sheet_max_cells,
         )
 
 

@@ -89,7 +89,7 @@ class Record(Base):
 
     __tablename__ = "records"
     __table_args__ = (
-        UniqueConstraint("kind", "authority", "decision_no", name="uq_records_key"),
+        UniqueConstraint("kind", "authority", "decision_key", name="uq_records_key"),
         Index("ix_records_department_status", "department_code", "status"),
         Index("ix_records_uscc", "uscc"),
     )
@@ -97,7 +97,10 @@ class Record(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(8))  # penalty | list
     authority: Mapped[str] = mapped_column(String(200))
-    decision_no: Mapped[str] = mapped_column(String(200))
+    decision_no: Mapped[str] = mapped_column(String(200))  # as published (for display)
+    # the key records are matched by: `pipeline.sync.normalize.decision_key` of decision_no
+    # (brackets, width, spaces, 第 and leading zeros of the number do not count)
+    decision_key: Mapped[str] = mapped_column(String(200))
 
     # --- snapshot facts (sync)
     entity_name: Mapped[str] = mapped_column(String(300))

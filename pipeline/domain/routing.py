@@ -66,7 +66,24 @@ class Router:
         return Route(codes[0], None, configured=True)
 
     def in_scope(self, uscc: str | None, authority_uscc: str | None, route: Route) -> bool:
-        if not uscc or uscc[2:8] not in self._entity_areas:
-            return False
+        return self.scope_reason(uscc, authority_uscc, route) is None
+
+    def scope_reason(
+        self, uscc: str | None, authority_uscc: str | None, route: Route
+    ) -> str | None:
+        """Why a record is out of scope (`OUT_OF_SCOPE`), or None when it is in scope."""
+        if not uscc:
+            return "no_uscc"
+        if uscc[2:8] not in self._entity_areas:
+            return "entity_elsewhere"
         located = authority_uscc is not None and authority_uscc[2:8] in self._authority_areas
-        return located or route.configured
+        return None if located or route.configured else "authority_elsewhere"
+
+
+OUT_OF_SCOPE: dict[str, str] = {
+    "natural_person": "自然人 (a natural person, not a market entity)",
+    "no_uscc": "无统一社会信用代码 (no USCC: none, or another code)",
+    "entity_elsewhere": "主体不在辖区 (registered outside the district)",
+    "authority_elsewhere": "处罚机关不在辖区 (the authority is outside the district)",
+}
+"""Why a row is out of scope (`sync --json` `out_of_scope_reasons`)."""

@@ -10,9 +10,12 @@ precomputed lookup tables.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import unicodedata
 from dataclasses import dataclass
 from operator import mul
+from typing import Literal
 
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 """The 31 characters allowed (no I O S V Z)."""
@@ -112,3 +115,80 @@ def _malformed(code: str) -> str:
 def _org_code_warning(code: str, org_total: int) -> str:
     expected = chr(_ORG_CHECK[org_total % 11])
     return f"organisation code check character is {code[16]!r}, expected {expected!r}"
+
+
+# --------------------------------------------------------------------------- other identity codes
+
+CodeKind = Literal[
+    "empty", "uscc", "uscc_split", "reg_no", "org_code", "placeholder", "person_id", "malformed"
+]
+CODE_KINDS: dict[str, str] = {
+    "uscc_split": "统一社会信用代码被空格分开 (a USCC split by a space: joined)",
+    "reg_no": "15位注册号 (a 15-digit registration number 注册号, not a USCC)",
+    "org_code": "9位组织机构代码 (a 9-character organisation code, not a USCC)",
+    "placeholder": "占位代码 (a placeholder such as 00000000000000000X, no code)",
+    "person_id": "居民身份证号 (a natural person's identity card number)",
+}
+"""What a 统一社会信用代码 cell may hold besides a USCC, recognised and reported as such
+(never as a malformed USCC): only `uscc` and `uscc_split` give the record a USCC."""
+_ORG_CODE = re.compile(r"[0-9A-Z]{8}-?[0-9X]")
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    kind: CodeKind
+    code: str
+    """The code normalised (`normalise_code`); for `uscc_split` the USCC found."""
+
+    @property
+    def uscc(self) -> str | None:
+        """The USCC this cell gives the record, if any (its check is another matter)."""
+        return self.code if self.kind in ("uscc", "uscc_split") else None
+
+
+def identify(text: str) -> Identity:
+    """What a 统一社会信用代码 cell holds (`CODE_KINDS`); `malformed` when nothing known."""
+    code = normalise_code(text)
+    if not code:
+        return Identity("empty", code)
+    if is_placeholder(code):
+        return Identity("placeholder", code)
+    split = len(text.split()) > 1
+    if len(code) == LENGTH and _VALID.issuperset(code):
+        if _is_person_id(code) and not is_clean(code):
+            return Identity("person_id", code)
+        return Identity("uscc_split" if split else "uscc", code)
+    if split:
+        parts = [normalise_code(p) for p in unicodedata.normalize("NFKC", text).split()]
+        found = [p for p in parts if len(p) == LENGTH and _VALID.issuperset(p)]
+        if len(found) == 1 and not is_placeholder(found[0]):
+            return Identity("uscc_split", found[0])
+    if len(code) == 15 and code.isdigit():
+        return Identity("reg_no", code)
+    if _ORG_CODE.fullmatch(code):
+        return Identity("org_code", code)
+    return Identity("malformed", code)
+
+
+def is_placeholder(code: str) -> bool:
+    """`00000000000000000X`, `000000000000000000`, `111111111111111111`: no code (some pass
+    the check characters: all zeros does)."""
+    body = code.rstrip("X")
+    return len(code) >= 9 and (not body.strip("0") or len(set(code)) == 1)
+
+
+def _is_person_id(code: str) -> bool:
+    """An 18-character resident identity card number (GB 11643): digits, a birth date,
+    its own check character."""
+    if not code[:17].isdigit() or code[17] not in "0123456789X":
+        return False
+    total = sum(int(c) * w for c, w in zip(code, _ID_WEIGHTS, strict=False))
+    if _ID_CHECK[total % 11] != code[17]:
+        return False
+    try:
+        born = dt.date(int(code[6:10]), int(code[10:12]), int(code[12:14]))
+    except ValueError:
+        return False
+    return 1900 <= born.year <= 2100

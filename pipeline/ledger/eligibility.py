@@ -421,6 +421,9 @@ def evaluate_file(
         validator = RowValidator("penalty", mapping, router)
         for raw in snapshot:
             outcome = validator.validate(raw)
+            if outcome.scope_reason == "natural_person":  # nothing of a person is shown
+                yield _error_line({}, f"row {raw.row_no}: a natural person (自然人), not evaluated")
+                continue
             if outcome.values is None:
                 fields, _ = mapping.apply(raw.values)
                 reason = "; ".join(

@@ -42,6 +42,7 @@ from pipeline.ledger.workbook import (
     read_workbook,
 )
 from pipeline.office.archive import XlsxLimits
+from pipeline.sync.normalize import decision_key
 
 records = table_of(Record)
 events = table_of(LedgerEvent)
@@ -264,7 +265,7 @@ def _records(
 ) -> tuple[dict[int, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     r = records.c
     ids = sorted({x.record_id for x in rows if x.record_id is not None})
-    numbers = sorted({x.decision_no for x in rows if x.record_id is None and x.decision_no})
+    numbers = sorted({_key(x.decision_no) for x in rows if x.record_id is None and x.decision_no})
     by_id: dict[int, dict[str, Any]] = {}
     by_no: dict[str, list[dict[str, Any]]] = {}
     for start in range(0, len(ids), CHUNK):
@@ -273,10 +274,19 @@ def _records(
         ).mappings():
             by_id[rec["id"]] = _with_confirm(dict(rec))
     for start in range(0, len(numbers), CHUNK):
-        query = select(records).where(r.decision_no.in_(numbers[start : start + CHUNK]))
+        query = select(records).where(r.decision_key.in_(numbers[start : start + CHUNK]))
         for rec in conn.execute(query).mappings():
-            by_no.setdefault(rec["decision_no"], []).append(_with_confirm(dict(rec)))
+            by_no.setdefault(rec["decision_key"], []).append(_with_confirm(dict(rec)))
     return by_id, by_no
+
+
+def _key(number: str) -> str:
+    """A decision number as records are keyed by (`decision_key`): a number typed with other
+    brackets still finds its record; one that cannot be a key finds none."""
+    try:
+        return decision_key(number) or number
+    except ValueError:
+        return number
 
 
 def _with_confirm(rec: dict[str, Any]) -> dict[str, Any]:
@@ -299,7 +309,7 @@ def _match(
                 f"no {row.layout.kind} entry with record number {row.record_id} in the ledger", key
             )
             return None
-        if row.decision_no and row.decision_no != rec["decision_no"]:
+        if row.decision_no and _key(row.decision_no) != rec["decision_key"]:
             row.error(
                 f"record {row.record_id} is decision {rec['decision_no']}, not {row.decision_no} "
                 "(were the key columns edited?)",
@@ -309,7 +319,7 @@ def _match(
         return rec
     found = [
         x
-        for x in by_no.get(row.decision_no, [])
+        for x in by_no.get(_key(row.decision_no), [])
         if x["kind"] == row.layout.kind and (not row.authority or x["authority"] == row.authority)
     ]
     if len(found) != 1:

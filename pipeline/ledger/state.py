@@ -494,13 +494,14 @@ NOTIFY_METHODS = {"phone": "电话", "paper": "纸质送达", "onsite": "现场"
 
 
 def find_record(conn: Connection, decision_no: str, authority: str | None) -> Any:
-    """The record with this decision number (as typed: normalised as sync keys it)."""
+    """The record with this decision number (as typed, in any bracket style: keyed as sync
+    keys it, `decision_key`)."""
     r = records.c
     try:
-        decision_no = decision_key(decision_no) or decision_no
+        key = decision_key(decision_no) or decision_no
     except ValueError as exc:
         raise LedgerError(f"decision number: {exc}") from None
-    query = select(records).where(r.decision_no == decision_no)
+    query = select(records).where(r.decision_key == key)
     if authority:
         query = query.where(r.authority == authority)
     rows = list(conn.execute(query).mappings())

@@ -49,6 +49,13 @@ BYTES_PER_CHAR = 10
 TAG_SLACK = 1024
 """Room for a cell's tag and attributes around its text."""
 _DTD = (b"<!DOCTYPE", b"<!ENTITY")
+_CELL_REF = re.compile(rb" r=\"([A-Z]{2,3})[0-9]")
+_CELL_REF_ANY = re.compile(rb"\sr=\"([A-Z]{2,3})[0-9]")
+"""The same where a reference follows a tab or a line break (rare: a slower scan)."""
+_ODD_SPACES = (b'\tr="', b'\nr="', b'\rr="')
+"""References past column Z (AA1, XFD9): a sheet without any is at most 26 columns wide,
+and finding none is a quick scan (no match to build for each of a million cells)."""
+NARROW = 26
 _ROOT = re.compile(rb"<(?:([A-Za-z_][\w.-]*):)?(worksheet|sst)[\s>/]")
 
 
@@ -66,6 +73,10 @@ class XlsxLimits:
     """Excel's own maximum (XFD)."""
     max_cell_chars: int = 32_767
     """Excel's own maximum for a cell."""
+    max_sheet_cells: int = 4_000_000
+    """Rows × columns of a sheet read whole into memory (python-calamine: .xls, .ods, and
+    an .xlsx within it; a larger .xlsx is streamed by openpyxl, a larger .xls or .ods
+    refused). About 80 bytes a cell: 4 million cells, some 350 MB."""
 
     @property
     def max_run_bytes(self) -> int:
@@ -77,10 +88,14 @@ class UnsafeWorkbook(ValueError):
     """The workbook was refused before parsing; str() says why (without the file name)."""
 
 
-def check_xlsx(path: Path, limits: XlsxLimits) -> None:
-    """Raise `UnsafeWorkbook` if the file must not be parsed; return if it may.
+def check_xlsx(path: Path, limits: XlsxLimits, measure: bool = False) -> int:
+    """Raise `UnsafeWorkbook` if the file must not be parsed; return if it may, with the
+    largest extent of its sheets in cells (rows × columns, as the cells' references and
+    counts give them: what a reader that holds a sheet whole must allocate).
 
     A file that is not a zip at all (nor an OLE file) passes: openpyxl says what it is.
+    An .ods (a zip of XML parts too) is checked the same way but for the cell scan.
+    The extent is measured only with `measure` (it costs about as much as the scan).
     """
     with path.open("rb") as stream:
         head = stream.read(len(OLE_MAGIC))
@@ -90,13 +105,21 @@ def check_xlsx(path: Path, limits: XlsxLimits) -> None:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError):
-        return
+        return 0
+    extent = 0
     with archive:
         parts = archive.infolist()
         _check_directory(parts, limits)
         for info in parts:
             if info.filename.endswith((".xml", ".rels")):
-                _scan_part(archive, info, limits)
+                extent = max(extent, _scan_part(archive, info, limits, measure))
+    return extent
+
+
+def is_encrypted_package(stream: IO[bytes]) -> bool:
+    """Whether an OLE file (read from its current position) holds an encrypted OOXML
+    package — a password-protected .xlsx — rather than an .xls."""
+    return "password" in _ole_kind(stream)
 
 
 def _ole_kind(stream: IO[bytes]) -> str:
@@ -172,14 +195,24 @@ def _mb(size: float) -> str:
 class _Scan:
     """The byte scan of one XML part (see the module docstring)."""
 
-    def __init__(self, name: str, limits: XlsxLimits, cells: bool) -> None:
-        self.name, self.limits, self.count_cells = name, limits, cells
+    def __init__(self, name: str, limits: XlsxLimits, cells: bool, measure: bool) -> None:
+        self.name, self.limits, self.count_cells, self.measure = name, limits, cells, measure
         self.run = 0  # bytes since the last '<'
         self.cells = 0  # cells since the last row began
         self.row_no = 0  # rows begun
         self.row: bytes | None = None  # b"<row" (with the sheet's prefix) once known
         self.markers: tuple[bytes, ...] = ()
         self.carry = b""
+        self.max_row = 0  # the largest row number a reference names
+        self.max_column = b""  # the largest column letters a reference names
+        self.max_cells = 0  # the most cells counted in one row
+        self.row_ref: re.Pattern[bytes] | None = None
+
+    @property
+    def extent(self) -> int:
+        """Rows × columns the sheet spans (references, or counts where they are missing)."""
+        columns = max(column_number(self.max_column), self.max_cells, NARROW)
+        return max(self.max_row, self.row_no) * columns
 
     def feed(self, chunk: bytes, final: bool = False) -> None:
         buf = self.carry + chunk
@@ -198,6 +231,25 @@ class _Scan:
         self._runs(data)
         if self.count_cells:
             self._rows(data)
+            if self.measure:
+                self._references(data)
+
+    def _references(self, data: bytes) -> None:
+        """The largest row and column the cells' and rows' `r` attributes name."""
+        if self.row is None:
+            return  # still the prolog
+        if self.row_ref is None:  # the row tag with the sheet's prefix, searched as a literal
+            self.row_ref = re.compile(re.escape(self.row) + rb"\s[^>]{0,1000}?\br=\"([0-9]{1,9})\"")
+        rows = self.row_ref.findall(data)
+        if rows:
+            self.max_row = max(self.max_row, *map(int, rows))
+        odd = any(space in data for space in _ODD_SPACES)
+        columns = (_CELL_REF_ANY if odd else _CELL_REF).findall(data)
+        if columns:
+            longest = max(map(len, columns))
+            top = max(c for c in columns if len(c) == longest)
+            if (longest, top) > (len(self.max_column), self.max_column):
+                self.max_column = top
 
     def _runs(self, data: bytes) -> None:
         first = data.find(b"<")
@@ -244,6 +296,7 @@ class _Scan:
         return sum(data.count(marker, start, end) for marker in self.markers)
 
     def _check_cells(self) -> None:
+        self.max_cells = max(self.max_cells, self.cells)
         if self.cells > self.limits.max_cells_per_row:
             raise UnsafeWorkbook(
                 f"row {self.row_no:,} of its part {self.name} has over "
@@ -259,11 +312,13 @@ def chunk_size(limits: XlsxLimits) -> int:
     return max(CARRY, min(CHUNK, limits.max_run_bytes, 4 * limits.max_cells_per_row) - CARRY)
 
 
-def _scan_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: XlsxLimits) -> None:
+def _scan_part(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: XlsxLimits, measure: bool
+) -> int:
     name = info.filename
     lower = name.lower()
     sheet = lower.startswith("xl/worksheets/") and lower.endswith(".xml")
-    scan = _Scan(name, limits, cells=sheet)
+    scan = _Scan(name, limits, cells=sheet, measure=measure)
     size = chunk_size(limits)
     try:
         with archive.open(info) as part:
@@ -272,3 +327,12 @@ def _scan_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: XlsxLimi
             scan.feed(b"", final=True)
     except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, zlib.error) as exc:
         raise UnsafeWorkbook(f"its part {name} cannot be unpacked ({exc})") from None
+    return scan.extent if sheet else 0
+
+
+def column_number(letters: bytes) -> int:
+    """`A` → 1, `Z` → 26, `AA` → 27, `XFD` → 16384."""
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number

@@ -19,10 +19,15 @@ from pipeline.sync.rows import Kind
 from pipeline.sync.snapshot import Progress, SyncRequest, SyncResult, sync_snapshot
 from pipeline.sync.sources.base import Snapshot
 from pipeline.sync.sources.files import read_snapshot
-from pipeline.sync.sources.http import HttpState, fetch_snapshot
+from pipeline.sync.sources.http import HttpFetch, HttpState, fetch_snapshot
 
 KINDS: dict[str, Kind] = {"penalties": "penalty", "severe-list": "list"}
-SAMPLE_FILES = {"penalties": "penalties.csv", "severe-list": "severe-list.csv"}
+SAMPLE_FILES = {
+    "penalties": ("penalties", "penalties.csv"),
+    "severe-list": ("severe-list", "severe-list.csv"),
+    "platform": ("penalties", "penalties-platform.json"),  # the 双鸭山 platform's JSON
+}
+"""The bundled sample's sources: name suffix → (what it holds, file)."""
 
 
 @dataclass(frozen=True)
@@ -49,10 +54,10 @@ def default_targets(config: Config) -> list[Target]:
     folder = _sample_folder(config, sample)
     return [
         Target(
-            SourceSettings(name=f"sample-{kind}", path=str(folder / f), records=kind),
-            f"sample-{kind}",
+            SourceSettings(name=f"sample-{name}", path=str(folder / f), records=kind),
+            f"sample-{name}",
         )
-        for kind, f in SAMPLE_FILES.items()
+        for name, (kind, f) in SAMPLE_FILES.items()
         if (folder / f).exists()
     ]
 
@@ -94,6 +99,7 @@ def run_target(
             now,
             force,
             dict(target.source.field_map),
+            target.source.date_order,
         )
         return sync_snapshot(engine, config, request, progress)
 
@@ -102,6 +108,19 @@ def run_target(
 def _open(
     engine: Engine, config: Config, source: SourceSettings, now: dt.datetime
 ) -> Iterator[Snapshot | None]:
+    state = _http_state(engine, source.name) if source.kind == "http" else None
+    with open_source(config, source, state) as (snap, fetched):
+        yield snap
+    if fetched is not None and fetched.snapshot is not None:
+        _save_http_state(engine, source.name, fetched.state, now)
+
+
+@contextmanager
+def open_source(
+    config: Config, source: SourceSettings, state: HttpState | None = None
+) -> Iterator[tuple[Snapshot | None, HttpFetch | None]]:
+    """The source's snapshot (None: an HTTP source not modified since `state`), and for an
+    HTTP source what the fetch answered (to keep its validators); nothing is written."""
     if source.kind == "file":
         assert source.path is not None
         with read_snapshot(
@@ -111,22 +130,21 @@ def _open(
             records_key=source.records_key,
             limits=config.settings.files.xlsx_limits(),
         ) as snap:
-            yield snap
+            yield snap, None
         return
     with requests.Session() as session:
         fetched = fetch_snapshot(
             session,
             source,
-            _http_state(engine, source.name),
+            state,
             Path(config.settings.paths.var_dir),
             limits=config.settings.files.xlsx_limits(),
         )
         if fetched.snapshot is None:
-            yield None
+            yield None, fetched
             return
         with fetched.snapshot as snap:
-            yield snap
-        _save_http_state(engine, source.name, fetched.state, now)
+            yield snap, fetched
 
 
 def _http_state(engine: Engine, name: str) -> HttpState | None:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -20,12 +21,24 @@ from sqlalchemy import Numeric, String
 from pipeline import __version__
 from pipeline.db.models import SNAPSHOT_FIELDS, Record, table_of
 from pipeline.domain.routing import Router
-from pipeline.domain.uscc import check_uscc, is_clean, normalise_code
+from pipeline.domain.uscc import (
+    Identity,
+    check_uscc,
+    identify,
+    is_clean,
+    normalise_code,
+)
 from pipeline.office.text import has_controls
 from pipeline.sync.normalize import (
+    EMPTY_MARKERS,
+    DateOrder,
     clean_text,
     decision_key,
+    decision_text,
+    key_of_text,
+    money_amounts,
     parse_amount_wan,
+    parse_confiscated_wan,
     parse_date,
     split_penalty_types,
     strip_invisible,
@@ -55,8 +68,12 @@ class RowOutcome:
     issues: list[Issue] = field(default_factory=list)
     out_of_scope: bool = False
     key: tuple[str, str] | None = None
-    """(authority, decision_no) of a rejected row whose key could be read: a record with
+    """(authority, decision key) of a rejected row whose key could be read: a record with
     that key is kept as it was rather than vanished (`pipeline.sync.snapshot`)."""
+    scope_reason: str | None = None
+    """Why the row is out of scope (`pipeline.domain.routing.OUT_OF_SCOPE`)."""
+    identity: str | None = None
+    """What the USCC column held when not a plain USCC (`pipeline.domain.uscc.CODE_KINDS`)."""
 
     @property
     def rejected(self) -> bool:
@@ -76,9 +93,14 @@ def _authority(value: object) -> str | None:
     return strip_invisible(clean_text(value)) or None
 
 
+def _code(value: object) -> str | None:
+    text = clean_text(value)
+    return None if text in EMPTY_MARKERS else normalise_code(text) or None
+
+
 # field -> converter; a converter raises ValueError with a short reason.
 _CONVERTERS: dict[str, Callable[[object], Any]] = {
-    "decision_no": decision_key,
+    "decision_no": decision_text,
     "authority": _authority,
     "entity_name": _text,
     "entity_type": _text,
@@ -89,25 +111,45 @@ _CONVERTERS: dict[str, Callable[[object], Any]] = {
     "penalty_types": _types,
     "penalty_content": _text,
     "fine_amount": parse_amount_wan,
-    "confiscated_amount": parse_amount_wan,
+    "confiscated_amount": parse_confiscated_wan,
     "license_info": _text,
     "decision_date": parse_date,
     "publication_date": parse_date,
     "valid_until": parse_date,
     "publish_until": parse_date,
-    "authority_uscc": lambda v: normalise_code(clean_text(v)) or None,
+    "authority_uscc": _code,
     "data_source": _text,
-    "data_source_uscc": lambda v: normalise_code(clean_text(v)) or None,
+    "data_source_uscc": _code,
     "severity": _text,
     "industry": _text,
     "list_name": _text,
     "list_reason": _text,
 }
 _REQUIRED = ("decision_no", "entity_name", "decision_date", "authority")
+_DATE_FIELDS = ("decision_date", "publication_date", "valid_until", "publish_until")
+_AMOUNT_PARSERS = {"fine_amount": parse_amount_wan, "confiscated_amount": parse_confiscated_wan}
+
+
+def converters(mapping: HeaderMapping, date_order: DateOrder = "ymd") -> dict[str, Any]:
+    """The converters of a file: year-last dates read in the source's `date_order`, amounts
+    of a column whose header says 元 in 元."""
+    out: dict[str, Callable[[object], Any]] = dict(_CONVERTERS)
+    if date_order != "ymd":
+        out.update({name: partial(parse_date, order=date_order) for name in _DATE_FIELDS})
+    for name, unit in mapping.amount_units.items():
+        if unit == "yuan":
+            out[name] = partial(_AMOUNT_PARSERS[name], unit="yuan")
+    return out
+
+
 # Fast path (see `_FastPlan`): converters that are pure functions of a text cell whose
 # columns repeat a lot in real exports (authorities, codes, dates, amounts, types), so
 # their results are memoised per column; free text is cheap to clean inline instead.
-_TEXT_FIELDS = frozenset(name for name, convert in _CONVERTERS.items() if convert is _text)
+_TEXT_FIELDS = frozenset(
+    name for name, convert in _CONVERTERS.items() if convert in (_text, decision_text)
+)
+"""Cleaned inline in the fast path (`decision_text` is `_text` without invisible
+characters: a decision number with one goes the general way)."""
 _MEMO_FIELDS = frozenset(
     {
         "authority",
@@ -166,7 +208,7 @@ class _FastPlan:
     field's column is, which fields are absent (always None), per-column memo tables.
     """
 
-    def __init__(self, mapping: HeaderMapping) -> None:
+    def __init__(self, mapping: HeaderMapping, convert_all: dict[str, Any]) -> None:
         singles = mapping.single_columns
         joined = mapping.joined_columns
         self.width = len(mapping.headers)
@@ -175,7 +217,7 @@ class _FastPlan:
         memo: list[tuple[str, int, _Memo]] = []
         self.other: list[tuple[str, int, Callable[[object], Any]]] = []
         self.joined: tuple[int, ...] = ()
-        for name, convert in _CONVERTERS.items():
+        for name, convert in convert_all.items():
             if name == JOINED_FIELD and len(joined) > 1:
                 self.joined = joined
                 continue
@@ -222,16 +264,19 @@ class _FastPlan:
             values[JOINED_FIELD] = _types(_join(cells[i] for i in self.joined))
         if None in self.required(values):
             raise _Slow
+        number = values["decision_no"]
+        if not number.isprintable():
+            raise _Slow  # an invisible character: `decision_text` drops it
+        values["decision_key"] = key_of_text(number)
         given = None if self.uscc is None else cells[self.uscc]
-        if given is None or given == "":
-            values["uscc"] = None
-        elif type(given) is str and given.isascii():
+        if type(given) is str and given.isascii():
             code = "".join(given.split()).upper()
-            if code and not is_clean(code):
-                raise _Slow  # an error or a warning: the general path words it
-            values["uscc"] = code or None
+            # a placeholder may pass the checks (all zeros does): one character repeated
+            if given.strip() != code or not is_clean(code) or code[1:8] == code[0] * 7:
+                raise _Slow  # empty, an error, a warning, another code: the general path
+            values["uscc"] = code
         else:
-            raise _Slow
+            raise _Slow  # no USCC: a natural person? another code? the general path
         return values
 
     def raw(self, cells: Sequence[object]) -> dict[str, Any] | None:
@@ -244,11 +289,22 @@ class _FastPlan:
 
 
 class RowValidator:
-    def __init__(self, kind: Kind, mapping: HeaderMapping, router: Router) -> None:
+    def __init__(
+        self, kind: Kind, mapping: HeaderMapping, router: Router, date_order: DateOrder = "ymd"
+    ) -> None:
         self.kind = kind
         self.mapping = mapping
         self.router = router
-        self._fast = _FastPlan(mapping)
+        self.converters = converters(mapping, date_order)
+        self._fast = _FastPlan(mapping, self.converters)
+        singles = mapping.single_columns
+        self._amount_cells = _cells(
+            [singles.get("fine_amount", -1), singles.get("confiscated_amount", -1)]
+        )
+        self._amount_columns = [
+            singles[name] for name in ("fine_amount", "confiscated_amount") if name in singles
+        ]
+        self._has_amount_columns = bool(self._amount_columns)
 
     def validate(self, raw: RawRow) -> RowOutcome:
         if raw.problem is None:
@@ -258,6 +314,7 @@ class RowValidator:
                 pass
             else:
                 out = RowOutcome(raw.row_no)
+                self._derive_amounts(values, raw.values)
                 self._finish_values(values, self._fast.raw(raw.values), out)
                 return out
         return self._validate(raw)
@@ -269,17 +326,24 @@ class RowValidator:
             out.issues.append(Issue(raw.row_no, None, raw.problem))
             return out
         fields, extras = self.mapping.apply(raw.values)
+        identity = identify(clean_text(fields.get("uscc")))
+        if identity.kind not in ("empty", "uscc", "malformed"):
+            out.identity = identity.kind
+        if natural_person(fields, identity):
+            out.out_of_scope, out.scope_reason = True, "natural_person"
+            return out  # nothing of a person is checked, kept or shown
         values = self._convert(raw.row_no, fields, out.issues)
-        self._check_uscc(raw.row_no, fields.get("uscc"), values, out.issues)
+        self._check_uscc(raw.row_no, identity, values, out.issues)
         if out.rejected:
             out.key = stored_key(values)
             return out
+        self._derive_amounts(values, raw.values)
         self._finish(values, extras, out)
         return out
 
     def _convert(self, row: int, fields: dict[str, object], issues: list[Issue]) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for name, convert in _CONVERTERS.items():
+        for name, convert in self.converters.items():
             try:
                 values[name] = convert(fields.get(name))
             except ValueError as exc:
@@ -287,13 +351,62 @@ class RowValidator:
         for name in _REQUIRED:
             if name in values and values[name] is None:
                 issues.append(Issue(row, name, "required value is empty"))
+        try:
+            values["decision_key"] = decision_key(values.get("decision_no"))
+        except ValueError as exc:
+            issues.append(Issue(row, "decision_no", str(exc)))
         return values
 
+    def _derive_amounts(self, values: dict[str, Any], cells: Sequence[object]) -> None:
+        """An amount left empty, from the row's texts: a fine or confiscation column's words
+        (`没收违法所得13.07万元，罚款53.07万元`), then 处罚内容 (`罚款人民币二十万元`).
+
+        A text whose one amount is the other column's (`罚款、没收非法财物人民币5000元` beside
+        a fine of 0.5 万元) gives nothing: that amount is already the other one's.
+        """
+        given = values["fine_amount"], values["confiscated_amount"]
+        fine, confiscated = given
+        if fine is not None and (
+            confiscated is not None
+            or not self._mentions_confiscation(values["penalty_content"], cells)
+        ):
+            return  # the common row: nothing to derive (run for every row: kept cheap)
+        texts = [values["penalty_content"]]
+        if self._has_amount_columns:
+            cells = [*cells, None]  # index -1: an absent column
+            texts[:0] = self._amount_cells(cells)
+        for text in texts:
+            if type(text) is not str or ("元" not in text and "万" not in text):
+                continue
+            if fine is None or "没收" in text:
+                found = money_amounts(text)
+                if fine is None and not (found.confiscated is None and found.fine == given[1]):
+                    fine = found.fine
+                if confiscated is None and not (
+                    found.fine is None and found.confiscated == given[0]
+                ):
+                    confiscated = found.confiscated
+        values["fine_amount"], values["confiscated_amount"] = fine, confiscated
+
+    def _mentions_confiscation(self, content: object, cells: Sequence[object]) -> bool:
+        if type(content) is str and "没收" in content:
+            return True
+        for index in self._amount_columns:
+            cell = cells[index] if index < len(cells) else None
+            if type(cell) is str and "没收" in cell:
+                return True
+        return False
+
     def _check_uscc(
-        self, row: int, given: object, values: dict[str, Any], issues: list[Issue]
+        self, row: int, identity: Identity, values: dict[str, Any], issues: list[Issue]
     ) -> None:
-        code = normalise_code(clean_text(given))
-        values["uscc"] = code or None  # empty is allowed: natural persons have none
+        code = identity.uscc
+        values["uscc"] = code  # empty is allowed: another code, or none
+        if identity.kind == "malformed":
+            values["uscc"] = None
+            result = check_uscc(identity.code)
+            issues.append(Issue(row, "uscc", f"{identity.code}: {result.error}"))
+            return
         if not code:
             return
         result = check_uscc(code)
@@ -313,6 +426,9 @@ class RowValidator:
         route = self.router.route(values["authority"], values["authority_uscc"])
         if not self.router.in_scope(values["uscc"], values["authority_uscc"], route):
             out.out_of_scope = True
+            out.scope_reason = self.router.scope_reason(
+                values["uscc"], values["authority_uscc"], route
+            )
             return
         values["severity_given"] = values.pop("severity")
         values["department_code"] = route.department_code
@@ -332,7 +448,13 @@ class RowValidator:
 # --------------------------------------------------------------------------- what a column holds
 
 _records = table_of(Record)
-_STORED = (*(n for n in _CONVERTERS if n != "severity"), "severity_given", "uscc", "route_note")
+_STORED = (
+    *(n for n in _CONVERTERS if n != "severity"),
+    "severity_given",
+    "uscc",
+    "route_note",
+    "decision_key",
+)
 """The record columns a validated row writes (`severity` is stored as `severity_given`)."""
 _LENGTHS = tuple(
     (c.name, int(c.type.length))
@@ -340,7 +462,9 @@ _LENGTHS = tuple(
     if isinstance(c.type, String) and c.type.length and c.name in _STORED
 )
 """(field, characters) of every snapshot text column with a length limit."""
-_KEY_LENGTH = min(length for name, length in _LENGTHS if name in ("authority", "decision_no"))
+_KEY_LENGTH = min(
+    length for name, length in _LENGTHS if name in ("authority", "decision_no", "decision_key")
+)
 _AMOUNTS = tuple(
     (c.name, Decimal(10) ** (int(c.type.precision or 0) - int(c.type.scale or 0)))
     for c in _records.c
@@ -383,8 +507,8 @@ def column_issues(row: int, values: dict[str, Any]) -> list[Issue]:
 
 
 def stored_key(values: dict[str, Any]) -> tuple[str, str] | None:
-    """(authority, decision_no) if both were read and a record could hold them, else None."""
-    authority, number = values.get("authority"), values.get("decision_no")
+    """(authority, decision key) if both were read and a record could hold them, else None."""
+    authority, number = values.get("authority"), values.get("decision_key")
     if not authority or not number or _CONTROL.search(authority + number):
         return None
     if len(authority) > _KEY_LENGTH or len(number) > _KEY_LENGTH:
@@ -450,7 +574,7 @@ def raw_fingerprint(kind: Kind, mapping: HeaderMapping, *config: str) -> str:
     return hashlib.sha256("\x1e".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-RAW_DIGEST_VERSION = "2"
+RAW_DIGEST_VERSION = "3"
 """Bump with any change to validation, normalisation or routing between releases."""
 
 
@@ -462,3 +586,31 @@ def content_hash(values: dict[str, Any]) -> str:
     """A digest of every snapshot field: equal hashes mean an unchanged record."""
     text = "\x1f".join(map(repr, map(values.get, SNAPSHOT_FIELDS)))
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+PERSON_TYPES = ("自然人",)
+"""行政相对人类别 texts that say the record is about a natural person."""
+
+
+def natural_person(fields: dict[str, object], identity: Identity) -> bool:
+    """Whether a row is about a natural person (自然人), not a market entity.
+
+    An organisation's USCC (an individual business's, 92…, too) says it is not. Else: the
+    category says 自然人, the code column holds an identity card number, an identity card
+    column is filled, or a person's name is given with no organisation name.
+    """
+    if identity.uscc is not None:
+        return False
+    category = clean_text(fields.get("entity_type"))
+    if any(word in category for word in PERSON_TYPES) or identity.kind == "person_id":
+        return True
+    if "个体" in category:
+        return False
+    return _filled(fields.get("person_id")) or (
+        _filled(fields.get("person_name")) and not _filled(fields.get("entity_name"))
+    )
+
+
+def _filled(value: object) -> bool:
+    text = clean_text(value)
+    return bool(text) and text not in EMPTY_MARKERS

@@ -68,6 +68,7 @@ from pipeline.db.models import (
 from pipeline.domain.routing import Router
 from pipeline.errors import DatabaseFailure, InputError
 from pipeline.logs import get_logger
+from pipeline.sync.normalize import DateOrder
 from pipeline.sync.rows import Issue, Kind, RawDigest, RowValidator, raw_fingerprint
 from pipeline.sync.sources.base import Snapshot
 from pipeline.sync.sources.fields import build_mapping
@@ -79,8 +80,11 @@ records = table_of(Record)
 changes = table_of(RecordChange)
 quarantine = table_of(QuarantinedRow)
 Progress = Callable[[int], None]
-_NEW_VALUES = (*SNAPSHOT_FIELDS, "content_hash", "raw_hash")
-"""What an update writes from the staged row."""
+_NEW_VALUES = ("decision_no", *SNAPSHOT_FIELDS, "content_hash", "raw_hash")
+"""What an update writes from the staged row (`decision_no`: the number as published, which
+a re-export may write otherwise under the same key; not in the content hash)."""
+_HISTORY_FIELDS = ("decision_no", *SNAPSHOT_FIELDS)
+"""What a record's history keeps the old values of."""
 
 
 @dataclass
@@ -100,6 +104,10 @@ class SyncResult:
     warning_rows: list[dict[str, Any]] = field(default_factory=list)
     invalid_kept: int = 0
     """Records kept as they were because their row was quarantined (not vanished)."""
+    out_of_scope_reasons: dict[str, int] = field(default_factory=dict)
+    """`out_of_scope` by reason (`pipeline.domain.routing.OUT_OF_SCOPE`)."""
+    identity_codes: dict[str, int] = field(default_factory=dict)
+    """Rows whose USCC column held another code, by kind (`pipeline.domain.uscc.CODE_KINDS`)."""
 
     def as_json(self) -> dict[str, Any]:
         keys = (
@@ -119,6 +127,8 @@ class SyncResult:
         out["warning_rows"] = self.warning_rows
         out["sync_id"] = self.sync_id
         out["invalid_kept"] = self.invalid_kept
+        out["out_of_scope_reasons"] = self.out_of_scope_reasons
+        out["identity_codes"] = self.identity_codes
         return out
 
 
@@ -131,6 +141,8 @@ class SyncRequest:
     now: dt.datetime
     force: bool = False
     field_map: dict[str, str] = field(default_factory=dict)
+    date_order: DateOrder = "ymd"
+    """How the source writes year-last dates (settings.yaml `sources[].date_order`)."""
 
 
 def _staging_table() -> Table:
@@ -142,6 +154,7 @@ def _staging_table() -> Table:
         Column("row_no", Integer, primary_key=True),
         Column("authority", String(200)),
         Column("decision_no", String(200)),
+        Column("decision_key", String(200)),
         *cols,
         Column("content_hash", String(32)),
         Column("raw_hash", String(32)),
@@ -173,7 +186,7 @@ def _invalid_table() -> Table:
         MetaData(),
         Column("row_no", Integer, primary_key=True, autoincrement=False),
         Column("authority", Text),
-        Column("decision_no", Text),
+        Column("decision_key", Text),
         Column("record_id", Integer),
         prefixes=["TEMPORARY"],
     )
@@ -206,13 +219,14 @@ def sync_snapshot(
     if repeated:
         raise InputError(f"{request.snapshot.name}: {'; '.join(repeated)}; nothing was loaded")
     router = Router(config.departments, config.settings.jurisdiction)
-    validator = RowValidator(request.kind, mapping, router)
+    validator = RowValidator(request.kind, mapping, router, request.date_order)
     digest = RawDigest(
         raw_fingerprint(
             request.kind,
             mapping,
             config.departments.model_dump_json(),
             config.settings.jurisdiction.model_dump_json(),
+            request.date_order,
         )
     )
     result = SyncResult()
@@ -379,14 +393,14 @@ class _Sync:
         )  # record_id: linked later
         self.key_writer = _StagingWriter(conn, self.keys, [c.name for c in self.keys.c])
         self.invalid_writer = _StagingWriter(
-            conn, self.invalid, ["row_no", "authority", "decision_no"]
+            conn, self.invalid, ["row_no", "authority", "decision_key"]
         )
         self.today = request.now.date()
         self._validated = 0
         """Rows staged in full (in `staging`); the others are in `keys`."""
         self._known = 0
         self._duplicates: list[tuple[int, str, str]] = []
-        """(row, authority, decision_no) of validated rows repeating a validated row's key."""
+        """(row, authority, decision key) of validated rows repeating a validated row's key."""
 
     # ------------------------------------------------------------------ stage
     def run(self, validator: RowValidator, digest: RawDigest) -> None:
@@ -484,17 +498,21 @@ class _Sync:
             outcome = validator.validate(raw)
             issues.extend(outcome.issues)
             values = outcome.values
+            if outcome.identity is not None:
+                _count(result.identity_codes, outcome.identity)
             if values is None:
                 result.out_of_scope += outcome.out_of_scope
+                if outcome.scope_reason is not None:
+                    _count(result.out_of_scope_reasons, outcome.scope_reason)
                 if outcome.key is not None and outcome.rejected:
                     invalid.append((outcome.row_no, *outcome.key))
                     if len(invalid) >= self.batch_size:
                         self._write_invalid(invalid)
                 continue
-            key = hash((values["authority"], values["decision_no"]))
+            key = hash((values["authority"], values["decision_key"]))
             if key in seen:
                 self._duplicates.append(
-                    (outcome.row_no, values["authority"], values["decision_no"])
+                    (outcome.row_no, values["authority"], values["decision_key"])
                 )
                 continue
             seen.add(key)
@@ -554,7 +572,7 @@ class _Sync:
         """
         s, k, r = self.staging.c, self.keys.c, records.c
         pairs = self.conn.execute(
-            select(s.row_no, k.row_no, s.authority, s.decision_no, s.record_id).join_from(
+            select(s.row_no, k.row_no, s.authority, s.decision_key, s.record_id).join_from(
                 self.staging, self.keys, k.record_id == s.record_id
             )
         ).all()
@@ -566,19 +584,19 @@ class _Sync:
             return
         if len(duplicates) > 8:  # else a scan per duplicate is cheaper than an index
             self.conn.exec_driver_sql(
-                "CREATE INDEX ix_sync_staging_key ON sync_staging (authority, decision_no)"
+                "CREATE INDEX ix_sync_staging_key ON sync_staging (authority, decision_key)"
             )
         issues = []
         for row_no, authority, decision_no in sorted(duplicates):
             firsts = [
                 select(func.min(s.row_no)).where(
-                    s.authority == authority, s.decision_no == decision_no
+                    s.authority == authority, s.decision_key == decision_no
                 ),
                 select(func.min(k.row_no)).where(
                     k.record_id == r.id,
                     r.kind == self.request.kind,
                     r.authority == authority,
-                    r.decision_no == decision_no,
+                    r.decision_key == decision_no,
                 ),
             ]
             first = min(n for n in (self.conn.execute(q).scalar() for q in firsts) if n is not None)
@@ -614,7 +632,9 @@ class _Sync:
         """Set `record_id` of each row of `table` to the record with its key, if any."""
         s, r = table.c, records.c
         key = and_(
-            r.kind == self.request.kind, r.authority == s.authority, r.decision_no == s.decision_no
+            r.kind == self.request.kind,
+            r.authority == s.authority,
+            r.decision_key == s.decision_key,
         )
         if _update_from(self.conn):
             # UPDATE … FROM: a join, and only rows with a record are written (none on a
@@ -627,7 +647,12 @@ class _Sync:
     def _changed(self) -> Any:
         s, r = self.staging.c, records.c
         return and_(
-            r.id == s.record_id, or_(r.content_hash != s.content_hash, r.vanished_on.is_not(None))
+            r.id == s.record_id,
+            or_(
+                r.content_hash != s.content_hash,
+                r.vanished_on.is_not(None),
+                r.decision_no != s.decision_no,  # the same key, written another way
+            ),
         )
 
     def _stale(self) -> Any:
@@ -636,6 +661,7 @@ class _Sync:
         return and_(
             r.id == s.record_id,
             r.content_hash == s.content_hash,
+            r.decision_no == s.decision_no,
             r.vanished_on.is_(None),
             or_(r.raw_hash.is_(None), r.raw_hash != s.raw_hash),
         )
@@ -772,7 +798,14 @@ class _Sync:
 
     def _insert_added(self) -> None:
         s, sid = self.staging.c, self.result.sync_id
-        names = ["authority", "decision_no", *SNAPSHOT_FIELDS, "content_hash", "raw_hash"]
+        names = [
+            "authority",
+            "decision_no",
+            "decision_key",
+            *SNAPSHOT_FIELDS,
+            "content_hash",
+            "raw_hash",
+        ]
         consts = {
             "kind": self.request.kind,
             "source": self.request.source,
@@ -809,7 +842,7 @@ class _Sync:
     def _changed_page(self, after: int) -> list[dict[str, dict[str, Any]]]:
         s, r = self.staging.c, records.c
         new_cols = [s[n] for n in ("row_no", "record_id", *_NEW_VALUES)]
-        old_cols = [r[n].label(f"old_{n}") for n in (*SNAPSHOT_FIELDS, "vanished_on")]
+        old_cols = [r[n].label(f"old_{n}") for n in (*_HISTORY_FIELDS, "vanished_on")]
         query = (
             select(*new_cols, *old_cols)
             .select_from(self.staging.join(records, self._changed()))
@@ -820,7 +853,7 @@ class _Sync:
         pages = []
         for row in self.conn.execute(query).mappings():
             new = {k: row[k] for k in ("row_no", "record_id", *_NEW_VALUES)}
-            old = {k: row[f"old_{k}"] for k in (*SNAPSHOT_FIELDS, "vanished_on")}
+            old = {k: row[f"old_{k}"] for k in (*_HISTORY_FIELDS, "vanished_on")}
             pages.append({"new": new, "old": old})
         return pages
 
@@ -829,7 +862,7 @@ class _Sync:
         history: list[dict[str, Any]] = []
         for row in rows:
             new, old = row["new"], row["old"]
-            diff = {k: _json(old[k]) for k in SNAPSHOT_FIELDS if old[k] != new[k]}
+            diff = {k: _json(old[k]) for k in _HISTORY_FIELDS if old[k] != new[k]}
             change = "reappeared" if old["vanished_on"] is not None else "updated"
             history.append(
                 {
@@ -895,6 +928,10 @@ class _Sync:
         self.conn.execute(
             update(table_of(SyncRun)).where(table_of(SyncRun).c.id == res.sync_id), values
         )
+
+
+def _count(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
 
 
 def _plain_batches(conn: Connection, query: Any) -> Iterator[Sequence[Sequence[Any]]]:

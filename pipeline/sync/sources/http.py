@@ -38,7 +38,7 @@ import requests
 from pipeline.config import SourceSettings
 from pipeline.config.settings import origin_of
 from pipeline.errors import InputError, SourceError, SourceUnavailable
-from pipeline.office.archive import OLE_MAGIC, XlsxLimits
+from pipeline.office.archive import OLE_MAGIC, XlsxLimits, is_encrypted_package
 from pipeline.sync.sources.base import Snapshot, pick_records, record_headers, record_rows
 from pipeline.sync.sources.deadline import DeadlineAdapter, deadline
 from pipeline.sync.sources.files import read_snapshot
@@ -50,7 +50,14 @@ _MIB = 1024 * 1024
 MAX_REDIRECTS = 5
 # ChunkedEncodingError: the connection dropped mid-body, as transient as a reset
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-_FILE_TYPES = {"csv": "csv", "spreadsheetml": "xlsx", "ms-excel": "xlsx"}
+_FILE_TYPES = {
+    "csv": "csv",
+    "spreadsheetml": "xlsx",
+    "ms-excel": "xlsx",
+    "opendocument.spreadsheet": "ods",
+}
+_WORKBOOKS = ("csv", "xlsx", "xls", "ods")
+_ODS_MIMETYPE = b"mimetypeapplication/vnd.oasis.opendocument.spreadsheet"
 
 
 @dataclass(frozen=True)
@@ -157,8 +164,8 @@ def _headers(source: SourceSettings, state: HttpState | None) -> dict[str, str]:
 
 
 def _file_format(source: SourceSettings, response: requests.Response) -> str | None:
-    """csv/xlsx when the source says so or the server labels the body so; None for JSON."""
-    if source.format in ("csv", "xlsx"):
+    """A file format when the source says so or the server labels the body so; None for JSON."""
+    if source.format in _WORKBOOKS:
         return source.format
     if source.format == "json":
         return None
@@ -438,9 +445,13 @@ def _file_snapshot(request: _Request, download: IO[bytes]) -> Snapshot:
 
 def _download_format(source: SourceSettings, download: IO[bytes]) -> str:
     """The source's format if set; else by content, as servers often label CSV as Excel."""
-    if source.format in ("csv", "xlsx"):
+    if source.format in _WORKBOOKS:
         return source.format
     download.seek(0)
-    head = download.read(8)
-    # a zip, or an OLE file (an encrypted workbook or an .xls): the XLSX reader names it
-    return "xlsx" if head[:4] == b"PK\x03\x04" or head == OLE_MAGIC else "csv"
+    head = download.read(128)
+    if head[:4] == b"PK\x03\x04":  # a zip: an .ods names its type first, uncompressed
+        return "ods" if head[30 : 30 + len(_ODS_MIMETYPE)] == _ODS_MIMETYPE else "xlsx"
+    if head[:8] == OLE_MAGIC:  # an .xls, or an encrypted workbook (which the XLSX check names)
+        download.seek(0)
+        return "xlsx" if is_encrypted_package(download) else "xls"
+    return "csv"
