@@ -137,6 +137,23 @@ def _sms_templates(app: App, report: CheckReport) -> None:
         report.passed.append(
             f"settings.yaml: sms.templates cover every notice kind sent by SMS ({sms.provider})"
         )
+    report.warnings += _sms_without_code(app)
+
+
+def _sms_without_code(app: App) -> list[str]:
+    """With answer links on, a company's SMS carries its link only as the `code` parameter:
+    a template that does not list it sends an SMS the company cannot answer from."""
+    from pipeline.notices.planner import COMPANY_KINDS
+
+    settings = app.config.settings
+    if settings.web.public_base_url is None:
+        return []
+    return [
+        f"settings.yaml: sms.templates.{kind}.params {template.params} 不含 code，短信不带答复链接"
+        f" / has no `code`: the SMS will not carry the answer link of web.public_base_url"
+        for kind, template in settings.sms.templates.items()
+        if kind in COMPANY_KINDS and "code" not in template.params
+    ]
 
 
 def _rules(app: App, report: CheckReport) -> None:

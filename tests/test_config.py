@@ -278,3 +278,27 @@ def test_true_or_false_where_text_is_expected_says_quote_it(cfg: Path) -> None:
     message = str(caught.value)
     assert "departments.yaml: departments[0].code" in message
     assert 'quote it ("true")' in message
+
+
+def test_check_config_warns_when_answer_links_are_on_and_an_sms_template_lacks_the_code(
+    cfg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _edit(
+        cfg,
+        "settings.yaml",
+        "web:\n",
+        "sms:\n  provider: webhook\n  url: https://sms.example.gov.cn/send\n  templates:\n"
+        "    repair_notice: {id: T1, params: [name, no, code]}\n"
+        "    eligibility_reminder: {id: T2, params: [name, date]}\n"
+        "    follow_up: {id: T3, params: [name, code]}\n"
+        "    list_notice: {id: T4, params: [name, code]}\n"
+        "web:\n",
+    )
+    cli = CliRunner(cfg)
+    warnings = cli("check-config", "--json", now="2026-11-01").json()["warnings"]
+    assert not [w for w in warnings if "不含 code" in w]  # links off: nothing to carry
+
+    monkeypatch.setenv("CREDIT_REPAIR_WEB__PUBLIC_BASE_URL", "https://xyxf.example.gov.cn")
+    warnings = cli("check-config", "--json", now="2026-11-01").json()["warnings"]
+    lacking = [w for w in warnings if "不含 code" in w]
+    assert len(lacking) == 1 and "sms.templates.eligibility_reminder.params" in lacking[0]
