@@ -356,29 +356,65 @@ def test_green_marks_set_by_the_database_are_is_greens(
         }
     )
     now = dt.datetime(2026, 11, 27, 8, tzinfo=TZ)
-    first = apply_lifecycle(engine, dt.date(2026, 11, 27), now, green)
+    first = _green_transition(engine, dt.date(2026, 11, 27), now, green)
     assert first.green_marked > 3 and first.green_unmarked == 0
-    with engine.connect() as conn:
-        stored = conn.execute(select(records)).mappings().all()
-        events = conn.execute(select(table_of(LedgerEvent))).mappings().all()
-    for row in stored:
-        reason = is_green(row, green)
-        assert (row["green_channel"], row["green_reason"]) == (reason is not None, reason), row
-    marked = {row["id"] for row in stored if row["green_channel"]}
-    assert {(e["record_id"], e["field"], e["old_value"], e["new_value"]) for e in events} == {
-        (row["id"], field, old, new)
-        for row in stored
-        if row["id"] in marked
-        for field, old, new in (
-            ("green_channel", "False", "True"),
-            ("green_reason", None, row["green_reason"]),
-        )
-    }
     # the configuration changes: marks follow it, in both directions
     fewer = green.model_copy(update={"keywords": ["防疫"], "industries": ["医疗"]})
-    second = apply_lifecycle(engine, dt.date(2026, 11, 28), now, fewer)
+    second = _green_transition(engine, dt.date(2026, 11, 28), now, fewer)
     assert second.green_unmarked > 0
+    # an empty keyword is in every text and `is_green` stops there with no reason; an
+    # empty industry is in every industry
+    odd = green.model_copy(
+        update={"entities": [], "keywords": ["防疫", "", "abc"], "industries": [""]}
+    )
+    third = _green_transition(engine, dt.date(2026, 11, 29), now, odd)
+    assert third.green_marked > 0
     with engine.connect() as conn:
-        for row in conn.execute(select(records)).mappings():
-            reason = is_green(row, fewer)
-            assert (row["green_channel"], row["green_reason"]) == (reason is not None, reason)
+        stored = conn.execute(select(records)).mappings().all()
+    reasons = {row["green_reason"] for row in stored}
+    assert "keyword abc" not in reasons and {r for r in reasons if r and r.startswith("industry")}
+    # records the empty keyword leaves out though a later keyword is in their text
+    assert [r for r in stored if not r["industry"] and "abc" in (r["facts"] or "")]
+    # nothing moves: no write, no event
+    assert _green_transition(engine, dt.date(2026, 11, 30), now, odd).green_marked == 0
+
+
+def _green_transition(engine: Engine, today: dt.date, now: dt.datetime, green: Any) -> Any:
+    """`apply_lifecycle` with `green`: every record gets what `is_green` says, and the new
+    events are those `change` writes (one per field that changed, old → new as text)."""
+    ledger_events = table_of(LedgerEvent)
+    with engine.connect() as conn:
+        before = {row["id"]: row for row in conn.execute(select(records)).mappings().all()}
+        last = conn.execute(select(ledger_events.c.id).order_by(ledger_events.c.id.desc())).scalar()
+    result = apply_lifecycle(engine, today, now, green)
+    with engine.connect() as conn:
+        after = conn.execute(select(records)).mappings().all()
+        new_events = (
+            conn.execute(select(ledger_events).where(ledger_events.c.id > (last or 0)))
+            .mappings()
+            .all()
+        )
+    expected = set()
+    for row in after:
+        reason = is_green(row, green)
+        assert (row["green_channel"], row["green_reason"]) == (reason is not None, reason), row
+        old = before[row["id"]]
+        for name, text in (("green_channel", str), ("green_reason", lambda v: v)):
+            if old[name] != row[name]:
+                expected.add((row["id"], name, text(old[name]), text(row[name])))
+    assert {
+        (e["record_id"], e["field"], e["old_value"], e["new_value"]) for e in new_events
+    } == expected
+    assert len(new_events) == len(expected)
+    for e in new_events:
+        assert (e["source"], e["actor"], e["note"], e["at"]) == (
+            "eligibility",
+            "credit-repair",
+            None,
+            now,
+        )
+    moved = {
+        row["id"] for row in after if before[row["id"]]["green_channel"] != row["green_channel"]
+    }
+    assert result.green_marked + result.green_unmarked >= len(moved)
+    return result
