@@ -668,6 +668,8 @@ class FactsKey:
         market threshold, at most it — both kept, a key only has to tell fines apart."""
         found = self.fines.get((fine, thresholds))
         if found is None:
+            if len(self.fines) >= _FINES_MEMO:
+                self.fines.clear()  # every fine may differ: keep the memo bounded
             amount = self.to_decimal(fine)
             found = self.fines[(fine, thresholds)] = tuple(
                 x
@@ -675,6 +677,9 @@ class FactsKey:
                 for x in (amount is not None and amount >= t, amount is not None and amount <= t)
             )
         return found
+
+
+_FINES_MEMO = 100_000
 
 
 _NdrcTests = tuple[tuple[str, ...], tuple[frozenset[str], ...], tuple[Decimal, ...]]

@@ -274,7 +274,6 @@ def recompute(
     statuses: dict[str, int] = {}
     with engine.begin() as conn:
         write_lock(conn, "evaluate")
-        restore = io.tune(conn)
         for page in io.pages(conn, batch, prefix if skip else None):
             writes = []
             for row in page:
@@ -295,7 +294,6 @@ def recompute(
             if progress:
                 progress(seen)
         io.finish(conn)
-        restore()
         # every penalty read (a first evaluation): counted already; else ask the table
         counts = _ordered(statuses) if seen == _penalties(conn) else _status_counts(conn)
     result.by_status = counts
@@ -325,21 +323,24 @@ def _penalties(conn: Connection) -> int:
     return int(conn.execute(count).scalar_one())
 
 
+_UNREAD = ("decision_no", "entity_name", "uscc")
+"""Facts `evaluate` never looks at: not read by the recompute (empty in its `RecordFacts`)."""
+_READ_FACTS = tuple(name for name in FACT_COLUMNS if name not in _UNREAD)
 READ_COLUMNS = (
     "kind",
-    *FACT_COLUMNS,
+    *_READ_FACTS,
     *RESULT_FIELDS,
     "evaluated_on",
     "evaluated_key",
     "content_hash",
 )
 """What the recompute reads of every record it evaluates, in this order."""
-_FACTS_END = 1 + len(FACT_COLUMNS)
+_FACTS_END = 1 + len(_READ_FACTS)
 _RESULTS_END = _FACTS_END + len(RESULT_FIELDS)
 _ON, _KEY, _HASH = _RESULTS_END, _RESULTS_END + 1, _RESULTS_END + 2
 _STATUS = RESULT_FIELDS.index("status")
-_FACT_AT = {name: 1 + i for i, name in enumerate(FACT_COLUMNS)}
-"""Where each fact column is in a row read (FACT_COLUMNS follow `kind`)."""
+_FACT_AT = {name: 1 + i for i, name in enumerate(_READ_FACTS)}
+"""Where each fact column read is in a row (the facts follow `kind`)."""
 _POSITIONS = {
     **{name: at for name, at in _FACT_AT.items() if name != "fine_amount"},
     "fine_amount_wan": _FACT_AT["fine_amount"],
@@ -390,9 +391,6 @@ def _driver(conn: Connection) -> Any:
 _WRITTEN = (*RESULT_FIELDS, "evaluated_on", "evaluated_key", "id")
 """A written row: the results, the evaluation date, the evaluated key, the record id."""
 _CHANGES = "eligibility_changes"
-_SQLITE_CACHE_KIB = -256 * 1024
-"""SQLite page cache for the recompute's transaction (negative: KiB): the first evaluation
-rewrites every record, and a cache that holds them spares re-reading spilled pages."""
 
 
 @dataclass(frozen=True)
@@ -416,7 +414,9 @@ class _DriverIO:
 
     dialect: Dialect
     processors: tuple[tuple[int, Callable[[Any], Any], dict[Any, Any]], ...]
-    readers: tuple[tuple[int, Callable[[Any], Any]], ...]
+    readers: tuple[tuple[int | None, Callable[[Any], Any] | None], ...]
+    """Per value of FACT_COLUMNS[1:]: where it is in a row read (None: not read) and how
+    it is converted."""
     today: Any
     update: str
     copy: bool
@@ -430,9 +430,7 @@ class _DriverIO:
             (i, p, {}) for i, n in enumerate(RESULT_FIELDS) if (p := processor(n)) is not None
         )
         readers = tuple(
-            (i, p)
-            for i, n in enumerate(FACT_COLUMNS[1:])
-            if (p := _result_processor(dialect, n)) is not None
+            (_FACT_AT.get(n), _memoised(_result_processor(dialect, n))) for n in FACT_COLUMNS[1:]
         )
         on = processor("evaluated_on")
         copy = dialect.name == "postgresql" and dialect.driver == "psycopg"
@@ -448,25 +446,15 @@ class _DriverIO:
 
     def reader(self, name: str) -> Callable[[Any], Any]:
         """A fact column's value as read → its Python value (memoised per value)."""
-        process = _result_processor(self.dialect, name)
-        if process is None:
-            return lambda value: value
-        memo: dict[Any, Any] = {}
-
-        def read(value: Any) -> Any:
-            found = memo.get(value, memo)
-            if found is memo:
-                found = memo[value] = process(value)
-            return found
-
-        return read
+        return _memoised(_result_processor(self.dialect, name)) or (lambda value: value)
 
     def facts(self, row: Sequence[Any]) -> list[Any]:
-        """The values of FACT_COLUMNS[1:] of `row`, converted (for `Evaluator._facts`)."""
-        values = list(row[2:_FACTS_END])
-        for i, process in self.readers:
-            if values[i] is not None:
-                values[i] = process(values[i])
+        """The values of FACT_COLUMNS[1:] of `row`, converted (for `Evaluator._facts`);
+        those not read are empty."""
+        values = []
+        for at, process in self.readers:
+            value = "" if at is None else row[at]
+            values.append(value if process is None or value is None else process(value))
         return values
 
     def stored_form(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -482,18 +470,6 @@ class _DriverIO:
                     memo.clear()
                 out[i] = memo[value] = process(value)
         return tuple(out)
-
-    def tune(self, conn: Connection) -> Callable[[], None]:
-        """SQLite: a larger page cache for this transaction; returns what restores it."""
-        if self.dialect.name != "sqlite":
-            return lambda: None
-        before = int(conn.exec_driver_sql("PRAGMA main.cache_size").scalar_one())
-        conn.exec_driver_sql(f"PRAGMA main.cache_size = {_SQLITE_CACHE_KIB}")
-
-        def restore() -> None:
-            conn.exec_driver_sql(f"PRAGMA main.cache_size = {before}")
-
-        return restore
 
     def pages(self, conn: Connection, batch: int, prefix: str | None) -> Iterator[list[Any]]:
         """Every record in id pages (keyset) — with `prefix` (the evaluator's fingerprint and
@@ -580,6 +556,24 @@ class _DriverIO:
                 cur.execute(f"ANALYZE {_CHANGES}")  # the planner's row count: join or index
                 cur.execute(self.update)
                 cur.execute(f"DROP TABLE {_CHANGES}")
+
+
+def _memoised(process: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+    """`process` remembering its answers (a few thousand distinct dates across a million
+    records; SQLAlchemy's SQLite date parsing costs microseconds a call)."""
+    if process is None:
+        return None
+    memo: dict[Any, Any] = {}
+
+    def read(value: Any) -> Any:
+        found = memo.get(value, memo)
+        if found is memo:
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            found = memo[value] = process(value)
+        return found
+
+    return read
 
 
 def _result_processor(dialect: Dialect, name: str) -> Callable[[Any], Any] | None:
