@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, and_, select, update
 
 from pipeline.config import Config
 from pipeline.config.holidays import YearOverride
@@ -26,9 +26,9 @@ from pipeline.config.rules import RulesConfig
 from pipeline.db.models import LedgerEvent, Record, table_of
 from pipeline.domain.calendar import WorkingCalendar
 from pipeline.domain.rules import FactsKey, RecordFacts, evaluate
-from pipeline.ledger import eligibility
+from pipeline.ledger import eligibility, state
 from pipeline.ledger.eligibility import RESULT_FIELDS, Evaluator, recompute
-from pipeline.ledger.state import apply_lifecycle, is_green
+from pipeline.ledger.state import SYSTEM, Lifecycle, Policy, apply_lifecycle, change, is_green
 from pipeline.sync.loading import file_target, run_target
 from pipeline.sync.samplegen import penalties
 from tests.helpers import EMERGENCY, EMERGENCY_USCC, TAX, penalty, write_rows
@@ -418,3 +418,131 @@ def _green_transition(engine: Engine, today: dt.date, now: dt.datetime, green: A
     }
     assert result.green_marked + result.green_unmarked >= len(moved)
     return result
+
+
+# --------------------------------------------------------------------------- old and new transitions
+
+
+def _reference_lifecycle(
+    conn: Connection, today: dt.date, now: dt.datetime, policy: Policy
+) -> Lifecycle:
+    """`apply_lifecycle` as it was before issue 13 (one `change` per record, `is_green`
+    in Python): the reference the set-based transitions must equal."""
+    r = records.c
+    result = Lifecycle()
+    for row in conn.execute(
+        select(records).where(
+            r.closed_on.is_(None), r.vanished_on.is_not(None), r.verify_reason.is_(None)
+        )
+    ).mappings():
+        values, counter, note = state._vanished(row)
+        change(conn, row, values, now, "sync", SYSTEM, note)
+        setattr(result, counter, getattr(result, counter) + 1)
+    due = and_(r.closed_on.is_(None), r.kind == "penalty", r.removal_on <= today)
+    if policy.overdue_display:
+        due = and_(due, r.vanished_on.is_not(None))
+    for row in conn.execute(select(records).where(due)).mappings():
+        values = {"closed_on": row["removal_on"], "close_reason": "expired"}
+        change(
+            conn, row, values, now, "eligibility", SYSTEM, "maximum disclosure period ended (销账)"
+        )
+        result.expired += 1
+    if policy.overdue_display and policy.overdue_before is not None:
+        shown = and_(
+            r.closed_on.is_(None),
+            r.kind == "penalty",
+            r.vanished_on.is_(None),
+            r.removal_on <= policy.overdue_before,
+            r.overdue_display_since.is_(None),
+        )
+        for row in conn.execute(select(records).where(shown)).mappings():
+            note = (
+                f"still published {row['removal_on']} after the maximum period: "
+                "ask the site to take it down"
+            )
+            change(conn, row, {"overdue_display_since": today}, now, "eligibility", SYSTEM, note)
+            result.overdue_display += 1
+    state._reopen_reappeared(conn, now, result)
+    for row in conn.execute(select(records).where(r.closed_on.is_(None))).mappings():
+        reason = is_green(row, policy.green)
+        if bool(reason) != row["green_channel"] or (reason and reason != row["green_reason"]):
+            values = {"green_channel": bool(reason), "green_reason": reason}
+            change(conn, row, values, now, "eligibility", SYSTEM)
+            result.green_marked += bool(reason)
+            result.green_unmarked += not reason
+    return result
+
+
+def _ledger(conn: Connection) -> tuple[dict[int, dict[str, Any]], Counter[tuple[Any, ...]]]:
+    """Every record as stored, and the history rows (without their ids)."""
+    ledger_events = table_of(LedgerEvent)
+    stored = {row["id"]: dict(row) for row in conn.execute(select(records)).mappings()}
+    history = Counter(
+        tuple(v for k, v in row.items() if k != "id")
+        for row in conn.execute(select(ledger_events)).mappings()
+    )
+    return stored, history
+
+
+def _same_transitions(engine: Engine, today: dt.date, policy: Policy) -> Lifecycle:
+    now = dt.datetime.combine(today, dt.time(8), TZ)
+    with engine.connect() as conn:
+        trans = conn.begin()
+        expected_result = _reference_lifecycle(conn, today, now, policy)
+        expected = _ledger(conn)
+        trans.rollback()
+    result = apply_lifecycle(engine, today, now, policy.green, policy)
+    with engine.connect() as conn:
+        got = _ledger(conn)
+    assert got[0] == expected[0], today
+    assert got[1] == expected[1], today
+    assert result == expected_result
+    return result
+
+
+def test_the_transitions_equal_the_row_by_row_ones(
+    engine: Engine, config: Config, tmp_path: Path
+) -> None:
+    """Closures (销账), 超期仍公示 flags, 待核实, reopening and green marks: the same records,
+    values and history rows as one `change` per record, across syncs and both policies."""
+    rows = _rows()
+    rows += [
+        penalty(9101 + i, CF_SY=text, 行业=industry, CF_JDRQ=day)
+        for i, (text, industry, day) in enumerate(
+            [
+                ("销售过期食品", "", "2021-03-01"),
+                ("未按规定防疫", "餐饮", "2025-06-01"),
+                ("医疗废物处置不当", "医疗", "2026-10-01"),
+                ("生态环境违法", "", "2019-05-01"),
+            ]
+        )
+    ]
+    green = config.settings.green_channel.model_copy(
+        update={
+            "keywords": ["食品", "防疫", "有限公司"],
+            "industries": ["医疗"],
+            "entities": [rows[7]["CF_XDR_SHXYM"]],
+        }
+    )
+    keep = Policy(green, overdue_display=True, overdue_before=dt.date(2026, 11, 17))
+    close = Policy(green.model_copy(update={"keywords": ["防疫"]}), overdue_display=False)
+    evaluator = Evaluator.from_config(config)
+    steps: list[tuple[dt.date, list[dict[str, str]], Policy]] = [
+        (dt.date(2026, 11, 27), rows, keep),  # the first evaluation
+        (dt.date(2026, 11, 28), rows, keep),  # the next day: nearly nothing moves
+        (dt.date(2027, 3, 1), [r for i, r in enumerate(rows) if i % 5], keep),  # vanished
+        (dt.date(2027, 6, 1), rows, close),  # back again; expired ones closed
+        (dt.date(2030, 1, 2), rows[::2], keep),
+    ]
+    totals = Lifecycle()
+    for i, (day, snapshot, policy) in enumerate(steps):
+        now = dt.datetime.combine(day, dt.time(7), TZ)
+        _sync(engine, config, write_rows(tmp_path / f"s{i}.csv", snapshot), now)
+        recompute(engine, evaluator, day)
+        result = _same_transitions(engine, day, policy)
+        for name, value in result.as_json().items():
+            setattr(totals, name, getattr(totals, name) + value)
+    # every transition of a penalty was exercised (lists: `removed`; never automatic:
+    # `repaired_early`)
+    exercised = ("expired", "reopened", "green_marked", "green_unmarked", "to_confirm")
+    assert all(getattr(totals, name) for name in (*exercised, "overdue_display")), totals
