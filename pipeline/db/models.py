@@ -158,6 +158,9 @@ class Record(Base):
     status: Mapped[str | None] = mapped_column(String(20))
     status_reason: Mapped[str | None] = mapped_column(Text)
     evaluated_on: Mapped[dt.date | None] = mapped_column(Date)
+    # "<evaluator fingerprint>:<content_hash>" the results were computed from: equal to
+    # today's, the daily recompute derives the status from the stored dates (eligibility)
+    evaluated_key: Mapped[str | None] = mapped_column(String(64))
     # [{"code", "reason"}]: why repair may be refused (修复受限) — flags, never a status
     restrictions: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
 

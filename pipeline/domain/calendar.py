@@ -47,6 +47,18 @@ class WorkingCalendar:
         self._cache: dict[dt.date, bool] = {}
         self._add_cache: dict[tuple[dt.date, int], dt.date] = {}
 
+    def fingerprint(self) -> str:
+        """Everything the answers depend on, as text: the overrides and the library's data."""
+        return "|".join(
+            (
+                ",".join(sorted(d.isoformat() for d in self._holidays)),
+                ",".join(sorted(d.isoformat() for d in self._workdays)),
+                ",".join(str(y) for y in sorted(self._complete)),
+                f"{_LIBRARY_YEARS.start}-{_LIBRARY_YEARS.stop}",
+                str(getattr(chinese_calendar, "__version__", "")),
+            )
+        )
+
     def is_working_day(self, day: dt.date) -> bool:
         cached = self._cache.get(day)
         if cached is None:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
-from operator import attrgetter
+from operator import attrgetter, itemgetter
+from typing import Any
 
 from pipeline.config.rules import (
     MarketRegulationRules,
@@ -158,12 +160,14 @@ class _Engine:
         return found
 
     def is_market(self, facts: RecordFacts) -> bool:
-        if facts.market_regulation:
-            return True
-        known = self.market_by_authority.get(facts.authority)
+        return facts.market_regulation or self.market_authority(facts.authority)
+
+    def market_authority(self, authority: str) -> bool:
+        """The authority's name says market regulation (`authority_keywords`)."""
+        known = self.market_by_authority.get(authority)
         if known is None:
-            known = any(k in facts.authority for k in self.mr_keywords)
-            self.market_by_authority[facts.authority] = known
+            known = any(k in authority for k in self.mr_keywords)
+            self.market_by_authority[authority] = known
         return known
 
     def types_info(self, raw: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[bool, ...]]:
@@ -528,6 +532,160 @@ def _span(months: int) -> str:
         years = months // 12
         return f"{years} year" + ("s" if years > 1 else "")
     return f"{months} month" + ("s" if months > 1 else "")
+
+
+# --------------------------------------------------------------------------- keys
+
+
+class FactsKey:
+    """What `evaluate` reads of a record, reduced to a small key: records with equal keys
+    get equal evaluations (on one `today`, under one rules config and one calendar).
+
+    A million records share some tens of thousands of keys, so the recompute evaluates one
+    record per key (`pipeline.ledger.eligibility`). Taken as they are: the decision,
+    publication and 公示截止期 dates, the penalty types and the severity text. Everything
+    else enters only through the answers `evaluate` asks of it:
+
+    - the department: is it a market-regulation department, and, on the NDRC path, is it
+      one of each sector override's departments;
+    - the authority: does its name say market regulation (with the department and the
+      date: is this a 45号令 record);
+    - the penalty content: which severity rules' keywords it holds (only when no severity
+      is given);
+    - the sector text, on the NDRC path: which special-serious areas and sector-override
+      keywords it holds (an alternation of literal keywords matches where one of them
+      occurs);
+    - the fine: how it compares with each configured threshold.
+
+    Called with one row (a sequence); `positions` names the index of each `RecordFacts`
+    field in it, `market_regulation` excepted: that is the department's flag (a department
+    in `market_departments`). Values may come as the database driver gives them (ISO text
+    dates from SQLite): `to_date` and `to_decimal` convert a date and the fine where a rule
+    compares them.
+    """
+
+    def __init__(
+        self,
+        rules: RulesConfig,
+        today: dt.date,
+        positions: dict[str, int],
+        market_departments: frozenset[str],
+        to_date: Callable[[Any], dt.date | None],
+        to_decimal: Callable[[Any], Decimal | None],
+    ) -> None:
+        engine = self.engine = _engine(rules)
+        self.today, self.to_date, self.to_decimal = today, to_date, to_decimal
+        self.market_departments = market_departments
+        self.by_today = rules.selection_key == "evaluation_date"
+        mr = rules.market_regulation
+        self.mr_from = mr.effective_from
+        self.market_thresholds: tuple[Decimal, ...] = (
+            () if mr.low_fine_threshold_wan is None else (mr.low_fine_threshold_wan,)
+        )
+        self.content = tuple(p for _, _, p in engine.severity_rules if p is not None)
+        self.ndrc: dict[str | None, _NdrcTests] = {
+            rs_id: (
+                tuple(
+                    dict.fromkeys(
+                        [
+                            *rs.special_serious_areas,
+                            *(k for o in rs.sector_overrides for k in o.keywords),
+                        ]
+                    )
+                ),
+                tuple(frozenset(o.departments) for o in rs.sector_overrides if o.departments),
+                tuple(o.min_fine_wan for o in rs.sector_overrides if o.min_fine_wan is not None),
+            )
+            for rs_id, rs in rules.rule_sets.items()
+        }
+        self.ndrc[None] = ((), (), ())  # no rule set covers the date: evaluate says so
+        self.selections: dict[Any, tuple[str | None, bool]] = {}
+        self.fines: dict[tuple[Any, tuple[Decimal, ...]], tuple[bool, ...]] = {}
+        p = positions
+        self.fields = itemgetter(
+            p["decision_date"],
+            p["publication_date"],
+            p["publish_until"],
+            p["department_code"],
+            p["penalty_types"],
+            p["severity_given"],
+            p["authority"],
+            p["penalty_content"],
+            p["fine_amount_wan"],
+        )
+        self.text_at = tuple(p[name] for name in rules.sector_match_fields)
+
+    def __call__(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        decided, published, until, department, types, given, authority, content, fine = self.fields(
+            row
+        )
+        selection = self.selections.get(decided)
+        if selection is None:
+            selection = self.selections[decided] = self._selection(decided)
+        rule_set, market_in_force = selection
+        market_department = department in self.market_departments
+        market = market_in_force and (market_department or self.engine.market_authority(authority))
+        if given is not None and given.strip():
+            severity: Any = given
+        else:
+            text = content or ""
+            severity = tuple([p.search(text) is not None for p in self.content])
+        texts: Any = None
+        departments: Any = None
+        if market:
+            thresholds = self.market_thresholds
+        else:
+            words, department_sets, thresholds = self.ndrc[rule_set]
+            if words:
+                sector = "\n".join([row[i] or "" for i in self.text_at])
+                texts = tuple([w in sector for w in words])
+            if department_sets:
+                departments = tuple([department in d for d in department_sets])
+        fines = self._fine(fine, thresholds) if thresholds else None
+        return (
+            decided,
+            published,
+            until,
+            market_department,
+            market,
+            types,
+            severity,
+            texts,
+            departments,
+            fines,
+        )
+
+    def _selection(self, decided: Any) -> tuple[str | None, bool]:
+        """(the NDRC rule set of the selection date, whether 45号令 is in force on it)."""
+        day = self.today if self.by_today else self.to_date(decided)
+        if day is None:
+            return None, False
+        rule_set = next((i for i, rs in self.engine.ndrc if rs.covers(day)), None)
+        return rule_set, self.mr_from is None or day >= self.mr_from
+
+    def _fine(self, fine: Any, thresholds: tuple[Decimal, ...]) -> tuple[bool, ...]:
+        """The fine against each threshold: at least it (sector overrides), or, for the
+        market threshold, at most it — both kept, a key only has to tell fines apart."""
+        found = self.fines.get((fine, thresholds))
+        if found is None:
+            if len(self.fines) >= _FINES_MEMO:
+                self.fines.clear()  # every fine may differ: keep the memo bounded
+            amount = self.to_decimal(fine)
+            found = self.fines[(fine, thresholds)] = tuple(
+                x
+                for t in thresholds
+                for x in (amount is not None and amount >= t, amount is not None and amount <= t)
+            )
+        return found
+
+
+_FINES_MEMO = 100_000
+
+
+_NdrcTests = tuple[tuple[str, ...], tuple[frozenset[str], ...], tuple[Decimal, ...]]
+"""Per NDRC rule set: the words looked for in the sector text (special-serious areas and
+sector-override keywords), each override's departments (those that name some), and the
+overrides' fine thresholds."""
 
 
 _DEFAULT_RULES = RulesConfig()
