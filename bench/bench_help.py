@@ -8,7 +8,8 @@ median of `--rows` runs (after one warm-up) is reported, with min and max.
 
     .venv/bin/python bench/bench_help.py --rows 20
 
-On this machine `farm-bench -n 20 -- .venv/bin/credit-repair --help` gives the same figure.
+Timed from outside as a whole process (20 runs of `.venv/bin/credit-repair --help`, e.g. with
+`/usr/bin/time -v`), the figure is the same.
 """
 
 from __future__ import annotations
