@@ -23,10 +23,13 @@ would vanish more than `sync.max_vanish_share` of the current records, unless fo
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import attrgetter, itemgetter
 from string import hexdigits
 from typing import Any
 
@@ -68,9 +71,10 @@ from pipeline.db.models import (
 from pipeline.domain.routing import Router
 from pipeline.errors import DatabaseFailure, InputError
 from pipeline.logs import get_logger
+from pipeline.sync.columns import ColumnPlan, Columns
 from pipeline.sync.normalize import DateOrder
 from pipeline.sync.rows import Issue, Kind, RawDigest, RowValidator, raw_fingerprint
-from pipeline.sync.sources.base import Snapshot
+from pipeline.sync.sources.base import RawRow, Snapshot
 from pipeline.sync.sources.fields import build_mapping
 
 log = get_logger("sync")
@@ -85,6 +89,9 @@ _NEW_VALUES = ("decision_no", *SNAPSHOT_FIELDS, "content_hash", "raw_hash")
 a re-export may write otherwise under the same key; not in the content hash)."""
 _HISTORY_FIELDS = ("decision_no", *SNAPSHOT_FIELDS)
 """What a record's history keeps the old values of."""
+_ROW_NO = attrgetter("row_no")
+_VALUES = attrgetter("values")
+_PROBLEM = attrgetter("problem")
 
 
 @dataclass
@@ -200,6 +207,11 @@ def _plain(type_: Any) -> Any:
     )
 
 
+_STAGED = tuple(c.name for c in _staging_table().c if c.name != "record_id")
+"""The staging columns a row fills (`record_id` is linked later); but `row_no`, the
+columns of `records` an added row takes from its row."""
+
+
 def sync_snapshot(
     engine: Engine, config: Config, request: SyncRequest, progress: Progress | None = None
 ) -> SyncResult:
@@ -296,50 +308,106 @@ def _fail_run(engine: Engine, request: SyncRequest, exc: BaseException) -> None:
         log.error("sync.failure_not_recorded", error=type(error).__name__, cause=reason)
 
 
-class _StagingWriter:
-    """Bulk insert into the staging table: COPY on PostgreSQL (psycopg), the driver's
-    executemany on SQLite; SQLAlchemy's executemany on anything else.
+class _BulkWriter:
+    """Bulk insert into one table: COPY on PostgreSQL (psycopg), the driver's executemany
+    on SQLite; SQLAlchemy's executemany on anything else.
 
-    Stores exactly what `conn.execute(staging.insert(), rows)` would (the columns' own
-    bind processors convert dates, decimals and JSON), without its per-row overhead.
+    Stores exactly what `conn.execute(table.insert(), rows)` would (the columns' own bind
+    processors convert dates, decimals and JSON), without its per-row overhead. Rows are
+    built from dicts (`rows_of_dicts`) or from whole columns (`rows_of_columns`, as
+    `ColumnPlan` gives them: processed a column at a time); `constants` are columns with
+    one value for every row.
     """
 
-    def __init__(self, conn: Connection, staging: Table, names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        table: Table,
+        names: Sequence[str],
+        constants: dict[str, Any] | None = None,
+    ) -> None:
         self.conn = conn
-        self.staging = staging
-        columns = [staging.c[n] for n in names]
+        self.table = table
+        constants = constants or {}
+        self.names = [*names, *constants]
         self.row = itemgetter(*names)
         dialect = conn.dialect
-        self.processors = [
-            (i, p)
-            for i, c in enumerate(columns)
-            if (p := c.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-        ]
-        self.columns = columns
-        quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
-        table = dialect.identifier_preparer.format_table(staging)
+        quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in self.names)
+        target = dialect.identifier_preparer.format_table(table)
         self.mode = "orm"
         if dialect.name == "postgresql" and dialect.driver == "psycopg":
             self.mode = "copy"
-            self.sql = f"COPY {table} ({quoted}) FROM STDIN"
+            self.sql = f"COPY {target} ({quoted}) FROM STDIN"
         elif dialect.name == "sqlite" and dialect.paramstyle == "qmark":
             self.mode = "executemany"
-            self.sql = f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * len(names))})"
+            marks = ", ".join("?" * len(self.names))
+            self.sql = f"INSERT INTO {target} ({quoted}) VALUES ({marks})"
+        # the orm mode hands SQLAlchemy values as they are: it processes them itself
+        self.processors: dict[str, Callable[[Any], Any]] = {}
+        if self.mode != "orm":
+            for name in self.names:
+                column_type = table.c[name].type.dialect_impl(dialect)
+                process = column_type.bind_processor(dialect)
+                if process is not None:
+                    self.processors[name] = process
+        self.constants = {
+            k: self.processors[k](v) if k in self.processors else v for k, v in constants.items()
+        }
+        self.memoised = {n for n in self.processors if isinstance(table.c[n].type, Date)}
+        """Processed once per distinct value (a date is its text whatever the row)."""
+        self.processed_row = [
+            (i, self.processors[n]) for i, n in enumerate(names) if n in self.processors
+        ]
+
+    def rows_of_dicts(self, batch: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
+        get, extra = self.row, tuple(self.constants.values())
+        rows: list[Sequence[Any]] = []
+        for values in batch:
+            row = list(get(values))
+            for i, process in self.processed_row:
+                row[i] = process(row[i])
+            rows.append((*row, *extra))
+        return rows
+
+    def rows_of_columns(self, columns: Mapping[str, Sequence[Any]]) -> list[Sequence[Any]]:
+        """Rows of these columns (all of equal length), in the table's column order."""
+        parts: list[Any] = []
+        for name in self.names:
+            if name in self.constants:
+                parts.append(repeat(self.constants[name]))
+                continue
+            column = columns[name]
+            process = self.processors.get(name)
+            if process is not None:
+                column = self._processed(name, process, column)
+            parts.append(column)
+        return list(zip(*parts, strict=False))  # the constants repeat
+
+    def _processed(
+        self, name: str, process: Callable[[Any], Any], column: Sequence[Any]
+    ) -> Sequence[Any]:
+        if name not in self.memoised:
+            return list(map(process, column))
+        memo: dict[Any, Any] = {}
+        try:
+            for value in set(column):
+                memo[value] = process(value)
+        except TypeError:  # unhashable
+            return list(map(process, column))
+        return list(map(memo.__getitem__, column))
 
     def write(self, batch: list[dict[str, Any]]) -> None:
-        if self.mode == "orm":
-            self.conn.execute(self.staging.insert(), batch)
-            return
-        self.write_rows(self._rows(batch))
+        self.write_rows(self.rows_of_dicts(batch))
 
     def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Rows as tuples in column order, already as the driver takes them."""
-        if self.mode == "orm":
-            names = [c.name for c in self.columns]
-            self.conn.execute(
-                self.staging.insert(), [dict(zip(names, r, strict=True)) for r in rows]
-            )
+        """Rows as tuples in column order, as `rows_of_dicts` or `rows_of_columns` make them."""
+        if not rows:
             return
+        if self.mode == "orm":
+            names = self.names
+            self.conn.execute(self.table.insert(), [dict(zip(names, r, strict=True)) for r in rows])
+            return
+        dbapi_error = self.conn.dialect.loaded_dbapi.Error
         cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             if self.mode == "copy":
@@ -348,20 +416,10 @@ class _StagingWriter:
                         copy.write_row(row)
             else:
                 cursor.executemany(self.sql, rows)
+        except dbapi_error as exc:  # as SQLAlchemy would raise it (`DBAPIError`, its cause)
+            raise DBAPIError.instance(self.sql, None, exc, dbapi_error) from exc
         finally:
             cursor.close()
-
-    def _rows(self, batch: list[dict[str, Any]]) -> list[Any]:
-        get = self.row
-        if not self.processors:
-            return [get(values) for values in batch]
-        rows = []
-        for values in batch:
-            row = list(get(values))
-            for i, process in self.processors:
-                row[i] = process(row[i])
-            rows.append(row)
-        return rows
 
 
 class _Sync:
@@ -388,19 +446,21 @@ class _Sync:
             "sync_gone", MetaData(), Column("id", Integer, primary_key=True), prefixes=["TEMPORARY"]
         )
         """The records that vanish (found by `_count`)."""
-        self.writer = _StagingWriter(
-            conn, self.staging, [c.name for c in self.staging.c if c.name != "record_id"]
-        )  # record_id: linked later
-        self.key_writer = _StagingWriter(conn, self.keys, [c.name for c in self.keys.c])
-        self.invalid_writer = _StagingWriter(
+        self.writer = _BulkWriter(conn, self.staging, _STAGED)
+        self.key_writer = _BulkWriter(conn, self.keys, [c.name for c in self.keys.c])
+        self.invalid_writer = _BulkWriter(
             conn, self.invalid, ["row_no", "authority", "decision_key"]
         )
+        self.direct = False
+        """A first load (no record of this kind yet): rows go straight into `records`."""
         self.today = request.now.date()
         self._validated = 0
         """Rows staged in full (in `staging`); the others are in `keys`."""
         self._known = 0
         self._duplicates: list[tuple[int, str, str]] = []
         """(row, authority, decision key) of validated rows repeating a validated row's key."""
+        self._seen: dict[int, int] = {}
+        """hash((authority, decision key)) of each validated row staged → its row number."""
 
     # ------------------------------------------------------------------ stage
     def run(self, validator: RowValidator, digest: RawDigest) -> None:
@@ -410,10 +470,18 @@ class _Sync:
             table.drop(self.conn, checkfirst=True)
             table.create(self.conn)
         try:
-            self._stage(validator, digest, self._unchanged_digests())
-            self._link()
-            self._resolve_duplicates()
-            self._count()
+            self.direct = self._first_load()
+            if self.direct:
+                self.writer = _BulkWriter(self.conn, records, _STAGED[1:], self._added_constants())
+            with _fewer_collections():
+                self._stage(validator, digest, self._unchanged_digests())
+            if self.direct:
+                self._resolve_duplicates()
+                self._count_first_load()
+            else:
+                self._link()
+                self._resolve_duplicates()
+                self._count()
             self._guard()
             if not self.result.refused:
                 self._apply()
@@ -468,62 +536,122 @@ class _Sync:
                         known[fromhex(raw_hash)] = record_id
         return known
 
+    def _first_load(self) -> bool:
+        """No record of this kind at all (any source, vanished or not): every valid row is
+        added, nothing links, changes or vanishes. The rows then go straight into
+        `records`, in row order, instead of through the staging table."""
+        r = records.c
+        found = self.conn.execute(select(r.id).where(r.kind == self.request.kind).limit(1))
+        return found.first() is None
+
     def _stage(self, validator: RowValidator, digest: RawDigest, known: dict[bytes, int]) -> None:
         """Validate and stage every row, except rows `known` unchanged: only their record.
 
+        Batch by batch: the rows' fingerprints at once (`RawDigest.many`), the known ones
+        set aside, the others validated column by column (`ColumnPlan`, which defers the
+        rows it cannot vouch for to `RowValidator.validate`).
+
         A known row is not even keyed: its record is its key. Two rows with one key are
-        found here when both were validated (`seen`), or by `_resolve_duplicates` when
+        found here when both were validated (`_seen`), or by `_resolve_duplicates` when
         one is known (as they then share the record). A second row with the cells of a
         known one no longer finds them (`pop`): it is validated, as a duplicate.
         """
-        seen: set[int] = set()
-        batch: list[dict[str, Any]] = []
+        plan = ColumnPlan(validator)
         keys: list[tuple[int, int]] = []
         issues: list[Issue] = []
         invalid: list[tuple[int, str, str]] = []
-        find, result, progress = known.pop, self.result, self.progress
-        for raw in self.request.snapshot:
-            result.rows_read += 1
-            if progress and result.rows_read % 10_000 == 0:
+        result, progress = self.result, self.progress
+        for rows in self.request.snapshot.batches(self.batch_size):
+            before = result.rows_read
+            result.rows_read += len(rows)
+            if progress and result.rows_read // 10_000 > before // 10_000:
                 progress(result.rows_read)
-            fingerprint = b""
-            if raw.problem is None:
-                fingerprint = digest(raw.values)
-                record_id = find(fingerprint, None)
-                if record_id is not None:
-                    keys.append((record_id, raw.row_no))
-                    if len(keys) >= self.batch_size:
-                        self._write_keys(keys)
-                    continue
-            outcome = validator.validate(raw)
+            digests = _digests(digest, rows)
+            if known:
+                rows, digests = _set_known_aside(rows, digests, known, keys)
+            validated = plan.run(rows)
+            valid = self._outcomes(validated, digests, issues, invalid)
+            self._write_valid(validated, digests, valid)
+            if len(keys) >= self.batch_size:
+                self._write_keys(keys)
+            if len(invalid) >= self.batch_size:
+                self._write_invalid(invalid)
+            if issues:
+                self._quarantine(issues)
+                issues.clear()
+        known.clear()  # memory, for the steps below
+        self._write_keys(keys)
+        self._write_invalid(invalid)
+
+    def _outcomes(
+        self,
+        validated: Columns,
+        digests: list[bytes],
+        issues: list[Issue],
+        invalid: list[tuple[int, str, str]],
+    ) -> list[dict[str, Any]]:
+        """Count and collect what the rows validated one by one (or set aside) gave; their
+        valid rows' values, with their fingerprint."""
+        result = self.result
+        valid = []
+        for position, outcome in validated.outcomes:
             issues.extend(outcome.issues)
-            values = outcome.values
             if outcome.identity is not None:
                 _count(result.identity_codes, outcome.identity)
+            values = outcome.values
             if values is None:
                 result.out_of_scope += outcome.out_of_scope
                 if outcome.scope_reason is not None:
                     _count(result.out_of_scope_reasons, outcome.scope_reason)
-                if outcome.key is not None and outcome.rejected:
+                if outcome.key is not None and outcome.rejected and not self.direct:
                     invalid.append((outcome.row_no, *outcome.key))
-                    if len(invalid) >= self.batch_size:
-                        self._write_invalid(invalid)
                 continue
-            key = hash((values["authority"], values["decision_key"]))
+            values["raw_hash"] = digests[position].hex()  # a valid row has no problem: set
+            valid.append(values)
+        return valid
+
+    def _write_valid(
+        self, validated: Columns, digests: list[bytes], valid: list[dict[str, Any]]
+    ) -> None:
+        """Stage (or, on a first load, insert) the valid rows of a batch in row order,
+        but a row repeating the key of one before it (`_duplicates`)."""
+        writer = self.writer
+        row_nos: list[int] = []
+        rows: list[Sequence[Any]] = []
+        if validated.accepted:
+            columns = dict(validated.values)
+            hexes = map(bytes.hex, map(digests.__getitem__, validated.accepted))
+            columns["raw_hash"] = list(hexes)
+            row_nos = list(columns["row_no"])
+            rows = writer.rows_of_columns(columns)
+        if valid:
+            row_nos += [values["row_no"] for values in valid]
+            rows += writer.rows_of_dicts(valid)
+            order = sorted(range(len(rows)), key=row_nos.__getitem__)
+            row_nos = [row_nos[i] for i in order]
+            rows = [rows[i] for i in order]
+        rows = self._unique(row_nos, rows)
+        self._validated += len(rows)
+        writer.write_rows(rows)
+
+    def _unique(self, row_nos: list[int], rows: list[Sequence[Any]]) -> list[Sequence[Any]]:
+        """The rows whose (authority, decision key) no row before them had (`_seen`)."""
+        key_of = itemgetter(
+            self.writer.names.index("authority"), self.writer.names.index("decision_key")
+        )
+        hashes = list(map(hash, map(key_of, rows)))
+        seen = self._seen
+        if seen.keys().isdisjoint(hashes) and len(set(hashes)) == len(hashes):
+            seen.update(zip(hashes, row_nos, strict=True))
+            return rows
+        unique = []
+        for row_no, row, key in zip(row_nos, rows, hashes, strict=True):
             if key in seen:
-                self._duplicates.append(
-                    (outcome.row_no, values["authority"], values["decision_key"])
-                )
+                self._duplicates.append((row_no, *key_of(row)))
                 continue
-            seen.add(key)
-            values["raw_hash"] = fingerprint.hex()  # a valid row has no problem: set
-            batch.append(values)
-            if len(batch) >= self.batch_size:
-                self._flush(batch, issues)
-        known.clear()  # memory, for the steps below
-        self._write_keys(keys)
-        self._write_invalid(invalid)
-        self._flush(batch, issues)
+            seen[key] = row_no
+            unique.append(row)
+        return unique
 
     def _write_keys(self, keys: list[tuple[int, int]]) -> None:
         if keys:
@@ -536,11 +664,7 @@ class _Sync:
             self.invalid_writer.write_rows(rows)
             rows.clear()
 
-    def _flush(self, batch: list[dict[str, Any]], issues: list[Issue]) -> None:
-        if batch:
-            self._validated += len(batch)
-            self.writer.write(batch)
-            batch.clear()
+    def _flush(self, issues: list[Issue]) -> None:
         if issues:
             self._quarantine(issues)
             issues.clear()
@@ -570,6 +694,14 @@ class _Sync:
         Validated rows repeating a validated row's key were set aside by `_stage`; a
         validated row and a known row with one key share a record: the later one goes.
         """
+        if self.direct:  # nothing known, nothing staged: the first rows are in `_seen`
+            self._flush(
+                [
+                    _duplicate(row_no, self._seen[hash((authority, key))], authority, key)
+                    for row_no, authority, key in sorted(self._duplicates)
+                ]
+            )
+            return
         s, k, r = self.staging.c, self.keys.c, records.c
         pairs = self.conn.execute(
             select(s.row_no, k.row_no, s.authority, s.decision_key, s.record_id).join_from(
@@ -600,13 +732,7 @@ class _Sync:
                 ),
             ]
             first = min(n for n in (self.conn.execute(q).scalar() for q in firsts) if n is not None)
-            issues.append(
-                Issue(
-                    row_no,
-                    "decision_no",
-                    f"duplicate of row {first} ({authority} {decision_no}); the first occurrence wins",
-                )
-            )
+            issues.append(_duplicate(row_no, first, authority, decision_no))
         for full, known, _, _, record_id in pairs:  # after the messages: they need the firsts
             if full > known:
                 self.conn.execute(self.staging.delete().where(s.row_no == full))
@@ -614,7 +740,7 @@ class _Sync:
             else:
                 self.conn.execute(self.keys.delete().where(k.record_id == record_id))
                 self._known -= 1
-        self._flush([], issues)
+        self._flush(issues)
 
     # ------------------------------------------------------------------- diff
     def _link(self) -> None:
@@ -716,6 +842,12 @@ class _Sync:
         )
         self._staged = staged
 
+    def _count_first_load(self) -> None:
+        """`_count` when there was no record of this kind: every staged row was added."""
+        self.result.added = self._staged = self._validated
+        self.result.updated = self.result.unchanged = self.result.vanished = 0
+        self.result.invalid_kept = self._current_count = 0
+
     def _scalar(self, query: Any) -> int:
         return int(self.conn.execute(query).scalar_one())
 
@@ -741,6 +873,9 @@ class _Sync:
 
     # ------------------------------------------------------------------ apply
     def _apply(self) -> None:
+        if self.direct:  # inserted while staging; nothing else changes
+            self._history_of_added()
+            return
         # Vanished first: records added below have no staging link and would look vanished.
         self._mark_vanished()
         self._apply_updates()
@@ -796,17 +931,10 @@ class _Sync:
                 update(records).values(raw_hash=new).where(exists().where(self._stale()))
             )
 
-    def _insert_added(self) -> None:
-        s, sid = self.staging.c, self.result.sync_id
-        names = [
-            "authority",
-            "decision_no",
-            "decision_key",
-            *SNAPSHOT_FIELDS,
-            "content_hash",
-            "raw_hash",
-        ]
-        consts = {
+    def _added_constants(self) -> dict[str, Any]:
+        """The columns of an added record that do not come from its row."""
+        sid = self.result.sync_id
+        return {
             "kind": self.request.kind,
             "source": self.request.source,
             "first_sync_id": sid,
@@ -817,12 +945,20 @@ class _Sync:
             "green_channel": False,
             "market_regulation": False,
         }
+
+    def _insert_added(self) -> None:
+        s = self.staging.c
+        names = _STAGED[1:]
+        consts = self._added_constants()
         cols = [s[n] for n in names] + [
             literal(v, records.c[k].type).label(k) for k, v in consts.items()
         ]
         query = select(*cols).where(s.record_id.is_(None)).order_by(s.row_no)
         self.conn.execute(insert(records).from_select([*names, *consts], query))
-        r = records.c
+        self._history_of_added()
+
+    def _history_of_added(self) -> None:
+        r, sid = records.c, self.result.sync_id
         history = select(r.id, literal(sid), literal("added"), literal(self.today, Date())).where(
             r.first_sync_id == sid
         )
@@ -928,6 +1064,53 @@ class _Sync:
         self.conn.execute(
             update(table_of(SyncRun)).where(table_of(SyncRun).c.id == res.sync_id), values
         )
+
+
+def _duplicate(row_no: int, first: int, authority: str, key: str) -> Issue:
+    return Issue(
+        row_no,
+        "decision_no",
+        f"duplicate of row {first} ({authority} {key}); the first occurrence wins",
+    )
+
+
+def _digests(digest: RawDigest, rows: list[RawRow]) -> list[bytes]:
+    """Each row's raw fingerprint; b"" for a row that does not fit the header (never known)."""
+    digests = digest.many(list(map(_VALUES, rows)))
+    if any(map(_PROBLEM, rows)):
+        digests = [b"" if r.problem is not None else d for r, d in zip(rows, digests, strict=True)]
+    return digests
+
+
+def _set_known_aside(
+    rows: list[RawRow],
+    digests: list[bytes],
+    known: dict[bytes, int],
+    keys: list[tuple[int, int]],
+) -> tuple[list[RawRow], list[bytes]]:
+    """The rows (and fingerprints) not known unchanged; a known row's (record, row) goes to
+    `keys`. `known.pop`, in row order: a second row with the same cells is not known."""
+    found: list[Any] = list(map(known.pop, digests, repeat(None)))
+    if found.count(None) == len(found):
+        return rows, digests
+    hit = [f is not None for f in found]
+    keys += zip(compress(found, hit), compress(map(_ROW_NO, rows), hit), strict=True)
+    miss = [not h for h in hit]
+    return list(compress(rows, miss)), list(compress(digests, miss))
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """A bulk load makes millions of short-lived lists and tuples: at the default
+    threshold (700 new objects) the cyclic collector runs thousands of times and, with
+    the heap a large sync holds, costs as much as the work. Rarer for the load, then as
+    it was."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], 50_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
 
 
 def _count(counts: dict[str, int], key: str) -> None:

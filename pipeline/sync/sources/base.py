@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from types import TracebackType
 
 from pipeline.errors import InputError, SourceError
@@ -39,6 +40,11 @@ class Snapshot:
 
     def __next__(self) -> RawRow:
         return next(self._rows)
+
+    def batches(self, size: int) -> Iterator[list[RawRow]]:
+        """The rows (the rest of them) in lists of up to `size`."""
+        while batch := list(islice(self._rows, size)):
+            yield batch
 
     def on_close(self, cleanup: Callable[[], None]) -> None:
         self._cleanups.append(cleanup)
