@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import compress, repeat
-from operator import attrgetter, itemgetter, methodcaller
+from operator import attrgetter, is_, is_not, itemgetter, methodcaller
 from typing import Any, cast
 
 from pipeline.db.models import SNAPSHOT_FIELDS
@@ -209,6 +209,8 @@ class _Work:
         self.cells = cells
         """The raw columns, one per header column."""
         self.values: dict[str, Sequence[Any]] = {}
+        self.constants: dict[str, Any] = {}
+        """Fields with one value in every row (absent from the file): not in `values`."""
         self.pending: set[int] = set()
         """Indexes (into the current columns) of rows to take out at the next `flush`."""
         self.deferred: list[int] = []
@@ -218,6 +220,19 @@ class _Work:
 
     def __len__(self) -> int:
         return len(self.positions)
+
+    def assign(self, name: str, column: Sequence[Any]) -> None:
+        self.constants.pop(name, None)
+        self.values[name] = column
+
+    def column(self, name: str) -> Sequence[Any]:
+        if name in self.constants:
+            return [self.constants[name]] * len(self.positions)
+        return self.values[name]
+
+    def keep_cells(self, indexes: set[int]) -> None:
+        """Forget the raw columns no later step reads (`flush` need not filter them)."""
+        self.cells = [c if i in indexes else () for i, c in enumerate(self.cells)]
 
     def defer(self, rows: Sequence[int]) -> None:
         """Validate these rows one by one (unless already taken out by an earlier step)."""
@@ -237,7 +252,7 @@ class _Work:
         gone = self.pending
         keep = [i not in gone for i in range(len(self.positions))]
         self.positions = list(compress(self.positions, keep))
-        self.cells = [list(compress(c, keep)) for c in self.cells]
+        self.cells = [list(compress(c, keep)) if c else c for c in self.cells]
         self.values = {k: list(compress(v, keep)) for k, v in self.values.items()}
         self.pending = set()
 
@@ -260,6 +275,12 @@ class ColumnPlan:
         ]
         self.other = [(n, i, convert, _fits(n)) for n, i, convert in fast.other]
         self.routes = _RouteMemo(validator)
+        self.cells_read_later = {
+            *([] if fast.uscc is None else [fast.uscc]),
+            *validator._amount_columns,
+            *(i for i, _ in fast.extras),
+        }
+        """The raw columns read after the conversions: USCC, amounts, raw extras."""
         self.derived: dict[tuple[object, ...], tuple[Any, Any]] = {}
         self.reprs = {name: _ReprMemo() for name in SNAPSHOT_FIELDS}
         self.checked_lengths = [
@@ -302,6 +323,8 @@ class ColumnPlan:
         ):
             for step in steps:
                 step(work)
+            if step == self._required:
+                work.keep_cells(self.cells_read_later)
             work.flush()
             if not work:
                 return
@@ -310,7 +333,7 @@ class ColumnPlan:
     def _outcome(self, rows: Sequence[RawRow], work: _Work) -> Columns:
         out = Columns(accepted=work.positions)
         if work.positions:
-            out.values = {name: work.values[name] for name in OUTPUT_FIELDS}
+            out.values = {name: work.column(name) for name in OUTPUT_FIELDS}
         validate = self.validator.validate
         outcomes = [(p, validate(rows[p])) for p in work.deferred]
         outcomes += [
@@ -327,8 +350,7 @@ class ColumnPlan:
             texts, bad = _clean_texts(work.cells[index])
             work.values[name] = texts
             work.defer(bad)
-        for name, value in self.absent.items():
-            work.values[name] = [value] * len(work)
+        work.constants.update(self.absent)
 
     def _memos(self, work: _Work) -> None:
         """Dates, amounts, codes, authorities, penalty types: converted once per text."""
@@ -360,7 +382,7 @@ class ColumnPlan:
     def _required(self, work: _Work) -> None:
         """`_REQUIRED` all given (as `_FastPlan.values`)."""
         for name in _REQUIRED:
-            column = work.values[name]
+            column = work.column(name)
             if not all(column):  # None: empty text is None, never ""; dates are true
                 work.defer([i for i, v in enumerate(column) if v is None])
 
@@ -421,12 +443,12 @@ class ColumnPlan:
     def _amounts(self, work: _Work) -> None:
         """`RowValidator._derive_amounts` for the rows that need it (no fine; or no
         confiscation and 没收 mentioned), remembered by what it reads."""
-        fines = list(work.values["fine_amount"])
-        confiscations = list(work.values["confiscated_amount"])
-        contents = work.values["penalty_content"]
+        fines = list(work.column("fine_amount"))
+        confiscations = list(work.column("confiscated_amount"))
+        contents = work.column("penalty_content")
         columns = [work.cells[i] for i in self.validator._amount_columns]
-        rows = {i for i, f in enumerate(fines) if f is None} if None in fines else set()
-        if None in confiscations:
+        rows = {i for i, f in enumerate(fines) if f is None} if has_none(fines) else set()
+        if has_none(confiscations):
             rows.update(i for i in _mentions(contents, columns) if confiscations[i] is None)
         if not rows:
             return
@@ -438,7 +460,8 @@ class ColumnPlan:
             fines[i], confiscations[i] = fine, confiscated
             if not (fits_fine(fine) and fits_confiscated(confiscated)):
                 bad.append(i)
-        work.values["fine_amount"], work.values["confiscated_amount"] = fines, confiscations
+        work.assign("fine_amount", fines)
+        work.assign("confiscated_amount", confiscations)
         work.defer(bad)
 
     def _derived(self, fine: Any, confiscated: Any, content: Any, raw: list[object]) -> Any:
@@ -468,7 +491,10 @@ class ColumnPlan:
         reason, as `_finish_values` does; a route note too long for its column defers."""
         values = work.values
         keys = zip(
-            map(_AREA, values["uscc"]), values["authority"], values["authority_uscc"], strict=True
+            map(_AREA, values["uscc"]),
+            values["authority"],
+            work.column("authority_uscc"),
+            strict=True,
         )
         values["route"] = list(map(self.routes.__getitem__, keys))
         reasons = list(map(itemgetter(1), values["route"]))
@@ -478,8 +504,11 @@ class ColumnPlan:
         routes = list(map(itemgetter(0), work.values.pop("route")))
         work.values["department_code"] = list(map(attrgetter("department_code"), routes))
         work.values["route_note"] = list(map(attrgetter("note"), routes))
-        work.values["severity_given"] = work.values["severity"]
-        work.values["uscc_warning"] = [None] * len(work)
+        if "severity" in work.constants:
+            work.constants["severity_given"] = work.constants["severity"]
+        else:
+            work.values["severity_given"] = work.values["severity"]
+        work.constants["uscc_warning"] = None
 
     def _raw(self, work: _Work) -> None:
         """Unmapped columns as the record's `raw` extras (as `_FastPlan.raw`), checked as
@@ -491,7 +520,7 @@ class ColumnPlan:
             if work.cells[i].count(None) + work.cells[i].count("") != count
         ]
         if not filled:
-            work.values["raw"] = [None] * count
+            work.constants["raw"] = None
             return
         raws: list[dict[str, Any] | None] = [None] * count
         bad = []
@@ -514,6 +543,8 @@ class ColumnPlan:
     def _lengths(self, work: _Work) -> None:
         """Texts within their column's length (`column_issues`), those not checked yet."""
         for name, limit in self.checked_lengths:
+            if name in work.constants:
+                continue
             column = work.values[name]
             if max(map(len, filter(None, column)), default=0) > limit:
                 work.defer([i for i, v in enumerate(column) if v is not None and len(v) > limit])
@@ -523,25 +554,24 @@ class ColumnPlan:
         one `"".join` of its cells between constant pieces (the quotes of a column of
         plain texts, the reprs of a column that is None throughout), then md5."""
         values = work.values
-        count = len(work)
         pieces: list[Any] = []
         constant = ""
         for i, name in enumerate(SNAPSHOT_FIELDS):
             constant += "\x1f" if i else ""
-            column = values[name]
-            if name in self.absent or name == "uscc_warning":
-                constant += "None"
+            if name in work.constants:
+                constant += repr(work.constants[name])
                 continue
+            column = values[name]
             if name == "uscc" or (name in _TEXT_FIELDS and _plain_texts(column)):
                 pieces += [repeat(constant + "'"), column]
                 constant = "'"
                 continue
+            if all_none(column):
+                constant += "None"
+                continue
             if name in _TEXT_FIELDS:
                 reprs: Sequence[str] = _reprs_of_texts(column)
             elif name == "raw" or name in _BOUNDS:  # dicts; Decimals: 0.2 == 0.20
-                if column.count(None) == count:
-                    constant += "None"
-                    continue
                 reprs = list(map(repr, column))
             else:
                 reprs = list(map(self.reprs[name].__getitem__, column))
@@ -599,6 +629,17 @@ def _spaced_plainly(joined: str) -> bool:
         or joined.startswith(" ")
         or joined.endswith(" ")
     )
+
+
+def has_none(column: Sequence[Any]) -> bool:
+    """`None in column` by identity: `==` would ask each Decimal whether None is a number
+    (an ABC instance check), some 20 times slower."""
+    return any(map(is_, column, repeat(None)))
+
+
+def all_none(column: Sequence[Any]) -> bool:
+    """Every value is None (`any` stops at the first true value, the common answer)."""
+    return not any(column) and not any(map(is_not, column, repeat(None)))
 
 
 def _plain_texts(column: Sequence[Any]) -> bool:

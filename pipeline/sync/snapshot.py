@@ -26,7 +26,7 @@ import datetime as dt
 import gc
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import attrgetter, itemgetter
@@ -71,7 +71,7 @@ from pipeline.db.models import (
 from pipeline.domain.routing import Router
 from pipeline.errors import DatabaseFailure, InputError
 from pipeline.logs import get_logger
-from pipeline.sync.columns import ColumnPlan, Columns
+from pipeline.sync.columns import ColumnPlan, Columns, all_none
 from pipeline.sync.normalize import DateOrder
 from pipeline.sync.rows import Issue, Kind, RawDigest, RowValidator, raw_fingerprint
 from pipeline.sync.sources.base import RawRow, Snapshot
@@ -308,6 +308,55 @@ def _fail_run(engine: Engine, request: SyncRequest, exc: BaseException) -> None:
         log.error("sync.failure_not_recorded", error=type(error).__name__, cause=reason)
 
 
+class _Copies:
+    """The one COPY open on a PostgreSQL connection (psycopg), kept open across batches:
+    the server stores rows while the sync reads and validates the next ones, instead of
+    each waiting for the other.
+
+    Nothing else may run on the connection meanwhile (psycopg holds it for the COPY: a
+    statement would wait for ever): `close` before any other statement; `abort` when the
+    sync fails (the transaction is rolled back after).
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.sql: str | None = None
+        self.copy: Any = None
+        self.stack: ExitStack | None = None
+
+    def get(self, sql: str) -> Any:
+        """The open COPY for `sql` (another one is finished first)."""
+        if self.sql != sql:
+            self.close()
+            stack = ExitStack()
+            driver: Any = self.conn.connection.driver_connection
+            cursor = stack.enter_context(closing(driver.cursor()))
+            self.copy = stack.enter_context(cursor.copy(sql))
+            self.stack, self.sql = stack, sql
+        return self.copy
+
+    def close(self) -> None:
+        """Finish the open COPY, if any: the server's last errors surface here."""
+        if self.stack is None:
+            return
+        stack, sql = self.stack, self.sql
+        self.stack = self.copy = self.sql = None
+        dbapi_error = self.conn.dialect.loaded_dbapi.Error
+        try:
+            stack.close()
+        except dbapi_error as exc:  # as SQLAlchemy would raise it (`DBAPIError`, its cause)
+            raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
+
+    def abort(self, error: BaseException) -> None:
+        """End the open COPY without its rows, as the sync fails with `error`."""
+        if self.stack is None:
+            return
+        stack = self.stack
+        self.stack = self.copy = self.sql = None
+        with suppress(Exception):  # `error` is what the sync reports
+            stack.__exit__(type(error), error, error.__traceback__)
+
+
 class _BulkWriter:
     """Bulk insert into one table: COPY on PostgreSQL (psycopg), the driver's executemany
     on SQLite; SQLAlchemy's executemany on anything else.
@@ -315,33 +364,30 @@ class _BulkWriter:
     Stores exactly what `conn.execute(table.insert(), rows)` would (the columns' own bind
     processors convert dates, decimals and JSON), without its per-row overhead. Rows are
     built from dicts (`rows_of_dicts`) or from whole columns (`rows_of_columns`, as
-    `ColumnPlan` gives them: processed a column at a time); `constants` are columns with
-    one value for every row.
+    `ColumnPlan` gives them: processed a column at a time, and a column that is None in
+    every row left out of the statement: it is NULL anyway, and Python's sqlite3 pays
+    for each None it binds). `constants` are columns with one value for every row.
     """
 
     def __init__(
         self,
-        conn: Connection,
+        copies: _Copies,
         table: Table,
         names: Sequence[str],
         constants: dict[str, Any] | None = None,
     ) -> None:
-        self.conn = conn
+        self.copies = copies
+        self.conn = conn = copies.conn
         self.table = table
         constants = constants or {}
-        self.names = [*names, *constants]
+        self.names = (*names, *constants)
         self.row = itemgetter(*names)
         dialect = conn.dialect
-        quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in self.names)
-        target = dialect.identifier_preparer.format_table(table)
         self.mode = "orm"
         if dialect.name == "postgresql" and dialect.driver == "psycopg":
             self.mode = "copy"
-            self.sql = f"COPY {target} ({quoted}) FROM STDIN"
         elif dialect.name == "sqlite" and dialect.paramstyle == "qmark":
             self.mode = "executemany"
-            marks = ", ".join("?" * len(self.names))
-            self.sql = f"INSERT INTO {target} ({quoted}) VALUES ({marks})"
         # the orm mode hands SQLAlchemy values as they are: it processes them itself
         self.processors: dict[str, Callable[[Any], Any]] = {}
         if self.mode != "orm":
@@ -355,11 +401,33 @@ class _BulkWriter:
         }
         self.memoised = {n for n in self.processors if isinstance(table.c[n].type, Date)}
         """Processed once per distinct value (a date is its text whatever the row)."""
+        self.optional = {
+            n
+            for n in names
+            if table.c[n].default is None
+            and table.c[n].server_default is None
+            and (n not in self.processors or self.processors[n](None) is None)
+        }
+        """Columns a row may leave out when they are None (NULL either way)."""
         self.processed_row = [
             (i, self.processors[n]) for i, n in enumerate(names) if n in self.processors
         ]
+        self._sql: dict[tuple[str, ...], str] = {}
+
+    def sql(self, names: tuple[str, ...]) -> str:
+        if names not in self._sql:
+            preparer = self.conn.dialect.identifier_preparer
+            quoted = ", ".join(preparer.quote(n) for n in names)
+            target = preparer.format_table(self.table)
+            if self.mode == "copy":
+                self._sql[names] = f"COPY {target} ({quoted}) FROM STDIN"
+            else:
+                marks = ", ".join("?" * len(names))
+                self._sql[names] = f"INSERT INTO {target} ({quoted}) VALUES ({marks})"
+        return self._sql[names]
 
     def rows_of_dicts(self, batch: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
+        """Rows of all `names`, for `write_rows`."""
         get, extra = self.row, tuple(self.constants.values())
         rows: list[Sequence[Any]] = []
         for values in batch:
@@ -369,19 +437,26 @@ class _BulkWriter:
             rows.append((*row, *extra))
         return rows
 
-    def rows_of_columns(self, columns: Mapping[str, Sequence[Any]]) -> list[Sequence[Any]]:
-        """Rows of these columns (all of equal length), in the table's column order."""
+    def rows_of_columns(
+        self, columns: Mapping[str, Sequence[Any]]
+    ) -> tuple[tuple[str, ...], list[Sequence[Any]]]:
+        """(the columns written, the rows) of these columns (all of equal length)."""
+        names: list[str] = []
         parts: list[Any] = []
         for name in self.names:
             if name in self.constants:
+                names.append(name)
                 parts.append(repeat(self.constants[name]))
                 continue
             column = columns[name]
+            if self.mode == "executemany" and name in self.optional and all_none(column):
+                continue  # (a COPY takes None at no cost, and stays open with its columns)
             process = self.processors.get(name)
             if process is not None:
                 column = self._processed(name, process, column)
+            names.append(name)
             parts.append(column)
-        return list(zip(*parts, strict=False))  # the constants repeat
+        return tuple(names), list(zip(*parts, strict=False))  # the constants repeat
 
     def _processed(
         self, name: str, process: Callable[[Any], Any], column: Sequence[Any]
@@ -399,25 +474,33 @@ class _BulkWriter:
     def write(self, batch: list[dict[str, Any]]) -> None:
         self.write_rows(self.rows_of_dicts(batch))
 
-    def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Rows as tuples in column order, as `rows_of_dicts` or `rows_of_columns` make them."""
+    def write_rows(
+        self, rows: Sequence[Sequence[Any]], names: tuple[str, ...] | None = None
+    ) -> None:
+        """Rows of these columns (all `names` by default), as `rows_of_dicts` or
+        `rows_of_columns` make them."""
         if not rows:
             return
+        names = names or self.names
         if self.mode == "orm":
-            names = self.names
             self.conn.execute(self.table.insert(), [dict(zip(names, r, strict=True)) for r in rows])
             return
+        sql = self.sql(names)
         dbapi_error = self.conn.dialect.loaded_dbapi.Error
+        if self.mode == "copy":
+            try:
+                write = self.copies.get(sql).write_row
+                for row in rows:
+                    write(row)
+            except dbapi_error as exc:  # as SQLAlchemy would raise it (`DBAPIError`)
+                self.copies.abort(exc)
+                raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
+            return
         cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            if self.mode == "copy":
-                with cursor.copy(self.sql) as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            else:
-                cursor.executemany(self.sql, rows)
+            cursor.executemany(sql, rows)
         except dbapi_error as exc:  # as SQLAlchemy would raise it (`DBAPIError`, its cause)
-            raise DBAPIError.instance(self.sql, None, exc, dbapi_error) from exc
+            raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
         finally:
             cursor.close()
 
@@ -446,10 +529,11 @@ class _Sync:
             "sync_gone", MetaData(), Column("id", Integer, primary_key=True), prefixes=["TEMPORARY"]
         )
         """The records that vanish (found by `_count`)."""
-        self.writer = _BulkWriter(conn, self.staging, _STAGED)
-        self.key_writer = _BulkWriter(conn, self.keys, [c.name for c in self.keys.c])
+        self.copies = _Copies(conn)
+        self.writer = _BulkWriter(self.copies, self.staging, _STAGED)
+        self.key_writer = _BulkWriter(self.copies, self.keys, [c.name for c in self.keys.c])
         self.invalid_writer = _BulkWriter(
-            conn, self.invalid, ["row_no", "authority", "decision_key"]
+            self.copies, self.invalid, ["row_no", "authority", "decision_key"]
         )
         self.direct = False
         """A first load (no record of this kind yet): rows go straight into `records`."""
@@ -471,10 +555,20 @@ class _Sync:
             table.create(self.conn)
         try:
             self.direct = self._first_load()
+            rebuild = _nothing
             if self.direct:
-                self.writer = _BulkWriter(self.conn, records, _STAGED[1:], self._added_constants())
-            with _fewer_collections():
-                self._stage(validator, digest, self._unchanged_digests())
+                self.writer = _BulkWriter(
+                    self.copies, records, _STAGED[1:], self._added_constants()
+                )
+                rebuild = self._indexes_after_load()
+            try:
+                with _fewer_collections():
+                    self._stage(validator, digest, self._unchanged_digests())
+                self.copies.close()
+            except BaseException as exc:
+                self.copies.abort(exc)
+                raise
+            rebuild()
             if self.direct:
                 self._resolve_duplicates()
                 self._count_first_load()
@@ -543,6 +637,29 @@ class _Sync:
         r = records.c
         found = self.conn.execute(select(r.id).where(r.kind == self.request.kind).limit(1))
         return found.first() is None
+
+    def _indexes_after_load(self) -> Callable[[], None]:
+        """SQLite, a first load into an empty `records`: its secondary indexes are dropped
+        for the load and made again after it (one sort each instead of a B-tree insert per
+        row; some 15 % of the insert). In the sync's transaction: readers (WAL) still see
+        the schema as it was, and a failed sync rolls the drop back. (PostgreSQL would
+        lock the table against every reader for the load: not there.)"""
+        empty = self.conn.execute(select(records.c.id).limit(1)).first() is None
+        if self.conn.dialect.name != "sqlite" or not empty:
+            return _nothing
+        indexes = self.conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master "
+            "WHERE type = 'index' AND tbl_name = 'records' AND sql IS NOT NULL"
+        ).all()
+        quote = self.conn.dialect.identifier_preparer.quote
+        for name, _ in indexes:
+            self.conn.exec_driver_sql(f"DROP INDEX {quote(name)}")
+
+        def rebuild() -> None:
+            for _, sql in indexes:
+                self.conn.exec_driver_sql(sql)
+
+        return rebuild
 
     def _stage(self, validator: RowValidator, digest: RawDigest, known: dict[bytes, int]) -> None:
         """Validate and stage every row, except rows `known` unchanged: only their record.
@@ -615,30 +732,25 @@ class _Sync:
     ) -> None:
         """Stage (or, on a first load, insert) the valid rows of a batch in row order,
         but a row repeating the key of one before it (`_duplicates`)."""
-        writer = self.writer
-        row_nos: list[int] = []
-        rows: list[Sequence[Any]] = []
+        columns: dict[str, Sequence[Any]] = {}
         if validated.accepted:
             columns = dict(validated.values)
             hexes = map(bytes.hex, map(digests.__getitem__, validated.accepted))
             columns["raw_hash"] = list(hexes)
-            row_nos = list(columns["row_no"])
-            rows = writer.rows_of_columns(columns)
         if valid:
-            row_nos += [values["row_no"] for values in valid]
-            rows += writer.rows_of_dicts(valid)
-            order = sorted(range(len(rows)), key=row_nos.__getitem__)
-            row_nos = [row_nos[i] for i in order]
-            rows = [rows[i] for i in order]
-        rows = self._unique(row_nos, rows)
+            columns = _merged(columns, valid)
+        if not columns:
+            return
+        names, rows = self.writer.rows_of_columns(columns)
+        rows = self._unique(columns["row_no"], rows, names)
         self._validated += len(rows)
-        writer.write_rows(rows)
+        self.writer.write_rows(rows, names)
 
-    def _unique(self, row_nos: list[int], rows: list[Sequence[Any]]) -> list[Sequence[Any]]:
+    def _unique(
+        self, row_nos: Sequence[int], rows: list[Sequence[Any]], names: tuple[str, ...]
+    ) -> list[Sequence[Any]]:
         """The rows whose (authority, decision key) no row before them had (`_seen`)."""
-        key_of = itemgetter(
-            self.writer.names.index("authority"), self.writer.names.index("decision_key")
-        )
+        key_of = itemgetter(names.index("authority"), names.index("decision_key"))
         hashes = list(map(hash, map(key_of, rows)))
         seen = self._seen
         if seen.keys().isdisjoint(hashes) and len(set(hashes)) == len(hashes):
@@ -670,6 +782,7 @@ class _Sync:
             issues.clear()
 
     def _quarantine(self, issues: list[Issue]) -> None:
+        self.copies.close()  # a statement of its own
         rows = [
             {
                 "sync_id": self.result.sync_id,
@@ -1066,12 +1179,29 @@ class _Sync:
         )
 
 
+def _nothing() -> None:
+    pass
+
+
 def _duplicate(row_no: int, first: int, authority: str, key: str) -> Issue:
     return Issue(
         row_no,
         "decision_no",
         f"duplicate of row {first} ({authority} {key}); the first occurrence wins",
     )
+
+
+def _merged(
+    columns: Mapping[str, Sequence[Any]], valid: list[dict[str, Any]]
+) -> dict[str, Sequence[Any]]:
+    """The accepted rows' columns and the rows validated one by one, in row order."""
+    row_nos = [*columns.get("row_no", ()), *(values["row_no"] for values in valid)]
+    order = sorted(range(len(row_nos)), key=row_nos.__getitem__)
+    merged: dict[str, Sequence[Any]] = {}
+    for name in _STAGED:
+        values = [*columns.get(name, ()), *(v[name] for v in valid)]
+        merged[name] = [values[i] for i in order]
+    return merged
 
 
 def _digests(digest: RawDigest, rows: list[RawRow]) -> list[bytes]:
