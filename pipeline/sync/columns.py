@@ -236,13 +236,13 @@ class _Work:
 
     def defer(self, rows: Sequence[int]) -> None:
         """Validate these rows one by one (unless already taken out by an earlier step)."""
-        rows = [i for i in rows if i not in self.pending]
+        rows = sorted(set(rows).difference(self.pending))
         self.pending.update(rows)
         self.deferred += [self.positions[i] for i in rows]
 
     def set_aside(self, rows: Sequence[int], reasons: Sequence[str]) -> None:
         """These rows are out of scope, for these reasons (indexed like the columns)."""
-        rows = [i for i in rows if i not in self.pending]
+        rows = sorted(set(rows).difference(self.pending))
         self.pending.update(rows)
         self.scoped += [(self.positions[i], reasons[i]) for i in rows]
 

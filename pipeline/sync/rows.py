@@ -546,19 +546,21 @@ class RawDigest:
         self._text = hashlib.blake2b(self._text_key, digest_size=16)
         self._repr = hashlib.blake2b(key + b"\x00repr", digest_size=16)
 
-    def many(self, rows: Sequence[Sequence[object]]) -> list[bytes]:
-        """`self(cells)` of each row, the per-row work done by `map` (C loops): hashing
-        the key and the text at once is what copying the keyed hash and adding the text
-        does. Rows with a cell that is not text, or holds the separator, go one by one."""
+    def many(self, rows: Sequence[Sequence[object]]) -> list[str]:
+        """`self(cells).hex()` of each row, the per-row work done by `map` (C loops):
+        hashing the key and the text at once is what copying the keyed hash and adding
+        the text does. Rows with a cell that is not text, or holds the separator, go one
+        by one."""
         try:
             texts = list(map("\x1f".join, rows))  # type: ignore[arg-type]
         except TypeError:
-            return list(map(self, rows))
+            return list(map(bytes.hex, map(self, rows)))
         separators = sum(map(str.count, texts, repeat("\x1f")))
         if separators != sum(map(len, rows)) - len(rows) or not all(rows):
-            return list(map(self, rows))  # a cell holds the separator (or a row is empty)
+            # a cell holds the separator (or a row is empty)
+            return list(map(bytes.hex, map(self, rows)))
         data = map(str.encode, texts, repeat("utf-8"), repeat("surrogatepass"))
-        return list(map(_DIGEST, map(_BLAKE16, map(self._text_key.__add__, data))))
+        return list(map(_HEXDIGEST, map(_BLAKE16, map(self._text_key.__add__, data))))
 
     def __call__(self, cells: Sequence[object]) -> bytes:
         try:
@@ -575,7 +577,7 @@ class RawDigest:
 
 
 _BLAKE16 = partial(hashlib.blake2b, digest_size=16)
-_DIGEST = methodcaller("digest")
+_HEXDIGEST = methodcaller("hexdigest")
 
 
 def raw_fingerprint(kind: Kind, mapping: HeaderMapping, *config: str) -> str:

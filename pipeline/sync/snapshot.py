@@ -30,7 +30,6 @@ from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import attrgetter, itemgetter
-from string import hexdigits
 from typing import Any
 
 from sqlalchemy import (
@@ -399,7 +398,9 @@ class _BulkWriter:
         self.constants = {
             k: self.processors[k](v) if k in self.processors else v for k, v in constants.items()
         }
-        self.memoised = {n for n in self.processors if isinstance(table.c[n].type, Date)}
+        self._memos: dict[str, dict[Any, Any]] = {
+            n: {} for n in self.processors if isinstance(table.c[n].type, Date)
+        }
         """Processed once per distinct value (a date is its text whatever the row)."""
         self.optional = {
             n
@@ -461,15 +462,17 @@ class _BulkWriter:
     def _processed(
         self, name: str, process: Callable[[Any], Any], column: Sequence[Any]
     ) -> Sequence[Any]:
-        if name not in self.memoised:
+        memo = self._memos.get(name)
+        if memo is None:
             return list(map(process, column))
-        memo: dict[Any, Any] = {}
         try:
-            for value in set(column):
+            return list(map(memo.__getitem__, column))
+        except KeyError:  # values not seen yet (bounded, as the validation's memos)
+            for value in set(column).difference(memo):
+                if len(memo) >= 8192:
+                    return list(map(process, column))
                 memo[value] = process(value)
-        except TypeError:  # unhashable
-            return list(map(process, column))
-        return list(map(memo.__getitem__, column))
+            return list(map(memo.__getitem__, column))
 
     def write(self, batch: list[dict[str, Any]]) -> None:
         self.write_rows(self.rows_of_dicts(batch))
@@ -541,6 +544,8 @@ class _Sync:
         self._validated = 0
         """Rows staged in full (in `staging`); the others are in `keys`."""
         self._known = 0
+        self._invalid = 0
+        """Rows in `sync_invalid` (none: no record is kept for a quarantined row)."""
         self._duplicates: list[tuple[int, str, str]] = []
         """(row, authority, decision key) of validated rows repeating a validated row's key."""
         self._seen: dict[int, int] = {}
@@ -606,11 +611,12 @@ class _Sync:
 
         return restore
 
-    def _unchanged_digests(self) -> dict[bytes, int]:
-        """Raw fingerprint → id of the current records a row with it leaves unchanged.
+    def _unchanged_digests(self) -> dict[str, int]:
+        """Raw fingerprint (hex) → id of the current records a row with it leaves unchanged.
 
         Not vanished (a row reappearing is a change) and without a USCC warning (the
-        warning is reported again at each sync: such rows are validated again).
+        warning is reported again at each sync: such rows are validated again). A stored
+        fingerprint that is not one of ours never equals a row's (`RawDigest.many`).
         """
         r = records.c
         query = select(r.raw_hash, r.id).where(
@@ -619,15 +625,9 @@ class _Sync:
             r.uscc_warning.is_(None),
             r.raw_hash.is_not(None),
         )
-        known: dict[bytes, int] = {}
-        fromhex = bytes.fromhex
+        known: dict[str, int] = {}
         for rows in _plain_batches(self.conn, query):
-            try:
-                known.update({fromhex(raw_hash): record_id for raw_hash, record_id in rows})
-            except ValueError:  # not all fingerprints of ours: validate those records' rows
-                for raw_hash, record_id in rows:
-                    if len(raw_hash) == 32 and all(c in hexdigits for c in raw_hash):
-                        known[fromhex(raw_hash)] = record_id
+            known.update(rows)  # type: ignore[arg-type]
         return known
 
     def _first_load(self) -> bool:
@@ -661,7 +661,7 @@ class _Sync:
 
         return rebuild
 
-    def _stage(self, validator: RowValidator, digest: RawDigest, known: dict[bytes, int]) -> None:
+    def _stage(self, validator: RowValidator, digest: RawDigest, known: dict[str, int]) -> None:
         """Validate and stage every row, except rows `known` unchanged: only their record.
 
         Batch by batch: the rows' fingerprints at once (`RawDigest.many`), the known ones
@@ -703,7 +703,7 @@ class _Sync:
     def _outcomes(
         self,
         validated: Columns,
-        digests: list[bytes],
+        digests: list[str],
         issues: list[Issue],
         invalid: list[tuple[int, str, str]],
     ) -> list[dict[str, Any]]:
@@ -723,20 +723,19 @@ class _Sync:
                 if outcome.key is not None and outcome.rejected and not self.direct:
                     invalid.append((outcome.row_no, *outcome.key))
                 continue
-            values["raw_hash"] = digests[position].hex()  # a valid row has no problem: set
+            values["raw_hash"] = digests[position]  # a valid row has no problem: set
             valid.append(values)
         return valid
 
     def _write_valid(
-        self, validated: Columns, digests: list[bytes], valid: list[dict[str, Any]]
+        self, validated: Columns, digests: list[str], valid: list[dict[str, Any]]
     ) -> None:
         """Stage (or, on a first load, insert) the valid rows of a batch in row order,
         but a row repeating the key of one before it (`_duplicates`)."""
         columns: dict[str, Sequence[Any]] = {}
         if validated.accepted:
             columns = dict(validated.values)
-            hexes = map(bytes.hex, map(digests.__getitem__, validated.accepted))
-            columns["raw_hash"] = list(hexes)
+            columns["raw_hash"] = list(map(digests.__getitem__, validated.accepted))
         if valid:
             columns = _merged(columns, valid)
         if not columns:
@@ -773,6 +772,7 @@ class _Sync:
 
     def _write_invalid(self, rows: list[tuple[int, str, str]]) -> None:
         if rows:
+            self._invalid += len(rows)
             self.invalid_writer.write_rows(rows)
             rows.clear()
 
@@ -947,7 +947,7 @@ class _Sync:
             insert(self.gone).from_select(["id"], select(records.c.id).where(self._vanishing()))
         )
         self.result.vanished = count(select(func.count()).select_from(self.gone))
-        self.result.invalid_kept = count(
+        self.result.invalid_kept = self._invalid and count(
             select(func.count()).select_from(records).where(self._kept_invalid())
         )
         self._current_count = count(
@@ -1060,6 +1060,8 @@ class _Sync:
         }
 
     def _insert_added(self) -> None:
+        if not self.result.added:
+            return  # (both statements would read every record for nothing)
         s = self.staging.c
         names = _STAGED[1:]
         consts = self._added_constants()
@@ -1204,20 +1206,21 @@ def _merged(
     return merged
 
 
-def _digests(digest: RawDigest, rows: list[RawRow]) -> list[bytes]:
-    """Each row's raw fingerprint; b"" for a row that does not fit the header (never known)."""
+def _digests(digest: RawDigest, rows: list[RawRow]) -> list[str]:
+    """Each row's raw fingerprint (hex); "" for a row that does not fit the header (never
+    known)."""
     digests = digest.many(list(map(_VALUES, rows)))
     if any(map(_PROBLEM, rows)):
-        digests = [b"" if r.problem is not None else d for r, d in zip(rows, digests, strict=True)]
+        digests = [d if r.problem is None else "" for r, d in zip(rows, digests, strict=True)]
     return digests
 
 
 def _set_known_aside(
     rows: list[RawRow],
-    digests: list[bytes],
-    known: dict[bytes, int],
+    digests: list[str],
+    known: dict[str, int],
     keys: list[tuple[int, int]],
-) -> tuple[list[RawRow], list[bytes]]:
+) -> tuple[list[RawRow], list[str]]:
     """The rows (and fingerprints) not known unchanged; a known row's (record, row) goes to
     `keys`. `known.pop`, in row order: a second row with the same cells is not known."""
     found: list[Any] = list(map(known.pop, digests, repeat(None)))

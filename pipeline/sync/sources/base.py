@@ -8,15 +8,17 @@ can quarantine them with their row number instead of losing them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from itertools import islice
 from types import TracebackType
+from typing import NamedTuple
 
 from pipeline.errors import InputError, SourceError
 
 
-@dataclass(frozen=True, slots=True)
-class RawRow:
+class RawRow(NamedTuple):
+    """One row as read. A tuple, so that a reader can make a batch of them in C
+    (`tuple.__new__(RawRow, …)` over `map`): a million-row file makes a million."""
+
     row_no: int
     """What a person sees: the spreadsheet row (header = 1), or the 1-based JSON index."""
     values: list[object]
@@ -28,11 +30,19 @@ class RawRow:
 class Snapshot:
     """Headers plus a one-pass row iterator; close it (or use `with`) to free the file."""
 
-    def __init__(self, name: str, headers: list[str], rows: Iterator[RawRow]) -> None:
+    def __init__(
+        self,
+        name: str,
+        headers: list[str],
+        rows: Iterator[RawRow],
+        batches: Callable[[int], Iterator[list[RawRow]]] | None = None,
+    ) -> None:
         self.name = name
         """The file or URL, for messages."""
         self.headers = headers
         self._rows = rows
+        self._batches = batches
+        """The reader's own `batches`, reading the same rows as `rows` (CSV)."""
         self._cleanups: list[Callable[[], None]] = []
 
     def __iter__(self) -> Iterator[RawRow]:
@@ -42,7 +52,10 @@ class Snapshot:
         return next(self._rows)
 
     def batches(self, size: int) -> Iterator[list[RawRow]]:
-        """The rows (the rest of them) in lists of up to `size`."""
+        """The rows (the rest of them) in lists of up to `size` (none empty)."""
+        if self._batches is not None:
+            yield from self._batches(size)
+            return
         while batch := list(islice(self._rows, size)):
             yield batch
 

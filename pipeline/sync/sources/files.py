@@ -19,8 +19,9 @@ import codecs
 import csv
 import itertools
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
@@ -180,8 +181,9 @@ def _first_bad_line(path: Path, encoding: str) -> tuple[int, bool]:
 
 def _read_csv(path: Path, encoding: str, shown: str) -> Snapshot:
     stream = _open_text(path, encoding, shown)
+    source = _CsvSource(stream, path, encoding, shown)
     try:
-        records, header = _header_row(_csv_records(stream, path, encoding, shown))
+        source.pending, header = _header_split(source.records())
     except BaseException:
         stream.close()
         raise
@@ -189,24 +191,75 @@ def _read_csv(path: Path, encoding: str, shown: str) -> Snapshot:
         stream.close()
         raise InputError(f"file {shown} has no header row (only blank lines)")
     headers = _header_names(header)
-    snapshot = Snapshot(shown, headers, _csv_rows(records, len(headers)))
+    source.width = len(headers)
+    snapshot = Snapshot(shown, headers, _csv_rows(source.records(), len(headers)), source.batches)
     snapshot.on_close(stream.close)
     return snapshot
 
 
-def _csv_records(
-    stream: IO[str], path: Path, encoding: str, shown: str
-) -> Iterator[tuple[int, list[str]]]:
-    """(row number, fields) per CSV record, decoding and CSV errors turned into InputError."""
-    row_no = 0
-    reader = csv.reader(stream)
-    try:
-        for row_no, fields in enumerate(reader, 1):
-            yield row_no, fields
-    except UnicodeDecodeError:
-        raise _decode_error(path, shown, encoding) from None
-    except csv.Error as exc:
-        raise InputError(f"file {shown}: row {row_no + 1}: not valid CSV: {exc}") from None
+_RAW_ROW: Callable[[tuple[int, list[str], None]], RawRow] = partial(tuple.__new__, RawRow)
+"""`RawRow(row_no, values, None)` made in C, from a 3-tuple (all three fields: a default
+applies only through the Python constructor)."""
+
+
+class _CsvSource:
+    """The records of a CSV file, one by one (`records`) or a batch at a time
+    (`batches`: the reader's records taken by `islice`, their `RawRow`s made by `map`),
+    numbered alike (the header is 1). Decoding and CSV errors become `InputError`s
+    naming the row."""
+
+    def __init__(self, stream: IO[str], path: Path, encoding: str, shown: str) -> None:
+        self.reader = csv.reader(stream)
+        self.path, self.encoding, self.shown = path, encoding, shown
+        self.count = 0
+        """Records read so far."""
+        self.pending: list[tuple[int, list[str]]] = []
+        """Records read while looking for the header, after it: they come first."""
+        self.width = 0
+
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """(row number, fields) per record."""
+        while self.pending:
+            yield self.pending.pop(0)
+        while True:
+            fields = self._read(1)
+            if not fields:
+                return
+            yield self.count, fields[0]
+
+    def batches(self, size: int) -> Iterator[list[RawRow]]:
+        """The rows after the header (blank records skipped, as `_csv_rows`)."""
+        if self.pending:
+            pending, self.pending = self.pending, []
+            yield from _nonempty(list(_csv_rows(iter(pending), self.width)))
+        while True:
+            start = self.count
+            chunk = self._read(size)
+            if not chunk:
+                return
+            numbers = range(start + 1, start + 1 + len(chunk))
+            if all(map(any, chunk)) and set(map(len, chunk)) == {self.width}:
+                yield list(map(_RAW_ROW, zip(numbers, chunk, itertools.repeat(None))))
+            else:
+                yield from _nonempty(list(_csv_rows(zip(numbers, chunk, strict=True), self.width)))
+
+    def _read(self, size: int) -> list[list[str]]:
+        chunk: list[list[str]] = []
+        try:
+            chunk.extend(itertools.islice(self.reader, size))  # on an error, what was read stays
+        except UnicodeDecodeError:
+            raise _decode_error(self.path, self.shown, self.encoding) from None
+        except csv.Error as exc:
+            row = self.count + len(chunk) + 1
+            raise InputError(f"file {self.shown}: row {row}: not valid CSV: {exc}") from None
+        finally:
+            self.count += len(chunk)
+        return chunk
+
+
+def _nonempty(rows: list[RawRow]) -> Iterator[list[RawRow]]:
+    if rows:
+        yield rows
 
 
 def _csv_rows(records: Iterator[tuple[int, list[str]]], width: int) -> Iterator[RawRow]:
@@ -225,22 +278,29 @@ Row = TypeVar("Row", bound=Sequence[Any])
 
 
 def _header_row(rows: Iterator[tuple[int, Row]]) -> tuple[Iterator[tuple[int, Row]], list[Any]]:
-    """(the rows after the header, the header's cells): the first row with two cells or
+    """(the rows after the header, the header's cells): see `_header_split`."""
+    pending, header = _header_split(rows)
+    return (itertools.chain(pending, rows) if pending else rows), header
+
+
+def _header_split(rows: Iterator[tuple[int, Row]]) -> tuple[list[tuple[int, Row]], list[Any]]:
+    """(rows read after the header, the header's cells): the first row with two cells or
     more among the first `TITLE_ROWS` rows that hold anything — rows of one cell above it
-    are titles, skipped — else the first such row."""
+    are titles, skipped — else the first such row (the rows of one cell after it were
+    read: they come first)."""
     seen: list[tuple[int, Row]] = []
     for number, cells in rows:
         filled = sum(c not in (None, "") for c in cells)
         if not filled:
             continue
         if filled >= 2:
-            return rows, list(cells)
+            return [], list(cells)
         seen.append((number, cells))
         if len(seen) >= TITLE_ROWS:
             break
     if not seen:
-        return rows, []
-    return itertools.chain(seen[1:], rows), list(seen[0][1])
+        return [], []
+    return seen[1:], list(seen[0][1])
 
 
 def _header_names(cells: list[Any]) -> list[str]:
