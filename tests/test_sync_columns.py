@@ -551,3 +551,39 @@ def test_a_first_load_keeps_the_schema_and_refuses_an_empty_snapshot(
             )
         names = {n for (n,) in indexes}
     assert {"ix_records_uscc", "ix_records_department_status"} <= names
+
+
+def test_updates_without_update_from_give_the_same_records_and_history(
+    engine: Engine,
+    upgraded_engine: Engine,
+    config: Config,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQLite before 3.33 has no UPDATE … FROM: records are linked, updated and re-keyed
+    row by row there, to the same end."""
+    rows = [penalty(n) for n in range(1, 30)]
+    first = write_rows(tmp_path / "a.csv", rows)
+    edited = [penalty(3, CF_NR_FK="0.5"), *rows[3:20], penalty(40), penalty(25, CF_XDR_MC="新名")]
+    second = write_rows(tmp_path / "b.csv", edited)
+    bodies = []
+    for db, patched in ((engine, False), (upgraded_engine, True)):
+        with monkeypatch.context() as m:
+            if patched:
+                m.setattr("pipeline.sync.snapshot._update_from", lambda conn: False)
+            _sync(db, config, first)
+            bodies.append(_sync(db, config, second))
+    assert bodies[0] == bodies[1]
+    assert (bodies[0]["updated"], bodies[0]["added"], bodies[0]["vanished"]) == (2, 1, 10)
+    assert _records(engine) == _records(upgraded_engine)
+    history = []
+    for db in (engine, upgraded_engine):
+        with db.connect() as conn:
+            history.append(
+                conn.execute(
+                    select(
+                        RecordChange.record_id, RecordChange.change, RecordChange.old_values
+                    ).order_by(RecordChange.id)
+                ).all()
+            )
+    assert history[0] == history[1]

@@ -538,6 +538,9 @@ class _Sync:
         self.invalid_writer = _BulkWriter(
             self.copies, self.invalid, ["row_no", "authority", "decision_key"]
         )
+        self.history_writer = _BulkWriter(
+            self.copies, changes, ["record_id", "sync_id", "change", "old_values", "on"]
+        )
         self.direct = False
         """A first load (no record of this kind yet): rows go straight into `records`."""
         self.today = request.now.date()
@@ -1082,13 +1085,32 @@ class _Sync:
         )
 
     def _apply_updates(self) -> None:
+        """Each changed record's history (its old values, read a page at a time), then
+        the records, in one UPDATE … FROM the staging table where the database takes it
+        (else a page at a time)."""
+        if not self.result.updated:
+            return
+        set_based = _update_from(self.conn)
         last = -1
-        while True:
-            rows = self._changed_page(last)
-            if not rows:
-                return
-            self._update_page(rows)
+        while rows := self._changed_page(last):
+            self._history_of_changes(rows)
+            if not set_based:
+                self._update_page(rows)
             last = rows[-1]["new"]["row_no"]
+        if set_based:
+            s = self.staging.c
+            self.conn.execute(
+                update(records)
+                .values(
+                    {k: s[k] for k in _NEW_VALUES}
+                    | {
+                        "vanished_on": None,
+                        "last_sync_id": self.result.sync_id,
+                        "source": self.request.source,
+                    }
+                )
+                .where(self._changed())
+            )
 
     def _changed_page(self, after: int) -> list[dict[str, dict[str, Any]]]:
         s, r = self.staging.c, records.c
@@ -1108,8 +1130,8 @@ class _Sync:
             pages.append({"new": new, "old": old})
         return pages
 
-    def _update_page(self, rows: list[dict[str, dict[str, Any]]]) -> None:
-        params: list[dict[str, Any]] = []
+    def _history_of_changes(self, rows: list[dict[str, dict[str, Any]]]) -> None:
+        """`updated` (or `reappeared`) with the old values of the fields that changed."""
         history: list[dict[str, Any]] = []
         for row in rows:
             new, old = row["new"], row["old"]
@@ -1124,12 +1146,14 @@ class _Sync:
                     "on": self.today,
                 }
             )
-            params.append(
-                {
-                    **{f"v_{k}": new[k] for k in _NEW_VALUES},
-                    "v_id": new["record_id"],
-                }
-            )
+        self.history_writer.write(history)
+        self.copies.close()  # the next page is a query
+
+    def _update_page(self, rows: list[dict[str, dict[str, Any]]]) -> None:
+        params = [
+            {**{f"v_{k}": row["new"][k] for k in _NEW_VALUES}, "v_id": row["new"]["record_id"]}
+            for row in rows
+        ]
         values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in _NEW_VALUES}
         stmt = (
             update(records)
@@ -1142,7 +1166,6 @@ class _Sync:
             )
         )
         self.conn.execute(stmt, params)
-        self.conn.execute(insert(changes), history)
 
     def _mark_vanished(self) -> None:
         g, sid = self.gone.c, self.result.sync_id
