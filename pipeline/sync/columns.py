@@ -108,6 +108,8 @@ _USCC_BYTES = (ALPHABET + _SEP).encode("ascii")
 _FIRST17_REVERSED = itemgetter(slice(16, None, -1))
 _ORG_BODY = itemgetter(slice(8, 16))
 _HEAD8 = itemgetter(slice(0, 8))
+_PLACEHOLDERS = frozenset(c * 8 for c in ALPHABET)
+"""The first 8 characters of a placeholder code: one character repeated."""
 _AREA = itemgetter(slice(2, 8))
 _ZERO_SERIAL = re.compile(r"[^0-9]0[0-9]+号")
 """A serial number with a leading zero (`〔2026〕03号`), which `key_of_text` drops."""
@@ -217,6 +219,8 @@ class _Work:
         """Positions of the rows to validate one by one."""
         self.scoped: list[tuple[int, str]] = []
         """(position, reason) of the rows out of scope."""
+        self.quotable: set[str] = set()
+        """Text fields whose every value's repr is the value in quotes (`_clean_texts`)."""
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -318,8 +322,7 @@ class ColumnPlan:
         for steps in (
             (self._texts, self._memos, self._others, self._required),
             (self._printable, self._keys, self._plain_usccs),
-            (self._clean_usccs, self._amounts, self._scope),
-            (self._raw, self._lengths),
+            (self._clean_usccs, self._amounts, self._scope, self._raw, self._lengths),
         ):
             for step in steps:
                 step(work)
@@ -347,8 +350,10 @@ class ColumnPlan:
     def _texts(self, work: _Work) -> None:
         """Free text: whitespace runs collapsed, empty as None; no control character."""
         for name, index in self.text:
-            texts, bad = _clean_texts(work.cells[index])
+            texts, bad, quotable = _clean_texts(work.cells[index])
             work.values[name] = texts
+            if quotable:
+                work.quotable.add(name)
             work.defer(bad)
         work.constants.update(self.absent)
 
@@ -562,7 +567,7 @@ class ColumnPlan:
                 constant += repr(work.constants[name])
                 continue
             column = values[name]
-            if name == "uscc" or (name in _TEXT_FIELDS and _plain_texts(column)):
+            if name == "uscc" or name in work.quotable:
                 pieces += [repeat(constant + "'"), column]
                 constant = "'"
                 continue
@@ -585,18 +590,21 @@ class ColumnPlan:
 # --------------------------------------------------------------------------- helpers
 
 
-def _clean_texts(column: Sequence[object]) -> tuple[Sequence[str | None], list[int]]:
-    """(`" ".join(v.split()) or None` of each cell, indexes to defer), as `_FastPlan.values`
-    cleans free text: checked on the whole column (printable, no doubled, leading or
-    trailing space: nothing to collapse), cell by cell only when that fails. A cell with
-    a control character defers its row (`_FastPlan` or `column_issues` would)."""
+def _clean_texts(column: Sequence[object]) -> tuple[Sequence[str | None], list[int], bool]:
+    """(`" ".join(v.split()) or None` of each cell, indexes to defer, whether every text's
+    repr is itself in quotes), as `_FastPlan.values` cleans free text: checked on the whole
+    column (printable, no doubled, leading or trailing space: nothing to collapse), cell by
+    cell only when that fails. A cell with a control character defers its row
+    (`_FastPlan` or `column_issues` would)."""
     try:
         joined = _SEP.join(column)  # type: ignore[arg-type]
     except TypeError:
         joined = None
     if joined is not None and joined.isprintable() and _spaced_plainly(joined):
         texts: Sequence[Any] = column
-        return (texts if all(texts) else [v or None for v in texts]), []
+        if all(texts):
+            return texts, [], "'" not in joined and "\\" not in joined
+        return [v or None for v in texts], [], False
     out: list[str | None] = []
     bad: list[int] = []
     for i, value in enumerate(column):
@@ -615,7 +623,7 @@ def _clean_texts(column: Sequence[object]) -> tuple[Sequence[str | None], list[i
             if text is not None and _CONTROL.search(text):
                 bad.append(i)
         out.append(text)
-    return out, bad
+    return out, bad, False
 
 
 def _spaced_plainly(joined: str) -> bool:
@@ -640,16 +648,6 @@ def has_none(column: Sequence[Any]) -> bool:
 def all_none(column: Sequence[Any]) -> bool:
     """Every value is None (`any` stops at the first true value, the common answer)."""
     return not any(column) and not any(map(is_not, column, repeat(None)))
-
-
-def _plain_texts(column: Sequence[Any]) -> bool:
-    """Whether every value is a text whose repr is itself in quotes (none is None; all
-    printable, without a quote or a backslash)."""
-    try:
-        joined = _SEP.join(column)
-    except TypeError:  # None among them
-        return False
-    return joined.isprintable() and "'" not in joined and "\\" not in joined
 
 
 def _reprs_of_texts(column: Sequence[Any]) -> Sequence[str]:
