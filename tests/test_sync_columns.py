@@ -587,3 +587,129 @@ def test_updates_without_update_from_give_the_same_records_and_history(
                 ).all()
             )
     assert history[0] == history[1]
+
+
+# --------------------------------------------------------------------------- CSV read as bytes
+
+FIELD_TEXT = st.one_of(
+    st.sampled_from(
+        ["", " ", "宝山", "a,b", 'say "hi"', "two\nlines", "cr\rline", "crlf\r\nx", ",,"]
+    ),
+    st.text(alphabet='ab 宝,"\r\n\t', max_size=6),
+)
+
+
+@st.composite
+def csv_files(draw: st.DrawFn) -> tuple[bytes, str]:
+    """A CSV file as bytes (any line ends, quoting, blank lines, titles) and its encoding."""
+    import csv as csv_module
+    import io
+
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "gb18030"]))
+    width = draw(st.integers(1, 4))
+    out = io.StringIO(newline="")
+    quoting = draw(st.sampled_from([csv_module.QUOTE_MINIMAL, csv_module.QUOTE_ALL]))
+    terminator = draw(st.sampled_from(["\n", "\r\n"]))
+    writer = csv_module.writer(out, quoting=quoting, lineterminator=terminator)
+    if draw(st.booleans()):
+        out.write("标题" + terminator)
+    writer.writerow([f"列{i}" for i in range(width)])
+    for _ in range(draw(st.integers(0, 25))):
+        kind = draw(st.integers(0, 9))
+        if kind == 0:
+            out.write(terminator)  # a blank line
+        elif kind == 1:
+            out.write("," * width + terminator)  # only commas
+        elif kind == 2:
+            out.write(draw(st.text(alphabet='ab,"\r\n', max_size=8)) + terminator)  # anything
+        else:
+            cells = draw(st.lists(FIELD_TEXT, min_size=max(1, width - 1), max_size=width + 1))
+            writer.writerow(cells)
+    return out.getvalue().encode(encoding), encoding
+
+
+def _text_reader(path: Path, encoding: str) -> tuple[list[str], list[RawRow]]:
+    """The text reader (csv.reader over the decoded file): what the byte reader must give."""
+    from pipeline.sync.sources.files import _csv_records, _csv_rows, _header_names, _header_row
+
+    with path.open(encoding=encoding, newline="") as stream:
+        records, header = _header_row(_csv_records(stream, path, encoding, str(path)))
+        headers = _header_names(header)
+        return headers, list(_csv_rows(records, len(headers)))
+
+
+def _outcome(read: Any) -> tuple[str, Any]:
+    try:
+        return "ok", read()
+    except InputError as exc:
+        return "error", str(exc)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(file=csv_files(), size=st.sampled_from([1, 2, 5, 1000]))
+def test_a_csv_read_as_bytes_gives_what_csv_reader_gives(
+    tmp_path_factory: pytest.TempPathFactory, file: tuple[bytes, str], size: int
+) -> None:
+    data, encoding = file
+    path = tmp_path_factory.mktemp("csv") / "a.csv"
+    path.write_bytes(data)
+
+    def by_bytes() -> tuple[list[str], list[RawRow], list[RawRow]]:
+        with read_snapshot(path, encoding=encoding) as snapshot:
+            one_by_one = list(snapshot)
+        with read_snapshot(path, encoding=encoding) as snapshot:
+            batched = [row for batch in snapshot.batches(size) for row in batch]
+            return snapshot.headers, one_by_one, batched
+
+    expected = _outcome(lambda: _text_reader(path, encoding))
+    got = _outcome(by_bytes)
+    if expected[0] == "error" or got[0] == "error":
+        assert got == expected
+        return
+    headers, one_by_one, batched = got[1]
+    assert (headers, one_by_one) == expected[1]
+    assert batched == one_by_one
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(file=csv_files())
+def test_a_csv_record_has_the_same_bytes_whichever_way_it_is_read(
+    tmp_path_factory: pytest.TempPathFactory, file: tuple[bytes, str]
+) -> None:
+    """A row's bytes (its fingerprint) do not depend on its neighbours: with or without a
+    quoted line in the same batch, one line or many at a time."""
+    data, encoding = file
+    path = tmp_path_factory.mktemp("csv") / "a.csv"
+    path.write_bytes(data)
+    seen: list[dict[int, bytes]] = []
+    for size in (1, 3, 1000):
+        try:
+            with read_snapshot(path, encoding=encoding) as snapshot:
+                records: dict[int, bytes] = {}
+                for batch in snapshot.row_batches(size):
+                    if batch.records is not None:
+                        records.update(zip(batch.row_nos, batch.records, strict=True))
+                    parsed = batch.rows(list(range(len(batch))))
+                    assert parsed == batch.rows() and [r.row_no for r in parsed] == batch.row_nos
+        except InputError:
+            return
+        seen.append(records)
+    assert seen[0] == seen[1] == seen[2]
+
+
+def test_a_decoding_error_read_as_bytes_names_the_row_the_text_reader_names(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes(
+        "a,b\n甲,乙\n".encode("gb18030") * 3 + b"\xff\xfe,x\n" + "丙,丁\n".encode("gb18030")
+    )
+    with pytest.raises(InputError) as caught, read_snapshot(path, encoding="gb18030") as snapshot:
+        list(snapshot)
+    expected = _outcome(lambda: _text_reader(path, "gb18030"))
+    assert expected == ("error", str(caught.value))
+    assert "row 7" in str(caught.value)

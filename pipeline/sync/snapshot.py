@@ -73,7 +73,7 @@ from pipeline.logs import get_logger
 from pipeline.sync.columns import ColumnPlan, Columns, all_none
 from pipeline.sync.normalize import DateOrder
 from pipeline.sync.rows import Issue, Kind, RawDigest, RowValidator, raw_fingerprint
-from pipeline.sync.sources.base import RawRow, Snapshot
+from pipeline.sync.sources.base import RawRow, RowBatch, Snapshot
 from pipeline.sync.sources.fields import build_mapping
 
 log = get_logger("sync")
@@ -88,7 +88,6 @@ _NEW_VALUES = ("decision_no", *SNAPSHOT_FIELDS, "content_hash", "raw_hash")
 a re-export may write otherwise under the same key; not in the content hash)."""
 _HISTORY_FIELDS = ("decision_no", *SNAPSHOT_FIELDS)
 """What a record's history keeps the old values of."""
-_ROW_NO = attrgetter("row_no")
 _VALUES = attrgetter("values")
 _PROBLEM = attrgetter("problem")
 
@@ -681,14 +680,16 @@ class _Sync:
         issues: list[Issue] = []
         invalid: list[tuple[int, str, str]] = []
         result, progress = self.result, self.progress
-        for rows in self.request.snapshot.batches(self.batch_size):
+        for batch in self.request.snapshot.row_batches(self.batch_size):
             before = result.rows_read
-            result.rows_read += len(rows)
+            result.rows_read += len(batch)
             if progress and result.rows_read // 10_000 > before // 10_000:
                 progress(result.rows_read)
-            digests = _digests(digest, rows)
+            rows, digests = _fingerprinted(digest, batch)
             if known:
-                rows, digests = _set_known_aside(rows, digests, known, keys)
+                rows, digests = _set_known_aside(batch, rows, digests, known, keys)
+            if rows is None:
+                rows = batch.rows()
             validated = plan.run(rows)
             valid = self._outcomes(validated, digests, issues, invalid)
             self._write_valid(validated, digests, valid)
@@ -1238,21 +1239,33 @@ def _digests(digest: RawDigest, rows: list[RawRow]) -> list[str]:
     return digests
 
 
+def _fingerprinted(digest: RawDigest, batch: RowBatch) -> tuple[list[RawRow] | None, list[str]]:
+    """(the rows, if they had to be parsed for it; each row's raw fingerprint): CSV rows by
+    their bytes, unparsed; others by their cells."""
+    if batch.records is not None and batch.encoding is not None:
+        return None, digest.of_records(batch.records, batch.encoding)
+    rows = batch.rows()
+    return rows, _digests(digest, rows)
+
+
 def _set_known_aside(
-    rows: list[RawRow],
+    batch: RowBatch,
+    rows: list[RawRow] | None,
     digests: list[str],
     known: dict[str, int],
     keys: list[tuple[int, int]],
-) -> tuple[list[RawRow], list[str]]:
-    """The rows (and fingerprints) not known unchanged; a known row's (record, row) goes to
-    `keys`. `known.pop`, in row order: a second row with the same cells is not known."""
+) -> tuple[list[RawRow] | None, list[str]]:
+    """The rows (parsed only now, if not yet) and fingerprints not known unchanged; a
+    known row's (record, row) goes to `keys`. `known.pop`, in row order: a second row
+    with the same cells is not known."""
     found: list[Any] = list(map(known.pop, digests, repeat(None)))
     if found.count(None) == len(found):
         return rows, digests
     hit = [f is not None for f in found]
-    keys += zip(compress(found, hit), compress(map(_ROW_NO, rows), hit), strict=True)
-    miss = [not h for h in hit]
-    return list(compress(rows, miss)), list(compress(digests, miss))
+    keys += zip(compress(found, hit), compress(batch.row_nos, hit), strict=True)
+    left = [i for i, h in enumerate(hit) if not h]
+    rows = batch.rows(left) if rows is None else [rows[i] for i in left]
+    return rows, [digests[i] for i in left]
 
 
 @contextmanager

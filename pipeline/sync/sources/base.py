@@ -27,6 +27,41 @@ class RawRow(NamedTuple):
     """Why the row does not fit, e.g. "has 5 fields, the header has 20 (truncated row?)"."""
 
 
+class RowBatch:
+    """Rows of a snapshot taken together, perhaps not parsed yet.
+
+    A CSV reader gives each row's bytes as read (`records`, with `encoding`): rows known
+    unchanged by their bytes need never be decoded and split (`rows` of the others
+    only). Other readers give parsed rows (`records` is None).
+    """
+
+    def __init__(
+        self,
+        row_nos: list[int],
+        parse: Callable[[list[int] | None], list[RawRow]],
+        records: list[bytes] | None = None,
+        encoding: str | None = None,
+    ) -> None:
+        self.row_nos = row_nos
+        self.records = records
+        self.encoding = encoding
+        self._parse = parse
+
+    def __len__(self) -> int:
+        return len(self.row_nos)
+
+    def rows(self, positions: list[int] | None = None) -> list[RawRow]:
+        """The rows at these positions (all by default), in order."""
+        return self._parse(positions)
+
+    @classmethod
+    def of_rows(cls, rows: list[RawRow]) -> RowBatch:
+        def parse(positions: list[int] | None) -> list[RawRow]:
+            return rows if positions is None else [rows[p] for p in positions]
+
+        return cls([row.row_no for row in rows], parse)
+
+
 class Snapshot:
     """Headers plus a one-pass row iterator; close it (or use `with`) to free the file."""
 
@@ -35,14 +70,14 @@ class Snapshot:
         name: str,
         headers: list[str],
         rows: Iterator[RawRow],
-        batches: Callable[[int], Iterator[list[RawRow]]] | None = None,
+        batches: Callable[[int], Iterator[RowBatch]] | None = None,
     ) -> None:
         self.name = name
         """The file or URL, for messages."""
         self.headers = headers
         self._rows = rows
         self._batches = batches
-        """The reader's own `batches`, reading the same rows as `rows` (CSV)."""
+        """The reader's own `row_batches`, reading the same rows as `rows` (CSV)."""
         self._cleanups: list[Callable[[], None]] = []
 
     def __iter__(self) -> Iterator[RawRow]:
@@ -53,11 +88,18 @@ class Snapshot:
 
     def batches(self, size: int) -> Iterator[list[RawRow]]:
         """The rows (the rest of them) in lists of up to `size` (none empty)."""
+        for batch in self.row_batches(size):
+            if rows := batch.rows():
+                yield rows
+
+    def row_batches(self, size: int) -> Iterator[RowBatch]:
+        """The rows (the rest of them) in batches of up to `size` (none empty), parsed
+        only when asked (`RowBatch.rows`) where the reader can (CSV)."""
         if self._batches is not None:
             yield from self._batches(size)
             return
         while batch := list(islice(self._rows, size)):
-            yield batch
+            yield RowBatch.of_rows(batch)
 
     def on_close(self, cleanup: Callable[[], None]) -> None:
         self._cleanups.append(cleanup)
