@@ -713,3 +713,22 @@ def test_a_decoding_error_read_as_bytes_names_the_row_the_text_reader_names(
     expected = _outcome(lambda: _text_reader(path, "gb18030"))
     assert expected == ("error", str(caught.value))
     assert "row 7" in str(caught.value)
+
+
+def test_a_file_that_fails_after_rows_were_written_leaves_nothing(
+    engine: Engine, config: Config, tmp_path: Path
+) -> None:
+    """A decoding error after the first batches were written (PostgreSQL: into an open
+    COPY): the sync fails naming the row, nothing is kept, the failure is recorded."""
+    from pipeline.db.models import SyncRun
+
+    path = tmp_path / "a.csv"
+    write_rows(path, [penalty(n) for n in range(1, 12_001)], encoding="gb18030")
+    path.write_bytes(path.read_bytes() + b"\xff\xfe,x\n")
+    with pytest.raises(InputError, match="not valid gb18030 near row 12002"):
+        _sync(engine, config, path)
+    with engine.connect() as conn:
+        assert conn.execute(select(table_of(Record).c.id)).first() is None
+        runs = conn.execute(select(SyncRun.status)).scalars().all()
+    assert runs == ["failed"]
+    assert _sync(engine, config, write_rows(tmp_path / "b.csv", [penalty(1)]))["added"] == 1

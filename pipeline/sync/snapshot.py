@@ -46,6 +46,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     exists,
     func,
     insert,
@@ -548,6 +549,9 @@ class _Sync:
         self._known = 0
         self._invalid = 0
         """Rows in `sync_invalid` (none: no record is kept for a quarantined row)."""
+        self._survey: tuple[int, bool] | None = None
+        """(this source's current records, whether a record of the kind is flagged
+        invalid-row), as `_unchanged_digests` found them before anything changed."""
         self._duplicates: list[tuple[int, str, str]] = []
         """(row, authority, decision key) of validated rows repeating a validated row's key."""
         self._seen: dict[int, int] = {}
@@ -619,17 +623,28 @@ class _Sync:
         Not vanished (a row reappearing is a change) and without a USCC warning (the
         warning is reported again at each sync: such rows are validated again). A stored
         fingerprint that is not one of ours never equals a row's (`RawDigest.many`).
+
+        The same pass over the records of the kind counts this source's current ones (the
+        guard's denominator, for `_count`) and tells whether any carries the invalid-row
+        flag (else `_flag_invalid_rows` has none to clear): the table is read once where
+        it was read three times (`_survey`).
         """
         r = records.c
-        query = select(r.raw_hash, r.id).where(
-            _scanned(r.kind) == self.request.kind,
-            r.vanished_on.is_(None),
-            r.uscc_warning.is_(None),
-            r.raw_hash.is_not(None),
-        )
+        usable = and_(r.vanished_on.is_(None), r.uscc_warning.is_(None))
+        query = select(
+            case((usable, r.raw_hash), else_=None),
+            r.id,
+            case((and_(r.source == self.request.source, r.vanished_on.is_(None)), 1), else_=0),
+            case((r.invalid_row_id.is_not(None), 1), else_=0),
+        ).where(_scanned(r.kind) == self.request.kind)
         known: dict[str, int] = {}
+        current = flagged = 0
+        fingerprint, pair = itemgetter(0), itemgetter(0, 1)
         for rows in _plain_batches(self.conn, query):
-            known.update(rows)  # type: ignore[arg-type]
+            known.update(compress(map(pair, rows), map(fingerprint, rows)))
+            current += sum(map(itemgetter(2), rows))
+            flagged += sum(map(itemgetter(3), rows))
+        self._survey = (current, flagged > 0)
         return known
 
     def _first_load(self) -> bool:
@@ -954,9 +969,12 @@ class _Sync:
         self.result.invalid_kept = self._invalid and count(
             select(func.count()).select_from(records).where(self._kept_invalid())
         )
-        self._current_count = count(
-            select(func.count()).select_from(records).where(self._current())
-        )
+        if self._survey is not None:  # counted before: nothing has changed records since
+            self._current_count = self._survey[0]
+        else:
+            self._current_count = count(
+                select(func.count()).select_from(records).where(self._current())
+            )
         self._staged = staged
 
     def _count_first_load(self) -> None:
@@ -1004,16 +1022,17 @@ class _Sync:
         """末次快照行无效: flag the records kept for a quarantined row (the quarantine row's
         id; a history entry when newly flagged); clear the flag of this source's others."""
         r, i, q, sid = records.c, self.invalid.c, quarantine.c, self.result.sync_id
-        self.conn.execute(
-            update(records)
-            .where(
-                r.invalid_row_id.is_not(None),
-                _scanned(r.kind) == self.request.kind,
-                r.source == self.request.source,
-                not_(self._kept_invalid()),
+        if self._survey is None or self._survey[1]:  # (no record of the kind is flagged)
+            self.conn.execute(
+                update(records)
+                .where(
+                    r.invalid_row_id.is_not(None),
+                    _scanned(r.kind) == self.request.kind,
+                    r.source == self.request.source,
+                    not_(self._kept_invalid()),
+                )
+                .values(invalid_row_id=None)
             )
-            .values(invalid_row_id=None)
-        )
         if not self.result.invalid_kept:
             return
         newly = select(r.id, literal(sid), literal("row_invalid"), literal(self.today, Date()))
