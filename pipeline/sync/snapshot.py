@@ -8,10 +8,12 @@ A row is validated only when it may have changed: each raw row's fingerprint
 (`RawDigest`: its cells as read, under the headers, field_map, departments,
 jurisdiction and validating code) is looked up among those of the current records
 (`records.raw_hash`); a row found there is the record it was loaded into, unchanged,
-and only that record's id goes to a second temp table (`sync_keys`). New, changed, vanished and
-previously rejected rows, and records with a warning (so `warnings` stays the same
-from one identical sync to the next), are validated in full as before. A change of
-configuration or code changes every fingerprint, so the next sync validates all.
+and only (record, row) is kept, in memory (`_Known`): the records none of the snapshot's
+rows was found for go to a temp table (`sync_unmatched`: what may vanish, a few). New,
+changed, vanished and previously rejected rows, and records with a warning (so `warnings`
+stays the same from one identical sync to the next), are validated in full as before. A
+change of configuration or code changes every fingerprint, so the next sync validates
+all. A first load (no record of the kind) inserts the rows straight into `records`.
 
 One database transaction per sync: either the whole snapshot is applied or nothing
 is. The diff is set-based (a handful of statements whatever the size); only changed
@@ -24,8 +26,10 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import operator
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import compress, repeat
@@ -169,19 +173,75 @@ def _staging_table() -> Table:
     )
 
 
-def _keys_table() -> Table:
-    """Rows known unchanged (their raw fingerprint is their record's): the record, by id.
-
-    Keyed by record (one row per record: see `_Sync._stage`), which comes in about
-    ascending order (records are added in row order), so the key costs little to build.
-    """
+def _ids_table(name: str) -> Table:
+    """A temp table of record ids."""
     return Table(
-        "sync_keys",
+        name,
         MetaData(),
-        Column("record_id", Integer, primary_key=True, autoincrement=False),
-        Column("row_no", Integer, nullable=False),
+        Column("id", Integer, primary_key=True, autoincrement=False),
         prefixes=["TEMPORARY"],
     )
+
+
+class _Known:
+    """The rows known unchanged (their raw fingerprint is their record's): (record, row),
+    in row order, as two arrays of integers (16 bytes a row, no table to write).
+
+    After staging: `marks` (a byte per record id) answers "found by a known row?" for the
+    sets the diff needs (`_Sync._unmatched`, `_Sync._kept`, `_Sync._resolve_duplicates`)
+    with C loops; `drop` takes out a record whose known row was a later duplicate.
+    """
+
+    MAX_MARKED_ID = 64_000_000
+    """Above this id, a set is cheaper than a byte per id."""
+
+    def __init__(self) -> None:
+        self.records = array("q")
+        self.rows = array("q")
+        self.dropped: set[int] = set()
+        self._marks: bytearray | set[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.records) - len(self.dropped)
+
+    def extend(self, record_ids: Iterable[int], row_nos: Iterable[int]) -> None:
+        self.records.extend(record_ids)
+        self.rows.extend(row_nos)
+
+    def found(self, ids: Sequence[int]) -> list[bool]:
+        """For each record id: whether a known row (not dropped) is its."""
+        marks = self._marked()
+        if isinstance(marks, set):
+            hits = list(map(marks.__contains__, ids))
+        else:
+            size = len(marks)
+            hits = [i < size and marks[i] == 1 for i in ids]
+        if self.dropped:
+            hits = [h and i not in self.dropped for h, i in zip(hits, ids, strict=True)]
+        return hits
+
+    def row_of(self, ids: set[int]) -> dict[int, int]:
+        """The known row of each of these records that has one (not dropped)."""
+        return {
+            r: n
+            for r, n in zip(self.records, self.rows, strict=True)
+            if r in ids and r not in self.dropped
+        }
+
+    def drop(self, record_id: int) -> None:
+        self.dropped.add(record_id)
+
+    def _marked(self) -> bytearray | set[int]:
+        if self._marks is None:
+            top = max(self.records, default=0)
+            if top > self.MAX_MARKED_ID:
+                self._marks = set(self.records)
+            else:
+                marks = bytearray(top + 1)
+                for record_id in self.records:
+                    marks[record_id] = 1
+                self._marks = marks
+        return self._marks
 
 
 def _invalid_table() -> Table:
@@ -526,7 +586,11 @@ class _Sync:
         self.batch_size = config.settings.sync.batch_size
         self.max_share = config.settings.sync.max_vanish_share
         self.staging = _staging_table()
-        self.keys = _keys_table()
+        self.known = _Known()
+        self.unmatched = _ids_table("sync_unmatched")
+        """Current records of this source no known row was found for (`_unmatched`)."""
+        self.kept = _ids_table("sync_kept")
+        """Records whose only row was quarantined: kept as they were (`_kept`)."""
         self.invalid = _invalid_table()
         self.gone = Table(
             "sync_gone", MetaData(), Column("id", Integer, primary_key=True), prefixes=["TEMPORARY"]
@@ -534,7 +598,9 @@ class _Sync:
         """The records that vanish (found by `_count`)."""
         self.copies = _Copies(conn)
         self.writer = _BulkWriter(self.copies, self.staging, _STAGED)
-        self.key_writer = _BulkWriter(self.copies, self.keys, [c.name for c in self.keys.c])
+        self.ids_writers = {
+            t.name: _BulkWriter(self.copies, t, ["id"]) for t in (self.unmatched, self.kept)
+        }
         self.invalid_writer = _BulkWriter(
             self.copies, self.invalid, ["row_no", "authority", "decision_key"]
         )
@@ -545,12 +611,11 @@ class _Sync:
         """A first load (no record of this kind yet): rows go straight into `records`."""
         self.today = request.now.date()
         self._validated = 0
-        """Rows staged in full (in `staging`); the others are in `keys`."""
-        self._known = 0
+        """Rows staged in full (in `staging`); the others are in `known`."""
         self._invalid = 0
         """Rows in `sync_invalid` (none: no record is kept for a quarantined row)."""
-        self._survey: tuple[int, bool] | None = None
-        """(this source's current records, whether a record of the kind is flagged
+        self._survey: tuple[array[int], bool] | None = None
+        """(this source's current records' ids, whether a record of the kind is flagged
         invalid-row), as `_unchanged_digests` found them before anything changed."""
         self._duplicates: list[tuple[int, str, str]] = []
         """(row, authority, decision key) of validated rows repeating a validated row's key."""
@@ -560,7 +625,7 @@ class _Sync:
     # ------------------------------------------------------------------ stage
     def run(self, validator: RowValidator, digest: RawDigest) -> None:
         restore = self._bulk_settings()
-        temporary = (self.staging, self.keys, self.gone, self.invalid)
+        temporary = (self.staging, self.unmatched, self.kept, self.gone, self.invalid)
         for table in temporary:
             table.drop(self.conn, checkfirst=True)
             table.create(self.conn)
@@ -618,16 +683,21 @@ class _Sync:
         return restore
 
     def _unchanged_digests(self) -> dict[str, int]:
+        """Raw fingerprint (hex) → id of the current records a row with it leaves unchanged
+        (`_read_records`)."""
+        return self._read_records()
+
+    def _read_records(self) -> dict[str, int]:
         """Raw fingerprint (hex) → id of the current records a row with it leaves unchanged.
 
         Not vanished (a row reappearing is a change) and without a USCC warning (the
         warning is reported again at each sync: such rows are validated again). A stored
         fingerprint that is not one of ours never equals a row's (`RawDigest.many`).
 
-        The same pass over the records of the kind counts this source's current ones (the
-        guard's denominator, for `_count`) and tells whether any carries the invalid-row
-        flag (else `_flag_invalid_rows` has none to clear): the table is read once where
-        it was read three times (`_survey`).
+        The same pass over the records of the kind lists this source's current ones (what
+        may vanish, and the guard's denominator: `_count`) and tells whether any carries
+        the invalid-row flag (else `_flag_invalid_rows` has none to clear): the table is
+        read once where it was read four times (`_survey`).
         """
         r = records.c
         usable = and_(r.vanished_on.is_(None), r.uscc_warning.is_(None))
@@ -638,11 +708,12 @@ class _Sync:
             case((r.invalid_row_id.is_not(None), 1), else_=0),
         ).where(_scanned(r.kind) == self.request.kind)
         known: dict[str, int] = {}
-        current = flagged = 0
-        fingerprint, pair = itemgetter(0), itemgetter(0, 1)
+        current = array("q")
+        flagged = 0
+        fingerprint, pair, record_id = itemgetter(0), itemgetter(0, 1), itemgetter(1)
         for rows in _plain_batches(self.conn, query):
             known.update(compress(map(pair, rows), map(fingerprint, rows)))
-            current += sum(map(itemgetter(2), rows))
+            current.extend(compress(map(record_id, rows), map(itemgetter(2), rows)))
             flagged += sum(map(itemgetter(3), rows))
         self._survey = (current, flagged > 0)
         return known
@@ -691,7 +762,6 @@ class _Sync:
         known one no longer finds them (`pop`): it is validated, as a duplicate.
         """
         plan = ColumnPlan(validator)
-        keys: list[tuple[int, int]] = []
         issues: list[Issue] = []
         invalid: list[tuple[int, str, str]] = []
         result, progress = self.result, self.progress
@@ -702,21 +772,18 @@ class _Sync:
                 progress(result.rows_read)
             rows, digests = _fingerprinted(digest, batch)
             if known:
-                rows, digests = _set_known_aside(batch, rows, digests, known, keys)
+                rows, digests = _set_known_aside(batch, rows, digests, known, self.known)
             if rows is None:
                 rows = batch.rows()
             validated = plan.run(rows)
             valid = self._outcomes(validated, digests, issues, invalid)
             self._write_valid(validated, digests, valid)
-            if len(keys) >= self.batch_size:
-                self._write_keys(keys)
             if len(invalid) >= self.batch_size:
                 self._write_invalid(invalid)
             if issues:
                 self._quarantine(issues)
                 issues.clear()
         known.clear()  # memory, for the steps below
-        self._write_keys(keys)
         self._write_invalid(invalid)
 
     def _outcomes(
@@ -783,12 +850,6 @@ class _Sync:
             unique.append(row)
         return unique
 
-    def _write_keys(self, keys: list[tuple[int, int]]) -> None:
-        if keys:
-            self._known += len(keys)
-            self.key_writer.write_rows(keys)
-            keys.clear()
-
     def _write_invalid(self, rows: list[tuple[int, str, str]]) -> None:
         if rows:
             self._invalid += len(rows)
@@ -834,12 +895,8 @@ class _Sync:
                 ]
             )
             return
-        s, k, r = self.staging.c, self.keys.c, records.c
-        pairs = self.conn.execute(
-            select(s.row_no, k.row_no, s.authority, s.decision_key, s.record_id).join_from(
-                self.staging, self.keys, k.record_id == s.record_id
-            )
-        ).all()
+        s, r = self.staging.c, records.c
+        pairs = self._staged_and_known()
         duplicates = self._duplicates + [
             (max(full, known), authority, decision_no)
             for full, known, authority, decision_no, _ in pairs
@@ -850,29 +907,49 @@ class _Sync:
             self.conn.exec_driver_sql(
                 "CREATE INDEX ix_sync_staging_key ON sync_staging (authority, decision_key)"
             )
+        by_key = {
+            (authority, key): self.conn.execute(
+                select(r.id).where(
+                    r.kind == self.request.kind, r.authority == authority, r.decision_key == key
+                )
+            ).scalar()
+            for _, authority, key in duplicates
+        }
+        known_rows = self.known.row_of({i for i in by_key.values() if i is not None})
         issues = []
         for row_no, authority, decision_no in sorted(duplicates):
-            firsts = [
+            staged_first = self.conn.execute(
                 select(func.min(s.row_no)).where(
                     s.authority == authority, s.decision_key == decision_no
-                ),
-                select(func.min(k.row_no)).where(
-                    k.record_id == r.id,
-                    r.kind == self.request.kind,
-                    r.authority == authority,
-                    r.decision_key == decision_no,
-                ),
-            ]
-            first = min(n for n in (self.conn.execute(q).scalar() for q in firsts) if n is not None)
+                )
+            ).scalar()
+            record_id = by_key[(authority, decision_no)]
+            known_first = None if record_id is None else known_rows.get(record_id)
+            first = min(n for n in (staged_first, known_first) if n is not None)
             issues.append(_duplicate(row_no, first, authority, decision_no))
         for full, known, _, _, record_id in pairs:  # after the messages: they need the firsts
             if full > known:
                 self.conn.execute(self.staging.delete().where(s.row_no == full))
                 self._validated -= 1
             else:
-                self.conn.execute(self.keys.delete().where(k.record_id == record_id))
-                self._known -= 1
+                self.known.drop(record_id)
         self._flush(issues)
+
+    def _staged_and_known(self) -> list[tuple[int, int, str, str, int]]:
+        """(validated row, known row, authority, decision key, record) of each record both
+        a validated row (linked: `_link`) and a known row are."""
+        if not len(self.known):
+            return []
+        s = self.staging.c
+        linked = select(s.row_no, s.record_id, s.authority, s.decision_key).where(
+            s.record_id.is_not(None)
+        )
+        both: list[Any] = []
+        for rows in _plain_batches(self.conn, linked):
+            found = self.known.found([row[1] for row in rows])
+            both += compress(rows, found)
+        known_rows = self.known.row_of({row[1] for row in both})
+        return [(full, known_rows[rid], a, k, rid) for full, rid, a, k in both]
 
     # ------------------------------------------------------------------- diff
     def _link(self) -> None:
@@ -924,57 +1001,60 @@ class _Sync:
             or_(r.raw_hash.is_(None), r.raw_hash != s.raw_hash),
         )
 
-    def _current(self) -> Any:
-        r = records.c
-        return and_(
-            _scanned(r.kind) == self.request.kind,
-            r.source == self.request.source,
-            r.vanished_on.is_(None),
-        )
-
-    def _vanishing(self) -> Any:
-        i, r = self.invalid.c, records.c
-        return and_(self._current(), self._unstaged(), not_(exists().where(i.record_id == r.id)))
-
-    def _unstaged(self) -> Any:
-        """No valid row of the snapshot is this record's."""
-        s, k, r = self.staging.c, self.keys.c, records.c
-        return and_(
-            not_(exists().where(k.record_id == r.id)),
-            not_(exists().where(s.record_id == r.id)),
-        )
-
     def _kept_invalid(self) -> Any:
         """Records whose only row in the snapshot was quarantined: kept as they were."""
-        i, r = self.invalid.c, records.c
-        return and_(
-            r.kind == self.request.kind, exists().where(i.record_id == r.id), self._unstaged()
+        r, kept = records.c, self.kept.c
+        return and_(r.kind == self.request.kind, exists().where(kept.id == r.id))
+
+    def _unmatched(self) -> None:
+        """`sync_unmatched`: this source's current records no known row was found for
+        (what may vanish; a few in a daily resync)."""
+        if self._survey is None:  # `_unchanged_digests` was not asked (tests)
+            self._read_records()
+        assert self._survey is not None
+        current = self._survey[0]
+        found = self.known.found(current)
+        self.ids_writers[self.unmatched.name].write_rows(
+            [(i,) for i in compress(current, map(operator.not_, found))]
         )
 
+    def _kept(self) -> int:
+        """`sync_kept`: records linked from a quarantined row only (no valid row, no known
+        row is theirs); how many."""
+        if not self._invalid:
+            return 0
+        i, s = self.invalid.c, self.staging.c
+        linked = (
+            select(i.record_id)
+            .distinct()
+            .where(i.record_id.is_not(None), not_(exists().where(s.record_id == i.record_id)))
+        )
+        ids = list(self.conn.execute(linked).scalars())
+        kept = [(r,) for r, found in zip(ids, self.known.found(ids), strict=True) if not found]
+        self.ids_writers[self.kept.name].write_rows(kept)
+        self.copies.close()
+        return len(kept)
+
     def _count(self) -> None:
-        s = self.staging.c
+        s, u, i = self.staging.c, self.unmatched.c, self.invalid.c
         count = self._scalar
-        staged = self._validated + self._known
+        staged = self._validated + len(self.known)
         self.result.added = count(select(func.count()).where(s.record_id.is_(None)))
         self.result.updated = count(
             select(func.count()).select_from(self.staging.join(records, self._changed()))
         )
         self.result.unchanged = staged - self.result.added - self.result.updated
-        # the records that vanish, once: counting and marking them would read every
-        # current record three times
-        self.conn.execute(
-            insert(self.gone).from_select(["id"], select(records.c.id).where(self._vanishing()))
+        # the records that vanish: unmatched, and no validated or quarantined row is theirs
+        self._unmatched()
+        self.copies.close()
+        vanishing = select(u.id).where(
+            not_(exists().where(s.record_id == u.id)), not_(exists().where(i.record_id == u.id))
         )
+        self.conn.execute(insert(self.gone).from_select(["id"], vanishing))
         self.result.vanished = count(select(func.count()).select_from(self.gone))
-        self.result.invalid_kept = self._invalid and count(
-            select(func.count()).select_from(records).where(self._kept_invalid())
-        )
-        if self._survey is not None:  # counted before: nothing has changed records since
-            self._current_count = self._survey[0]
-        else:
-            self._current_count = count(
-                select(func.count()).select_from(records).where(self._current())
-            )
+        self.result.invalid_kept = self._kept()
+        assert self._survey is not None
+        self._current_count = len(self._survey[0])  # counted before anything changed
         self._staged = staged
 
     def _count_first_load(self) -> None:
@@ -1272,7 +1352,7 @@ def _set_known_aside(
     rows: list[RawRow] | None,
     digests: list[str],
     known: dict[str, int],
-    keys: list[tuple[int, int]],
+    keys: _Known,
 ) -> tuple[list[RawRow] | None, list[str]]:
     """The rows (parsed only now, if not yet) and fingerprints not known unchanged; a
     known row's (record, row) goes to `keys`. `known.pop`, in row order: a second row
@@ -1281,7 +1361,7 @@ def _set_known_aside(
     if found.count(None) == len(found):
         return rows, digests
     hit = [f is not None for f in found]
-    keys += zip(compress(found, hit), compress(batch.row_nos, hit), strict=True)
+    keys.extend(compress(found, hit), compress(batch.row_nos, hit))
     left = [i for i, h in enumerate(hit) if not h]
     rows = batch.rows(left) if rows is None else [rows[i] for i in left]
     return rows, [digests[i] for i in left]
