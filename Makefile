@@ -11,6 +11,7 @@ BIN    := $(VENV)/bin
 # Stamps: re-install whenever pyproject.toml changes (or the venv is recreated).
 STAMP_RUN  := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
+STAMP_BENCH := $(VENV)/.installed-bench
 BENCH_ROWS ?= 10000
 
 .DEFAULT_GOAL := help
@@ -30,6 +31,11 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@ $(STAMP_RUN)
 
+# pandas, for bench_sync.py's anchor: a benchmark extra, never a runtime dependency
+$(STAMP_BENCH): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[bench]'
+	@touch $@
+
 install: $(STAMP_RUN)
 install-test: $(STAMP_TEST)
 
@@ -44,7 +50,7 @@ lint: $(STAMP_TEST)
 test: lint
 	$(BIN)/pytest
 
-bench: $(STAMP_RUN)
+bench: $(STAMP_RUN) $(STAMP_BENCH)
 	@set -e; for f in bench/bench_*.py; do \
 		[ -e "$$f" ] || { echo "no benchmarks in bench/"; break; }; \
 		echo "== $$f"; $(BIN)/python "$$f" --rows $(BENCH_ROWS); \

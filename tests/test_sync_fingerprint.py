@@ -9,6 +9,7 @@ of them reports.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from sqlalchemy import Engine, select, update
 
 from pipeline.config import Config, DepartmentsConfig
 from pipeline.db.models import QuarantinedRow, Record, RecordChange, table_of
-from pipeline.sync.rows import RawDigest, RowOutcome, RowValidator
+from pipeline.sync.columns import ColumnPlan, Columns
+from pipeline.sync.rows import RawDigest
 from pipeline.sync.snapshot import SyncRequest, _Sync, sync_snapshot
 from pipeline.sync.sources.base import RawRow
 from pipeline.sync.sources.files import read_snapshot
@@ -27,17 +29,19 @@ NOW = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
 
 class _Counted:
-    """Counts `RowValidator.validate` calls: the rows validated in full."""
+    """Counts the rows validated in full: every row the sync validates goes through
+    `ColumnPlan.run` (which validates the rows it cannot vouch for with
+    `RowValidator.validate`)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.rows: list[int] = []
-        original = RowValidator.validate
+        original = ColumnPlan.run
 
-        def validate(validator: RowValidator, raw: RawRow) -> RowOutcome:
-            self.rows.append(raw.row_no)
-            return original(validator, raw)
+        def run(plan: ColumnPlan, rows: Sequence[RawRow]) -> Columns:
+            self.rows += [raw.row_no for raw in rows]
+            return original(plan, rows)
 
-        monkeypatch.setattr(RowValidator, "validate", validate)
+        monkeypatch.setattr(ColumnPlan, "run", run)
 
     def take(self) -> list[int]:
         rows, self.rows = self.rows, []

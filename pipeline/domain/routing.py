@@ -74,7 +74,12 @@ class Router:
         """Why a record is out of scope (`OUT_OF_SCOPE`), or None when it is in scope."""
         if not uscc:
             return "no_uscc"
-        if uscc[2:8] not in self._entity_areas:
+        return self.area_scope_reason(uscc[2:8], authority_uscc, route)
+
+    def area_scope_reason(self, area: str, authority_uscc: str | None, route: Route) -> str | None:
+        """`scope_reason` of a record whose USCC has this area code (characters 3–8): what
+        it depends on, so that many rows can share one answer."""
+        if area not in self._entity_areas:
             return "entity_elsewhere"
         located = authority_uscc is not None and authority_uscc[2:8] in self._authority_areas
         return None if located or route.configured else "authority_elsewhere"

@@ -8,10 +8,12 @@ A row is validated only when it may have changed: each raw row's fingerprint
 (`RawDigest`: its cells as read, under the headers, field_map, departments,
 jurisdiction and validating code) is looked up among those of the current records
 (`records.raw_hash`); a row found there is the record it was loaded into, unchanged,
-and only that record's id goes to a second temp table (`sync_keys`). New, changed, vanished and
-previously rejected rows, and records with a warning (so `warnings` stays the same
-from one identical sync to the next), are validated in full as before. A change of
-configuration or code changes every fingerprint, so the next sync validates all.
+and only (record, row) is kept, in memory (`_Known`): the records none of the snapshot's
+rows was found for go to a temp table (`sync_unmatched`: what may vanish, a few). New,
+changed, vanished and previously rejected rows, and records with a warning (so `warnings`
+stays the same from one identical sync to the next), are validated in full as before. A
+change of configuration or code changes every fingerprint, so the next sync validates
+all. A first load (no record of the kind) inserts the rows straight into `records`.
 
 One database transaction per sync: either the whole snapshot is applied or nothing
 is. The diff is set-based (a handful of statements whatever the size); only changed
@@ -23,11 +25,15 @@ would vanish more than `sync.max_vanish_share` of the current records, unless fo
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import operator
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass, field
-from operator import itemgetter
-from string import hexdigits
+from itertools import compress, repeat
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -44,6 +50,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     exists,
     func,
     insert,
@@ -68,9 +75,10 @@ from pipeline.db.models import (
 from pipeline.domain.routing import Router
 from pipeline.errors import DatabaseFailure, InputError
 from pipeline.logs import get_logger
+from pipeline.sync.columns import ColumnPlan, Columns, all_none
 from pipeline.sync.normalize import DateOrder
 from pipeline.sync.rows import Issue, Kind, RawDigest, RowValidator, raw_fingerprint
-from pipeline.sync.sources.base import Snapshot
+from pipeline.sync.sources.base import RawRow, RowBatch, Snapshot
 from pipeline.sync.sources.fields import build_mapping
 
 log = get_logger("sync")
@@ -85,6 +93,8 @@ _NEW_VALUES = ("decision_no", *SNAPSHOT_FIELDS, "content_hash", "raw_hash")
 a re-export may write otherwise under the same key; not in the content hash)."""
 _HISTORY_FIELDS = ("decision_no", *SNAPSHOT_FIELDS)
 """What a record's history keeps the old values of."""
+_VALUES = attrgetter("values")
+_PROBLEM = attrgetter("problem")
 
 
 @dataclass
@@ -163,19 +173,75 @@ def _staging_table() -> Table:
     )
 
 
-def _keys_table() -> Table:
-    """Rows known unchanged (their raw fingerprint is their record's): the record, by id.
-
-    Keyed by record (one row per record: see `_Sync._stage`), which comes in about
-    ascending order (records are added in row order), so the key costs little to build.
-    """
+def _ids_table(name: str) -> Table:
+    """A temp table of record ids."""
     return Table(
-        "sync_keys",
+        name,
         MetaData(),
-        Column("record_id", Integer, primary_key=True, autoincrement=False),
-        Column("row_no", Integer, nullable=False),
+        Column("id", Integer, primary_key=True, autoincrement=False),
         prefixes=["TEMPORARY"],
     )
+
+
+class _Known:
+    """The rows known unchanged (their raw fingerprint is their record's): (record, row),
+    in row order, as two arrays of integers (16 bytes a row, no table to write).
+
+    After staging: `marks` (a byte per record id) answers "found by a known row?" for the
+    sets the diff needs (`_Sync._unmatched`, `_Sync._kept`, `_Sync._resolve_duplicates`)
+    with C loops; `drop` takes out a record whose known row was a later duplicate.
+    """
+
+    MAX_MARKED_ID = 64_000_000
+    """Above this id, a set is cheaper than a byte per id."""
+
+    def __init__(self) -> None:
+        self.records = array("q")
+        self.rows = array("q")
+        self.dropped: set[int] = set()
+        self._marks: bytearray | set[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.records) - len(self.dropped)
+
+    def extend(self, record_ids: Iterable[int], row_nos: Iterable[int]) -> None:
+        self.records.extend(record_ids)
+        self.rows.extend(row_nos)
+
+    def found(self, ids: Sequence[int]) -> list[bool]:
+        """For each record id: whether a known row (not dropped) is its."""
+        marks = self._marked()
+        if isinstance(marks, set):
+            hits = list(map(marks.__contains__, ids))
+        else:
+            size = len(marks)
+            hits = [i < size and marks[i] == 1 for i in ids]
+        if self.dropped:
+            hits = [h and i not in self.dropped for h, i in zip(hits, ids, strict=True)]
+        return hits
+
+    def row_of(self, ids: set[int]) -> dict[int, int]:
+        """The known row of each of these records that has one (not dropped)."""
+        return {
+            r: n
+            for r, n in zip(self.records, self.rows, strict=True)
+            if r in ids and r not in self.dropped
+        }
+
+    def drop(self, record_id: int) -> None:
+        self.dropped.add(record_id)
+
+    def _marked(self) -> bytearray | set[int]:
+        if self._marks is None:
+            top = max(self.records, default=0)
+            if top > self.MAX_MARKED_ID:
+                self._marks = set(self.records)
+            else:
+                marks = bytearray(top + 1)
+                for record_id in self.records:
+                    marks[record_id] = 1
+                self._marks = marks
+        return self._marks
 
 
 def _invalid_table() -> Table:
@@ -198,6 +264,11 @@ def _plain(type_: Any) -> Any:
     return {"DATE": Date(), "NUMERIC": Numeric(18, 6), "TEXT": Text()}.get(
         type(type_).__name__.upper(), type_
     )
+
+
+_STAGED = tuple(c.name for c in _staging_table().c if c.name != "record_id")
+"""The staging columns a row fills (`record_id` is linked later); but `row_no`, the
+columns of `records` an added row takes from its row."""
 
 
 def sync_snapshot(
@@ -296,72 +367,205 @@ def _fail_run(engine: Engine, request: SyncRequest, exc: BaseException) -> None:
         log.error("sync.failure_not_recorded", error=type(error).__name__, cause=reason)
 
 
-class _StagingWriter:
-    """Bulk insert into the staging table: COPY on PostgreSQL (psycopg), the driver's
-    executemany on SQLite; SQLAlchemy's executemany on anything else.
+class _Copies:
+    """The one COPY open on a PostgreSQL connection (psycopg), kept open across batches:
+    the server stores rows while the sync reads and validates the next ones, instead of
+    each waiting for the other.
 
-    Stores exactly what `conn.execute(staging.insert(), rows)` would (the columns' own
-    bind processors convert dates, decimals and JSON), without its per-row overhead.
+    Nothing else may run on the connection meanwhile (psycopg holds it for the COPY: a
+    statement would wait for ever): `close` before any other statement; `abort` when the
+    sync fails (the transaction is rolled back after).
     """
 
-    def __init__(self, conn: Connection, staging: Table, names: Sequence[str]) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.staging = staging
-        columns = [staging.c[n] for n in names]
+        self.sql: str | None = None
+        self.copy: Any = None
+        self.stack: ExitStack | None = None
+
+    def get(self, sql: str) -> Any:
+        """The open COPY for `sql` (another one is finished first)."""
+        if self.sql != sql:
+            self.close()
+            stack = ExitStack()
+            driver: Any = self.conn.connection.driver_connection
+            cursor = stack.enter_context(closing(driver.cursor()))
+            self.copy = stack.enter_context(cursor.copy(sql))
+            self.stack, self.sql = stack, sql
+        return self.copy
+
+    def close(self) -> None:
+        """Finish the open COPY, if any: the server's last errors surface here."""
+        if self.stack is None:
+            return
+        stack, sql = self.stack, self.sql
+        self.stack = self.copy = self.sql = None
+        dbapi_error = self.conn.dialect.loaded_dbapi.Error
+        try:
+            stack.close()
+        except dbapi_error as exc:  # as SQLAlchemy would raise it (`DBAPIError`, its cause)
+            raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
+
+    def abort(self, error: BaseException) -> None:
+        """End the open COPY without its rows, as the sync fails with `error`."""
+        if self.stack is None:
+            return
+        stack = self.stack
+        self.stack = self.copy = self.sql = None
+        with suppress(Exception):  # `error` is what the sync reports
+            stack.__exit__(type(error), error, error.__traceback__)
+
+
+class _BulkWriter:
+    """Bulk insert into one table: COPY on PostgreSQL (psycopg), the driver's executemany
+    on SQLite; SQLAlchemy's executemany on anything else.
+
+    Stores exactly what `conn.execute(table.insert(), rows)` would (the columns' own bind
+    processors convert dates, decimals and JSON), without its per-row overhead. Rows are
+    built from dicts (`rows_of_dicts`) or from whole columns (`rows_of_columns`, as
+    `ColumnPlan` gives them: processed a column at a time, and a column that is None in
+    every row left out of the statement: it is NULL anyway, and Python's sqlite3 pays
+    for each None it binds). `constants` are columns with one value for every row.
+    """
+
+    def __init__(
+        self,
+        copies: _Copies,
+        table: Table,
+        names: Sequence[str],
+        constants: dict[str, Any] | None = None,
+    ) -> None:
+        self.copies = copies
+        self.conn = conn = copies.conn
+        self.table = table
+        constants = constants or {}
+        self.names = (*names, *constants)
         self.row = itemgetter(*names)
         dialect = conn.dialect
-        self.processors = [
-            (i, p)
-            for i, c in enumerate(columns)
-            if (p := c.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-        ]
-        self.columns = columns
-        quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
-        table = dialect.identifier_preparer.format_table(staging)
         self.mode = "orm"
         if dialect.name == "postgresql" and dialect.driver == "psycopg":
             self.mode = "copy"
-            self.sql = f"COPY {table} ({quoted}) FROM STDIN"
         elif dialect.name == "sqlite" and dialect.paramstyle == "qmark":
             self.mode = "executemany"
-            self.sql = f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * len(names))})"
+        # the orm mode hands SQLAlchemy values as they are: it processes them itself
+        self.processors: dict[str, Callable[[Any], Any]] = {}
+        if self.mode != "orm":
+            for name in self.names:
+                column_type = table.c[name].type.dialect_impl(dialect)
+                process = column_type.bind_processor(dialect)
+                if process is not None:
+                    self.processors[name] = process
+        self.constants = {
+            k: self.processors[k](v) if k in self.processors else v for k, v in constants.items()
+        }
+        self._memos: dict[str, dict[Any, Any]] = {
+            n: {} for n in self.processors if isinstance(table.c[n].type, Date)
+        }
+        """Processed once per distinct value (a date is its text whatever the row)."""
+        self.optional = {
+            n
+            for n in names
+            if table.c[n].default is None
+            and table.c[n].server_default is None
+            and (n not in self.processors or self.processors[n](None) is None)
+        }
+        """Columns a row may leave out when they are None (NULL either way)."""
+        self.processed_row = [
+            (i, self.processors[n]) for i, n in enumerate(names) if n in self.processors
+        ]
+        self._sql: dict[tuple[str, ...], str] = {}
+
+    def sql(self, names: tuple[str, ...]) -> str:
+        if names not in self._sql:
+            preparer = self.conn.dialect.identifier_preparer
+            quoted = ", ".join(preparer.quote(n) for n in names)
+            target = preparer.format_table(self.table)
+            if self.mode == "copy":
+                self._sql[names] = f"COPY {target} ({quoted}) FROM STDIN"
+            else:
+                marks = ", ".join("?" * len(names))
+                self._sql[names] = f"INSERT INTO {target} ({quoted}) VALUES ({marks})"
+        return self._sql[names]
+
+    def rows_of_dicts(self, batch: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
+        """Rows of all `names`, for `write_rows`."""
+        get, extra = self.row, tuple(self.constants.values())
+        rows: list[Sequence[Any]] = []
+        for values in batch:
+            row = list(get(values))
+            for i, process in self.processed_row:
+                row[i] = process(row[i])
+            rows.append((*row, *extra))
+        return rows
+
+    def rows_of_columns(
+        self, columns: Mapping[str, Sequence[Any]]
+    ) -> tuple[tuple[str, ...], list[Sequence[Any]]]:
+        """(the columns written, the rows) of these columns (all of equal length)."""
+        names: list[str] = []
+        parts: list[Any] = []
+        for name in self.names:
+            if name in self.constants:
+                names.append(name)
+                parts.append(repeat(self.constants[name]))
+                continue
+            column = columns[name]
+            if self.mode == "executemany" and name in self.optional and all_none(column):
+                continue  # (a COPY takes None at no cost, and stays open with its columns)
+            process = self.processors.get(name)
+            if process is not None:
+                column = self._processed(name, process, column)
+            names.append(name)
+            parts.append(column)
+        return tuple(names), list(zip(*parts, strict=False))  # the constants repeat
+
+    def _processed(
+        self, name: str, process: Callable[[Any], Any], column: Sequence[Any]
+    ) -> Sequence[Any]:
+        memo = self._memos.get(name)
+        if memo is None:
+            return list(map(process, column))
+        try:
+            return list(map(memo.__getitem__, column))
+        except KeyError:  # values not seen yet (bounded, as the validation's memos)
+            for value in set(column).difference(memo):
+                if len(memo) >= 8192:
+                    return list(map(process, column))
+                memo[value] = process(value)
+            return list(map(memo.__getitem__, column))
 
     def write(self, batch: list[dict[str, Any]]) -> None:
-        if self.mode == "orm":
-            self.conn.execute(self.staging.insert(), batch)
-            return
-        self.write_rows(self._rows(batch))
+        self.write_rows(self.rows_of_dicts(batch))
 
-    def write_rows(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Rows as tuples in column order, already as the driver takes them."""
+    def write_rows(
+        self, rows: Sequence[Sequence[Any]], names: tuple[str, ...] | None = None
+    ) -> None:
+        """Rows of these columns (all `names` by default), as `rows_of_dicts` or
+        `rows_of_columns` make them."""
+        if not rows:
+            return
+        names = names or self.names
         if self.mode == "orm":
-            names = [c.name for c in self.columns]
-            self.conn.execute(
-                self.staging.insert(), [dict(zip(names, r, strict=True)) for r in rows]
-            )
+            self.conn.execute(self.table.insert(), [dict(zip(names, r, strict=True)) for r in rows])
+            return
+        sql = self.sql(names)
+        dbapi_error = self.conn.dialect.loaded_dbapi.Error
+        if self.mode == "copy":
+            try:
+                write = self.copies.get(sql).write_row
+                for row in rows:
+                    write(row)
+            except dbapi_error as exc:  # as SQLAlchemy would raise it (`DBAPIError`)
+                self.copies.abort(exc)
+                raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
             return
         cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            if self.mode == "copy":
-                with cursor.copy(self.sql) as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            else:
-                cursor.executemany(self.sql, rows)
+            cursor.executemany(sql, rows)
+        except dbapi_error as exc:  # as SQLAlchemy would raise it (`DBAPIError`, its cause)
+            raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
         finally:
             cursor.close()
-
-    def _rows(self, batch: list[dict[str, Any]]) -> list[Any]:
-        get = self.row
-        if not self.processors:
-            return [get(values) for values in batch]
-        rows = []
-        for values in batch:
-            row = list(get(values))
-            for i, process in self.processors:
-                row[i] = process(row[i])
-            rows.append(row)
-        return rows
 
 
 class _Sync:
@@ -382,38 +586,72 @@ class _Sync:
         self.batch_size = config.settings.sync.batch_size
         self.max_share = config.settings.sync.max_vanish_share
         self.staging = _staging_table()
-        self.keys = _keys_table()
+        self.known = _Known()
+        self.unmatched = _ids_table("sync_unmatched")
+        """Current records of this source no known row was found for (`_unmatched`)."""
+        self.kept = _ids_table("sync_kept")
+        """Records whose only row was quarantined: kept as they were (`_kept`)."""
         self.invalid = _invalid_table()
         self.gone = Table(
             "sync_gone", MetaData(), Column("id", Integer, primary_key=True), prefixes=["TEMPORARY"]
         )
         """The records that vanish (found by `_count`)."""
-        self.writer = _StagingWriter(
-            conn, self.staging, [c.name for c in self.staging.c if c.name != "record_id"]
-        )  # record_id: linked later
-        self.key_writer = _StagingWriter(conn, self.keys, [c.name for c in self.keys.c])
-        self.invalid_writer = _StagingWriter(
-            conn, self.invalid, ["row_no", "authority", "decision_key"]
+        self.copies = _Copies(conn)
+        self.writer = _BulkWriter(self.copies, self.staging, _STAGED)
+        self.ids_writers = {
+            t.name: _BulkWriter(self.copies, t, ["id"]) for t in (self.unmatched, self.kept)
+        }
+        self.invalid_writer = _BulkWriter(
+            self.copies, self.invalid, ["row_no", "authority", "decision_key"]
         )
+        self.history_writer = _BulkWriter(
+            self.copies, changes, ["record_id", "sync_id", "change", "old_values", "on"]
+        )
+        self.direct = False
+        """A first load (no record of this kind yet): rows go straight into `records`."""
         self.today = request.now.date()
         self._validated = 0
-        """Rows staged in full (in `staging`); the others are in `keys`."""
-        self._known = 0
+        """Rows staged in full (in `staging`); the others are in `known`."""
+        self._invalid = 0
+        """Rows in `sync_invalid` (none: no record is kept for a quarantined row)."""
+        self._survey: tuple[array[int], bool] | None = None
+        """(this source's current records' ids, whether a record of the kind is flagged
+        invalid-row), as `_unchanged_digests` found them before anything changed."""
         self._duplicates: list[tuple[int, str, str]] = []
         """(row, authority, decision key) of validated rows repeating a validated row's key."""
+        self._seen: dict[int, int] = {}
+        """hash((authority, decision key)) of each validated row staged → its row number."""
 
     # ------------------------------------------------------------------ stage
     def run(self, validator: RowValidator, digest: RawDigest) -> None:
         restore = self._bulk_settings()
-        temporary = (self.staging, self.keys, self.gone, self.invalid)
+        temporary = (self.staging, self.unmatched, self.kept, self.gone, self.invalid)
         for table in temporary:
             table.drop(self.conn, checkfirst=True)
             table.create(self.conn)
         try:
-            self._stage(validator, digest, self._unchanged_digests())
-            self._link()
-            self._resolve_duplicates()
-            self._count()
+            self.direct = self._first_load()
+            rebuild = _nothing
+            if self.direct:
+                self.writer = _BulkWriter(
+                    self.copies, records, _STAGED[1:], self._added_constants()
+                )
+                rebuild = self._indexes_after_load()
+            try:
+                with _fewer_collections():
+                    self._stage(validator, digest, self._unchanged_digests())
+                self.copies.close()
+            except BaseException as exc:
+                self.copies.abort(exc)
+                raise
+            rebuild()
+            if self.direct:
+                self._resolve_duplicates()
+                self._count_first_load()
+            else:
+                self._link()
+                self._resolve_duplicates()
+                self._count()
             self._guard()
             if not self.result.refused:
                 self._apply()
@@ -444,108 +682,187 @@ class _Sync:
 
         return restore
 
-    def _unchanged_digests(self) -> dict[bytes, int]:
-        """Raw fingerprint → id of the current records a row with it leaves unchanged.
+    def _unchanged_digests(self) -> dict[str, int]:
+        """Raw fingerprint (hex) → id of the current records a row with it leaves unchanged
+        (`_read_records`)."""
+        return self._read_records()
+
+    def _read_records(self) -> dict[str, int]:
+        """Raw fingerprint (hex) → id of the current records a row with it leaves unchanged.
 
         Not vanished (a row reappearing is a change) and without a USCC warning (the
-        warning is reported again at each sync: such rows are validated again).
+        warning is reported again at each sync: such rows are validated again). A stored
+        fingerprint that is not one of ours never equals a row's (`RawDigest.many`).
+
+        The same pass over the records of the kind lists this source's current ones (what
+        may vanish, and the guard's denominator: `_count`) and tells whether any carries
+        the invalid-row flag (else `_flag_invalid_rows` has none to clear): the table is
+        read once where it was read four times (`_survey`).
         """
         r = records.c
-        query = select(r.raw_hash, r.id).where(
-            _scanned(r.kind) == self.request.kind,
-            r.vanished_on.is_(None),
-            r.uscc_warning.is_(None),
-            r.raw_hash.is_not(None),
-        )
-        known: dict[bytes, int] = {}
-        fromhex = bytes.fromhex
+        usable = and_(r.vanished_on.is_(None), r.uscc_warning.is_(None))
+        query = select(
+            case((usable, r.raw_hash), else_=None),
+            r.id,
+            case((and_(r.source == self.request.source, r.vanished_on.is_(None)), 1), else_=0),
+            case((r.invalid_row_id.is_not(None), 1), else_=0),
+        ).where(_scanned(r.kind) == self.request.kind)
+        known: dict[str, int] = {}
+        current = array("q")
+        flagged = 0
+        fingerprint, pair, record_id = itemgetter(0), itemgetter(0, 1), itemgetter(1)
         for rows in _plain_batches(self.conn, query):
-            try:
-                known.update({fromhex(raw_hash): record_id for raw_hash, record_id in rows})
-            except ValueError:  # not all fingerprints of ours: validate those records' rows
-                for raw_hash, record_id in rows:
-                    if len(raw_hash) == 32 and all(c in hexdigits for c in raw_hash):
-                        known[fromhex(raw_hash)] = record_id
+            known.update(compress(map(pair, rows), map(fingerprint, rows)))
+            current.extend(compress(map(record_id, rows), map(itemgetter(2), rows)))
+            flagged += sum(map(itemgetter(3), rows))
+        self._survey = (current, flagged > 0)
         return known
 
-    def _stage(self, validator: RowValidator, digest: RawDigest, known: dict[bytes, int]) -> None:
+    def _first_load(self) -> bool:
+        """No record of this kind at all (any source, vanished or not): every valid row is
+        added, nothing links, changes or vanishes. The rows then go straight into
+        `records`, in row order, instead of through the staging table."""
+        r = records.c
+        found = self.conn.execute(select(r.id).where(r.kind == self.request.kind).limit(1))
+        return found.first() is None
+
+    def _indexes_after_load(self) -> Callable[[], None]:
+        """SQLite, a first load into an empty `records`: its secondary indexes are dropped
+        for the load and made again after it (one sort each instead of a B-tree insert per
+        row; some 15 % of the insert). In the sync's transaction: readers (WAL) still see
+        the schema as it was, and a failed sync rolls the drop back. (PostgreSQL would
+        lock the table against every reader for the load: not there.)"""
+        empty = self.conn.execute(select(records.c.id).limit(1)).first() is None
+        if self.conn.dialect.name != "sqlite" or not empty:
+            return _nothing
+        indexes = self.conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master "
+            "WHERE type = 'index' AND tbl_name = 'records' AND sql IS NOT NULL"
+        ).all()
+        quote = self.conn.dialect.identifier_preparer.quote
+        for name, _ in indexes:
+            self.conn.exec_driver_sql(f"DROP INDEX {quote(name)}")
+
+        def rebuild() -> None:
+            for _, sql in indexes:
+                self.conn.exec_driver_sql(sql)
+
+        return rebuild
+
+    def _stage(self, validator: RowValidator, digest: RawDigest, known: dict[str, int]) -> None:
         """Validate and stage every row, except rows `known` unchanged: only their record.
 
+        Batch by batch: the rows' fingerprints at once (`RawDigest.many`), the known ones
+        set aside, the others validated column by column (`ColumnPlan`, which defers the
+        rows it cannot vouch for to `RowValidator.validate`).
+
         A known row is not even keyed: its record is its key. Two rows with one key are
-        found here when both were validated (`seen`), or by `_resolve_duplicates` when
+        found here when both were validated (`_seen`), or by `_resolve_duplicates` when
         one is known (as they then share the record). A second row with the cells of a
         known one no longer finds them (`pop`): it is validated, as a duplicate.
         """
-        seen: set[int] = set()
-        batch: list[dict[str, Any]] = []
-        keys: list[tuple[int, int]] = []
+        plan = ColumnPlan(validator)
         issues: list[Issue] = []
         invalid: list[tuple[int, str, str]] = []
-        find, result, progress = known.pop, self.result, self.progress
-        for raw in self.request.snapshot:
-            result.rows_read += 1
-            if progress and result.rows_read % 10_000 == 0:
+        result, progress = self.result, self.progress
+        for batch in self.request.snapshot.row_batches(self.batch_size):
+            before = result.rows_read
+            result.rows_read += len(batch)
+            if progress and result.rows_read // 10_000 > before // 10_000:
                 progress(result.rows_read)
-            fingerprint = b""
-            if raw.problem is None:
-                fingerprint = digest(raw.values)
-                record_id = find(fingerprint, None)
-                if record_id is not None:
-                    keys.append((record_id, raw.row_no))
-                    if len(keys) >= self.batch_size:
-                        self._write_keys(keys)
-                    continue
-            outcome = validator.validate(raw)
+            rows, digests = _fingerprinted(digest, batch)
+            if known:
+                rows, digests = _set_known_aside(batch, rows, digests, known, self.known)
+            if rows is None:
+                rows = batch.rows()
+            validated = plan.run(rows)
+            valid = self._outcomes(validated, digests, issues, invalid)
+            self._write_valid(validated, digests, valid)
+            if len(invalid) >= self.batch_size:
+                self._write_invalid(invalid)
+            if issues:
+                self._quarantine(issues)
+                issues.clear()
+        known.clear()  # memory, for the steps below
+        self._write_invalid(invalid)
+
+    def _outcomes(
+        self,
+        validated: Columns,
+        digests: list[str],
+        issues: list[Issue],
+        invalid: list[tuple[int, str, str]],
+    ) -> list[dict[str, Any]]:
+        """Count and collect what the rows validated one by one (or set aside) gave; their
+        valid rows' values, with their fingerprint."""
+        result = self.result
+        valid = []
+        for position, outcome in validated.outcomes:
             issues.extend(outcome.issues)
-            values = outcome.values
             if outcome.identity is not None:
                 _count(result.identity_codes, outcome.identity)
+            values = outcome.values
             if values is None:
                 result.out_of_scope += outcome.out_of_scope
                 if outcome.scope_reason is not None:
                     _count(result.out_of_scope_reasons, outcome.scope_reason)
-                if outcome.key is not None and outcome.rejected:
+                if outcome.key is not None and outcome.rejected and not self.direct:
                     invalid.append((outcome.row_no, *outcome.key))
-                    if len(invalid) >= self.batch_size:
-                        self._write_invalid(invalid)
                 continue
-            key = hash((values["authority"], values["decision_key"]))
-            if key in seen:
-                self._duplicates.append(
-                    (outcome.row_no, values["authority"], values["decision_key"])
-                )
-                continue
-            seen.add(key)
-            values["raw_hash"] = fingerprint.hex()  # a valid row has no problem: set
-            batch.append(values)
-            if len(batch) >= self.batch_size:
-                self._flush(batch, issues)
-        known.clear()  # memory, for the steps below
-        self._write_keys(keys)
-        self._write_invalid(invalid)
-        self._flush(batch, issues)
+            values["raw_hash"] = digests[position]  # a valid row has no problem: set
+            valid.append(values)
+        return valid
 
-    def _write_keys(self, keys: list[tuple[int, int]]) -> None:
-        if keys:
-            self._known += len(keys)
-            self.key_writer.write_rows(keys)
-            keys.clear()
+    def _write_valid(
+        self, validated: Columns, digests: list[str], valid: list[dict[str, Any]]
+    ) -> None:
+        """Stage (or, on a first load, insert) the valid rows of a batch in row order,
+        but a row repeating the key of one before it (`_duplicates`)."""
+        columns: dict[str, Sequence[Any]] = {}
+        if validated.accepted:
+            columns = dict(validated.values)
+            columns["raw_hash"] = list(map(digests.__getitem__, validated.accepted))
+        if valid:
+            columns = _merged(columns, valid)
+        if not columns:
+            return
+        names, rows = self.writer.rows_of_columns(columns)
+        rows = self._unique(columns["row_no"], rows, names)
+        self._validated += len(rows)
+        self.writer.write_rows(rows, names)
+
+    def _unique(
+        self, row_nos: Sequence[int], rows: list[Sequence[Any]], names: tuple[str, ...]
+    ) -> list[Sequence[Any]]:
+        """The rows whose (authority, decision key) no row before them had (`_seen`)."""
+        key_of = itemgetter(names.index("authority"), names.index("decision_key"))
+        hashes = list(map(hash, map(key_of, rows)))
+        seen = self._seen
+        if seen.keys().isdisjoint(hashes) and len(set(hashes)) == len(hashes):
+            seen.update(zip(hashes, row_nos, strict=True))
+            return rows
+        unique = []
+        for row_no, row, key in zip(row_nos, rows, hashes, strict=True):
+            if key in seen:
+                self._duplicates.append((row_no, *key_of(row)))
+                continue
+            seen[key] = row_no
+            unique.append(row)
+        return unique
 
     def _write_invalid(self, rows: list[tuple[int, str, str]]) -> None:
         if rows:
+            self._invalid += len(rows)
             self.invalid_writer.write_rows(rows)
             rows.clear()
 
-    def _flush(self, batch: list[dict[str, Any]], issues: list[Issue]) -> None:
-        if batch:
-            self._validated += len(batch)
-            self.writer.write(batch)
-            batch.clear()
+    def _flush(self, issues: list[Issue]) -> None:
         if issues:
             self._quarantine(issues)
             issues.clear()
 
     def _quarantine(self, issues: list[Issue]) -> None:
+        self.copies.close()  # a statement of its own
         rows = [
             {
                 "sync_id": self.result.sync_id,
@@ -570,12 +887,16 @@ class _Sync:
         Validated rows repeating a validated row's key were set aside by `_stage`; a
         validated row and a known row with one key share a record: the later one goes.
         """
-        s, k, r = self.staging.c, self.keys.c, records.c
-        pairs = self.conn.execute(
-            select(s.row_no, k.row_no, s.authority, s.decision_key, s.record_id).join_from(
-                self.staging, self.keys, k.record_id == s.record_id
+        if self.direct:  # nothing known, nothing staged: the first rows are in `_seen`
+            self._flush(
+                [
+                    _duplicate(row_no, self._seen[hash((authority, key))], authority, key)
+                    for row_no, authority, key in sorted(self._duplicates)
+                ]
             )
-        ).all()
+            return
+        s, r = self.staging.c, records.c
+        pairs = self._staged_and_known()
         duplicates = self._duplicates + [
             (max(full, known), authority, decision_no)
             for full, known, authority, decision_no, _ in pairs
@@ -586,35 +907,49 @@ class _Sync:
             self.conn.exec_driver_sql(
                 "CREATE INDEX ix_sync_staging_key ON sync_staging (authority, decision_key)"
             )
+        by_key = {
+            (authority, key): self.conn.execute(
+                select(r.id).where(
+                    r.kind == self.request.kind, r.authority == authority, r.decision_key == key
+                )
+            ).scalar()
+            for _, authority, key in duplicates
+        }
+        known_rows = self.known.row_of({i for i in by_key.values() if i is not None})
         issues = []
         for row_no, authority, decision_no in sorted(duplicates):
-            firsts = [
+            staged_first = self.conn.execute(
                 select(func.min(s.row_no)).where(
                     s.authority == authority, s.decision_key == decision_no
-                ),
-                select(func.min(k.row_no)).where(
-                    k.record_id == r.id,
-                    r.kind == self.request.kind,
-                    r.authority == authority,
-                    r.decision_key == decision_no,
-                ),
-            ]
-            first = min(n for n in (self.conn.execute(q).scalar() for q in firsts) if n is not None)
-            issues.append(
-                Issue(
-                    row_no,
-                    "decision_no",
-                    f"duplicate of row {first} ({authority} {decision_no}); the first occurrence wins",
                 )
-            )
+            ).scalar()
+            record_id = by_key[(authority, decision_no)]
+            known_first = None if record_id is None else known_rows.get(record_id)
+            first = min(n for n in (staged_first, known_first) if n is not None)
+            issues.append(_duplicate(row_no, first, authority, decision_no))
         for full, known, _, _, record_id in pairs:  # after the messages: they need the firsts
             if full > known:
                 self.conn.execute(self.staging.delete().where(s.row_no == full))
                 self._validated -= 1
             else:
-                self.conn.execute(self.keys.delete().where(k.record_id == record_id))
-                self._known -= 1
-        self._flush([], issues)
+                self.known.drop(record_id)
+        self._flush(issues)
+
+    def _staged_and_known(self) -> list[tuple[int, int, str, str, int]]:
+        """(validated row, known row, authority, decision key, record) of each record both
+        a validated row (linked: `_link`) and a known row are."""
+        if not len(self.known):
+            return []
+        s = self.staging.c
+        linked = select(s.row_no, s.record_id, s.authority, s.decision_key).where(
+            s.record_id.is_not(None)
+        )
+        both: list[Any] = []
+        for rows in _plain_batches(self.conn, linked):
+            found = self.known.found([row[1] for row in rows])
+            both += compress(rows, found)
+        known_rows = self.known.row_of({row[1] for row in both})
+        return [(full, known_rows[rid], a, k, rid) for full, rid, a, k in both]
 
     # ------------------------------------------------------------------- diff
     def _link(self) -> None:
@@ -666,55 +1001,67 @@ class _Sync:
             or_(r.raw_hash.is_(None), r.raw_hash != s.raw_hash),
         )
 
-    def _current(self) -> Any:
-        r = records.c
-        return and_(
-            _scanned(r.kind) == self.request.kind,
-            r.source == self.request.source,
-            r.vanished_on.is_(None),
-        )
-
-    def _vanishing(self) -> Any:
-        i, r = self.invalid.c, records.c
-        return and_(self._current(), self._unstaged(), not_(exists().where(i.record_id == r.id)))
-
-    def _unstaged(self) -> Any:
-        """No valid row of the snapshot is this record's."""
-        s, k, r = self.staging.c, self.keys.c, records.c
-        return and_(
-            not_(exists().where(k.record_id == r.id)),
-            not_(exists().where(s.record_id == r.id)),
-        )
-
     def _kept_invalid(self) -> Any:
         """Records whose only row in the snapshot was quarantined: kept as they were."""
-        i, r = self.invalid.c, records.c
-        return and_(
-            r.kind == self.request.kind, exists().where(i.record_id == r.id), self._unstaged()
+        r, kept = records.c, self.kept.c
+        return and_(r.kind == self.request.kind, exists().where(kept.id == r.id))
+
+    def _unmatched(self) -> None:
+        """`sync_unmatched`: this source's current records no known row was found for
+        (what may vanish; a few in a daily resync)."""
+        if self._survey is None:  # `_unchanged_digests` was not asked (tests)
+            self._read_records()
+        assert self._survey is not None
+        current = self._survey[0]
+        found = self.known.found(current)
+        self.ids_writers[self.unmatched.name].write_rows(
+            [(i,) for i in compress(current, map(operator.not_, found))]
         )
 
+    def _kept(self) -> int:
+        """`sync_kept`: records linked from a quarantined row only (no valid row, no known
+        row is theirs); how many."""
+        if not self._invalid:
+            return 0
+        i, s = self.invalid.c, self.staging.c
+        linked = (
+            select(i.record_id)
+            .distinct()
+            .where(i.record_id.is_not(None), not_(exists().where(s.record_id == i.record_id)))
+        )
+        ids = list(self.conn.execute(linked).scalars())
+        kept = [(r,) for r, found in zip(ids, self.known.found(ids), strict=True) if not found]
+        self.ids_writers[self.kept.name].write_rows(kept)
+        self.copies.close()
+        return len(kept)
+
     def _count(self) -> None:
-        s = self.staging.c
+        s, u, i = self.staging.c, self.unmatched.c, self.invalid.c
         count = self._scalar
-        staged = self._validated + self._known
+        staged = self._validated + len(self.known)
         self.result.added = count(select(func.count()).where(s.record_id.is_(None)))
         self.result.updated = count(
             select(func.count()).select_from(self.staging.join(records, self._changed()))
         )
         self.result.unchanged = staged - self.result.added - self.result.updated
-        # the records that vanish, once: counting and marking them would read every
-        # current record three times
-        self.conn.execute(
-            insert(self.gone).from_select(["id"], select(records.c.id).where(self._vanishing()))
+        # the records that vanish: unmatched, and no validated or quarantined row is theirs
+        self._unmatched()
+        self.copies.close()
+        vanishing = select(u.id).where(
+            not_(exists().where(s.record_id == u.id)), not_(exists().where(i.record_id == u.id))
         )
+        self.conn.execute(insert(self.gone).from_select(["id"], vanishing))
         self.result.vanished = count(select(func.count()).select_from(self.gone))
-        self.result.invalid_kept = count(
-            select(func.count()).select_from(records).where(self._kept_invalid())
-        )
-        self._current_count = count(
-            select(func.count()).select_from(records).where(self._current())
-        )
+        self.result.invalid_kept = self._kept()
+        assert self._survey is not None
+        self._current_count = len(self._survey[0])  # counted before anything changed
         self._staged = staged
+
+    def _count_first_load(self) -> None:
+        """`_count` when there was no record of this kind: every staged row was added."""
+        self.result.added = self._staged = self._validated
+        self.result.updated = self.result.unchanged = self.result.vanished = 0
+        self.result.invalid_kept = self._current_count = 0
 
     def _scalar(self, query: Any) -> int:
         return int(self.conn.execute(query).scalar_one())
@@ -741,6 +1088,9 @@ class _Sync:
 
     # ------------------------------------------------------------------ apply
     def _apply(self) -> None:
+        if self.direct:  # inserted while staging; nothing else changes
+            self._history_of_added()
+            return
         # Vanished first: records added below have no staging link and would look vanished.
         self._mark_vanished()
         self._apply_updates()
@@ -752,16 +1102,17 @@ class _Sync:
         """末次快照行无效: flag the records kept for a quarantined row (the quarantine row's
         id; a history entry when newly flagged); clear the flag of this source's others."""
         r, i, q, sid = records.c, self.invalid.c, quarantine.c, self.result.sync_id
-        self.conn.execute(
-            update(records)
-            .where(
-                r.invalid_row_id.is_not(None),
-                _scanned(r.kind) == self.request.kind,
-                r.source == self.request.source,
-                not_(self._kept_invalid()),
+        if self._survey is None or self._survey[1]:  # (no record of the kind is flagged)
+            self.conn.execute(
+                update(records)
+                .where(
+                    r.invalid_row_id.is_not(None),
+                    _scanned(r.kind) == self.request.kind,
+                    r.source == self.request.source,
+                    not_(self._kept_invalid()),
+                )
+                .values(invalid_row_id=None)
             )
-            .values(invalid_row_id=None)
-        )
         if not self.result.invalid_kept:
             return
         newly = select(r.id, literal(sid), literal("row_invalid"), literal(self.today, Date()))
@@ -796,17 +1147,10 @@ class _Sync:
                 update(records).values(raw_hash=new).where(exists().where(self._stale()))
             )
 
-    def _insert_added(self) -> None:
-        s, sid = self.staging.c, self.result.sync_id
-        names = [
-            "authority",
-            "decision_no",
-            "decision_key",
-            *SNAPSHOT_FIELDS,
-            "content_hash",
-            "raw_hash",
-        ]
-        consts = {
+    def _added_constants(self) -> dict[str, Any]:
+        """The columns of an added record that do not come from its row."""
+        sid = self.result.sync_id
+        return {
             "kind": self.request.kind,
             "source": self.request.source,
             "first_sync_id": sid,
@@ -817,12 +1161,22 @@ class _Sync:
             "green_channel": False,
             "market_regulation": False,
         }
+
+    def _insert_added(self) -> None:
+        if not self.result.added:
+            return  # (both statements would read every record for nothing)
+        s = self.staging.c
+        names = _STAGED[1:]
+        consts = self._added_constants()
         cols = [s[n] for n in names] + [
             literal(v, records.c[k].type).label(k) for k, v in consts.items()
         ]
         query = select(*cols).where(s.record_id.is_(None)).order_by(s.row_no)
         self.conn.execute(insert(records).from_select([*names, *consts], query))
-        r = records.c
+        self._history_of_added()
+
+    def _history_of_added(self) -> None:
+        r, sid = records.c, self.result.sync_id
         history = select(r.id, literal(sid), literal("added"), literal(self.today, Date())).where(
             r.first_sync_id == sid
         )
@@ -831,13 +1185,32 @@ class _Sync:
         )
 
     def _apply_updates(self) -> None:
+        """Each changed record's history (its old values, read a page at a time), then
+        the records, in one UPDATE … FROM the staging table where the database takes it
+        (else a page at a time)."""
+        if not self.result.updated:
+            return
+        set_based = _update_from(self.conn)
         last = -1
-        while True:
-            rows = self._changed_page(last)
-            if not rows:
-                return
-            self._update_page(rows)
+        while rows := self._changed_page(last):
+            self._history_of_changes(rows)
+            if not set_based:
+                self._update_page(rows)
             last = rows[-1]["new"]["row_no"]
+        if set_based:
+            s = self.staging.c
+            self.conn.execute(
+                update(records)
+                .values(
+                    {k: s[k] for k in _NEW_VALUES}
+                    | {
+                        "vanished_on": None,
+                        "last_sync_id": self.result.sync_id,
+                        "source": self.request.source,
+                    }
+                )
+                .where(self._changed())
+            )
 
     def _changed_page(self, after: int) -> list[dict[str, dict[str, Any]]]:
         s, r = self.staging.c, records.c
@@ -857,8 +1230,8 @@ class _Sync:
             pages.append({"new": new, "old": old})
         return pages
 
-    def _update_page(self, rows: list[dict[str, dict[str, Any]]]) -> None:
-        params: list[dict[str, Any]] = []
+    def _history_of_changes(self, rows: list[dict[str, dict[str, Any]]]) -> None:
+        """`updated` (or `reappeared`) with the old values of the fields that changed."""
         history: list[dict[str, Any]] = []
         for row in rows:
             new, old = row["new"], row["old"]
@@ -873,12 +1246,14 @@ class _Sync:
                     "on": self.today,
                 }
             )
-            params.append(
-                {
-                    **{f"v_{k}": new[k] for k in _NEW_VALUES},
-                    "v_id": new["record_id"],
-                }
-            )
+        self.history_writer.write(history)
+        self.copies.close()  # the next page is a query
+
+    def _update_page(self, rows: list[dict[str, dict[str, Any]]]) -> None:
+        params = [
+            {**{f"v_{k}": row["new"][k] for k in _NEW_VALUES}, "v_id": row["new"]["record_id"]}
+            for row in rows
+        ]
         values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in _NEW_VALUES}
         stmt = (
             update(records)
@@ -891,7 +1266,6 @@ class _Sync:
             )
         )
         self.conn.execute(stmt, params)
-        self.conn.execute(insert(changes), history)
 
     def _mark_vanished(self) -> None:
         g, sid = self.gone.c, self.result.sync_id
@@ -928,6 +1302,83 @@ class _Sync:
         self.conn.execute(
             update(table_of(SyncRun)).where(table_of(SyncRun).c.id == res.sync_id), values
         )
+
+
+def _nothing() -> None:
+    pass
+
+
+def _duplicate(row_no: int, first: int, authority: str, key: str) -> Issue:
+    return Issue(
+        row_no,
+        "decision_no",
+        f"duplicate of row {first} ({authority} {key}); the first occurrence wins",
+    )
+
+
+def _merged(
+    columns: Mapping[str, Sequence[Any]], valid: list[dict[str, Any]]
+) -> dict[str, Sequence[Any]]:
+    """The accepted rows' columns and the rows validated one by one, in row order."""
+    row_nos = [*columns.get("row_no", ()), *(values["row_no"] for values in valid)]
+    order = sorted(range(len(row_nos)), key=row_nos.__getitem__)
+    merged: dict[str, Sequence[Any]] = {}
+    for name in _STAGED:
+        values = [*columns.get(name, ()), *(v[name] for v in valid)]
+        merged[name] = [values[i] for i in order]
+    return merged
+
+
+def _digests(digest: RawDigest, rows: list[RawRow]) -> list[str]:
+    """Each row's raw fingerprint (hex); "" for a row that does not fit the header (never
+    known)."""
+    digests = digest.many(list(map(_VALUES, rows)))
+    if any(map(_PROBLEM, rows)):
+        digests = [d if r.problem is None else "" for r, d in zip(rows, digests, strict=True)]
+    return digests
+
+
+def _fingerprinted(digest: RawDigest, batch: RowBatch) -> tuple[list[RawRow] | None, list[str]]:
+    """(the rows, if they had to be parsed for it; each row's raw fingerprint): CSV rows by
+    their bytes, unparsed; others by their cells."""
+    if batch.records is not None and batch.encoding is not None:
+        return None, digest.of_records(batch.records, batch.encoding)
+    rows = batch.rows()
+    return rows, _digests(digest, rows)
+
+
+def _set_known_aside(
+    batch: RowBatch,
+    rows: list[RawRow] | None,
+    digests: list[str],
+    known: dict[str, int],
+    keys: _Known,
+) -> tuple[list[RawRow] | None, list[str]]:
+    """The rows (parsed only now, if not yet) and fingerprints not known unchanged; a
+    known row's (record, row) goes to `keys`. `known.pop`, in row order: a second row
+    with the same cells is not known."""
+    found: list[Any] = list(map(known.pop, digests, repeat(None)))
+    if found.count(None) == len(found):
+        return rows, digests
+    hit = [f is not None for f in found]
+    keys.extend(compress(found, hit), compress(batch.row_nos, hit))
+    left = [i for i, h in enumerate(hit) if not h]
+    rows = batch.rows(left) if rows is None else [rows[i] for i in left]
+    return rows, [digests[i] for i in left]
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """A bulk load makes millions of short-lived lists and tuples: at the default
+    threshold (700 new objects) the cyclic collector runs thousands of times and, with
+    the heap a large sync holds, costs as much as the work. Rarer for the load, then as
+    it was."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], 50_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
 
 
 def _count(counts: dict[str, int], key: str) -> None:

@@ -8,14 +8,17 @@ can quarantine them with their row number instead of losing them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from itertools import islice
 from types import TracebackType
+from typing import NamedTuple
 
 from pipeline.errors import InputError, SourceError
 
 
-@dataclass(frozen=True, slots=True)
-class RawRow:
+class RawRow(NamedTuple):
+    """One row as read. A tuple, so that a reader can make a batch of them in C
+    (`tuple.__new__(RawRow, …)` over `map`): a million-row file makes a million."""
+
     row_no: int
     """What a person sees: the spreadsheet row (header = 1), or the 1-based JSON index."""
     values: list[object]
@@ -24,14 +27,57 @@ class RawRow:
     """Why the row does not fit, e.g. "has 5 fields, the header has 20 (truncated row?)"."""
 
 
+class RowBatch:
+    """Rows of a snapshot taken together, perhaps not parsed yet.
+
+    A CSV reader gives each row's bytes as read (`records`, with `encoding`): rows known
+    unchanged by their bytes need never be decoded and split (`rows` of the others
+    only). Other readers give parsed rows (`records` is None).
+    """
+
+    def __init__(
+        self,
+        row_nos: list[int],
+        parse: Callable[[list[int] | None], list[RawRow]],
+        records: list[bytes] | None = None,
+        encoding: str | None = None,
+    ) -> None:
+        self.row_nos = row_nos
+        self.records = records
+        self.encoding = encoding
+        self._parse = parse
+
+    def __len__(self) -> int:
+        return len(self.row_nos)
+
+    def rows(self, positions: list[int] | None = None) -> list[RawRow]:
+        """The rows at these positions (all by default), in order."""
+        return self._parse(positions)
+
+    @classmethod
+    def of_rows(cls, rows: list[RawRow]) -> RowBatch:
+        def parse(positions: list[int] | None) -> list[RawRow]:
+            return rows if positions is None else [rows[p] for p in positions]
+
+        return cls([row.row_no for row in rows], parse)
+
+
 class Snapshot:
     """Headers plus a one-pass row iterator; close it (or use `with`) to free the file."""
 
-    def __init__(self, name: str, headers: list[str], rows: Iterator[RawRow]) -> None:
+    def __init__(
+        self,
+        name: str,
+        headers: list[str],
+        rows: Iterator[RawRow],
+        batches: Callable[[int], Iterator[RowBatch]] | None = None,
+    ) -> None:
         self.name = name
         """The file or URL, for messages."""
         self.headers = headers
         self._rows = rows
+        self._batches = batches
+        """The reader's own `row_batches`, reading the same rows as `rows` (CSV)."""
         self._cleanups: list[Callable[[], None]] = []
 
     def __iter__(self) -> Iterator[RawRow]:
@@ -39,6 +85,21 @@ class Snapshot:
 
     def __next__(self) -> RawRow:
         return next(self._rows)
+
+    def batches(self, size: int) -> Iterator[list[RawRow]]:
+        """The rows (the rest of them) in lists of up to `size` (none empty)."""
+        for batch in self.row_batches(size):
+            if rows := batch.rows():
+                yield rows
+
+    def row_batches(self, size: int) -> Iterator[RowBatch]:
+        """The rows (the rest of them) in batches of up to `size` (none empty), parsed
+        only when asked (`RowBatch.rows`) where the reader can (CSV)."""
+        if self._batches is not None:
+            yield from self._batches(size)
+            return
+        while batch := list(islice(self._rows, size)):
+            yield RowBatch.of_rows(batch)
 
     def on_close(self, cleanup: Callable[[], None]) -> None:
         self._cleanups.append(cleanup)
