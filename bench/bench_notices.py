@@ -1,6 +1,6 @@
-"""Benchmark notices end to end: plan + dispatch N notices, against a bare smtplib loop.
+"""Benchmark notices: plan, then dispatch N notices, against a bare smtplib loop.
 
-    .venv/bin/python bench/bench_notices.py --rows 10000 --db both
+    .venv/bin/python bench/bench_notices.py --rows 10000 --db both [--profile]
 
 N in-scope penalties (`tests.helpers.penalty`: one repair notice each) and one contact per
 entity — 90 % with an e-mail address (→ e-mail with the DOCX notice attached), every
@@ -10,12 +10,12 @@ per database (SQLite file, throwaway PostgreSQL), each step in a fresh process, 
 a fresh server process (aiosmtpd that accepts and discards + a keep-alive HTTP/1.1 SMS
 webhook that answers 200 ``{"id": …}``), so the measured process's CPU is its own:
 
-- ``notices_end_to_end``: ``stages.plan_notices(app)`` then ``stages.dispatch(app)`` — the
-  stages the CLI and the jobs call (`pipeline.stages`). Timed: planning (template rendering,
-  the DOCX rendering, the outbox INSERTs with the DOCX in the payload) and dispatching
-  (claims, the record re-check, the MIME, SMTP / HTTP, the per-message outcome and
-  ledger writes). Not timed: process
-  start, imports, config loading, the first DB connection.
+- the run: ``stages.plan_notices(app)`` then ``stages.dispatch(app)`` — the stages the
+  CLI and the jobs call (`pipeline.stages`), each timed on its own (wall and CPU):
+  planning (template rendering, the DOCX rendering, the outbox INSERTs with the DOCX in
+  the payload) and dispatching (claims, the record re-check, the MIME, SMTP / HTTP, the
+  per-message outcome and ledger writes). Not timed: process start, imports, config
+  loading, the first DB connection.
 - ``baseline``: the same messages pre-rendered from the outbox the run left (the e-mails
   as the exact bytes `render_eml` gives, the SMS as the exact signed webhook bodies; not
   timed), then one smtplib connection and ``sendmail()`` per e-mail, and the SMS bodies
@@ -25,9 +25,18 @@ The business clock stands still under ``--now``, so the bench config raises
 ``email.rate_per_minute``, ``sms.rate_per_minute`` and ``sms.daily_cap_per_number``;
 ``--now`` is a working day at 09:00, inside the SMS allowed hours.
 
-One JSON line per database on stdout: {"name", "rows", "seconds", "baseline_seconds",
-"ratio", "peak_rss_mb", "db", ..., "messages_per_s", "baseline_messages_per_s"}; `rows`
-is the number of messages. Target: messages_per_s ≥ 50 % of baseline_messages_per_s.
+Two JSON lines per database on stdout, each {"name", "rows", "seconds",
+"baseline_seconds", "ratio", "peak_rss_mb", "db", ..., "messages_per_s",
+"baseline_messages_per_s", "rate_share", "target_rate_share", "ok"}; `rows` is the
+number of messages sent:
+
+- ``notices_end_to_end``: plan + dispatch (as before the split; adds ``plan_seconds``,
+  ``dispatch_seconds`` and their CPU seconds). Reported, target 50 %.
+- ``notices_dispatch``: the dispatch stage alone (``seconds``; ``cpu_seconds``), with the
+  plan's figures beside it. Target: messages_per_s ≥ 80 % of baseline_messages_per_s
+  (``--check`` exits 1 when it is missed).
+
+``--profile`` writes ``bench/out/notices_<db>_plan.prof`` and ``…_dispatch.prof``.
 """
 
 from __future__ import annotations
@@ -39,8 +48,10 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -62,9 +73,13 @@ SCRIPT = str(Path(__file__).resolve())
 NOW = "2026-11-27T09:00"  # a Friday, 09:00 Beijing: a working day, outside SMS quiet hours
 SMS_EVERY = 10
 """Every SMS_EVERY-th entity has a phone number and no e-mail address."""
-TARGET = 0.5
+TARGET = 0.8
+"""The dispatch stage alone: ≥ 80 % of the bare loop's message rate (issue 13)."""
+END_TO_END_TARGET = 0.5
+"""Plan + dispatch (the figure before the split; planning renders every DOCX)."""
 SECRET = "bench-secret"
 UNLIMITED = 10**9
+T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- servers (own process)
@@ -228,24 +243,40 @@ def worker_run(cfg: Path, profile: Path | None) -> None:
     with app.engine.connect():  # migrate / connect outside the timing
         pass
 
-    def step() -> tuple[PlanResult, DispatchResult]:
-        return stages.plan_notices(app), stages.dispatch(app)
+    def plan() -> PlanResult:
+        return stages.plan_notices(app)
 
-    if profile is not None:
-        import cProfile
+    def dispatch() -> DispatchResult:
+        return stages.dispatch(app)
 
-        profiler = cProfile.Profile()
-        seconds, (planned, dispatched) = timed(lambda: profiler.runcall(step))
-        profiler.dump_stats(str(profile))
-    else:
-        seconds, (planned, dispatched) = timed(step)
+    plan_seconds, plan_cpu, planned = cpu_timed(plan, profile, "plan")
+    dispatch_seconds, dispatch_cpu, dispatched = cpu_timed(dispatch, profile, "dispatch")
     app.close()
     report(
         step="run",
-        seconds=seconds,
+        seconds=plan_seconds + dispatch_seconds,
+        plan_seconds=plan_seconds,
+        plan_cpu_seconds=plan_cpu,
+        dispatch_seconds=dispatch_seconds,
+        dispatch_cpu_seconds=dispatch_cpu,
         planned=planned.planned,
         dispatched={k: v for k, v in dispatched.as_json().items() if v},
     )
+
+
+def cpu_timed(step: Callable[[], T], profile: Path | None, name: str) -> tuple[float, float, T]:
+    """(wall seconds, this process's CPU seconds, result) of `step`, cProfiled into
+    `<profile>` with `_<name>` before the suffix when asked."""
+    cpu = time.process_time()
+    if profile is None:
+        seconds, value = timed(step)
+    else:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        seconds, value = timed(lambda: profiler.runcall(step))
+        profiler.dump_stats(str(profile.with_name(f"{profile.stem}_{name}{profile.suffix}")))
+    return seconds, time.process_time() - cpu, value
 
 
 def prerender(cfg: Path) -> tuple[str, list[tuple[str, bytes]], list[tuple[bytes, dict[str, str]]]]:
@@ -317,10 +348,12 @@ def worker_baseline(cfg: Path, smtp_port: int, sms_url: str) -> None:
         conn.close()
         return smtp_seconds
 
+    cpu = time.process_time()
     seconds, smtp_seconds = timed(send_all)
     report(
         step="baseline",
         seconds=seconds,
+        cpu_seconds=time.process_time() - cpu,
         smtp_seconds=smtp_seconds,
         emails=len(emails),
         sms=len(sms),
@@ -381,7 +414,18 @@ def bench_db(db: str, url: str, work: Path, rows: int, profile: Path | None) -> 
     messages = b["emails"] + b["sms"]
     rate = sent / r["seconds"]
     base_rate = messages / b["seconds"]
-    return emit(
+    common = {
+        "planned": r["planned"],
+        "dispatched": r["dispatched"],
+        "emails": b["emails"],
+        "sms": b["sms"],
+        "baseline_smtp_only_seconds": round(b["smtp_seconds"], 3),
+        "baseline_cpu_seconds": round(b["cpu_seconds"], 3),
+        "baseline_peak_rss_mb": round(base.peak_rss_mb, 1),
+        "servers": servers.counts,
+        "baseline_servers": base_servers.counts,
+    }
+    emit(
         "notices_end_to_end",
         sent,
         r["seconds"],
@@ -391,16 +435,32 @@ def bench_db(db: str, url: str, work: Path, rows: int, profile: Path | None) -> 
         messages_per_s=round(rate, 1),
         baseline_messages_per_s=round(base_rate, 1),
         rate_share=round(rate / base_rate, 3),
+        target_rate_share=END_TO_END_TARGET,
+        ok=rate / base_rate >= END_TO_END_TARGET and sent == rows,
+        plan_seconds=round(r["plan_seconds"], 3),
+        plan_cpu_seconds=round(r["plan_cpu_seconds"], 3),
+        dispatch_seconds=round(r["dispatch_seconds"], 3),
+        dispatch_cpu_seconds=round(r["dispatch_cpu_seconds"], 3),
+        **common,
+    )
+    dispatch_rate = sent / r["dispatch_seconds"]
+    return emit(
+        "notices_dispatch",
+        sent,
+        r["dispatch_seconds"],
+        b["seconds"],
+        run.peak_rss_mb,
+        db,
+        messages_per_s=round(dispatch_rate, 1),
+        baseline_messages_per_s=round(base_rate, 1),
+        rate_share=round(dispatch_rate / base_rate, 3),
         target_rate_share=TARGET,
-        ok=rate / base_rate >= TARGET and sent == rows,
-        planned=r["planned"],
-        dispatched=r["dispatched"],
-        emails=b["emails"],
-        sms=b["sms"],
-        baseline_smtp_only_seconds=round(b["smtp_seconds"], 3),
-        baseline_peak_rss_mb=round(base.peak_rss_mb, 1),
-        servers=servers.counts,
-        baseline_servers=base_servers.counts,
+        ok=dispatch_rate / base_rate >= TARGET and sent == rows,
+        cpu_seconds=round(r["dispatch_cpu_seconds"], 3),
+        plan_seconds=round(r["plan_seconds"], 3),
+        plan_cpu_seconds=round(r["plan_cpu_seconds"], 3),
+        plan_messages_per_s=round(r["planned"] / r["plan_seconds"], 1),
+        **common,
     )
 
 
@@ -439,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
 def _drive(args: argparse.Namespace) -> int:
     note(
         f"{args.rows} notices ({100 - 100 // SMS_EVERY} % e-mail with DOCX, {100 // SMS_EVERY} % SMS); "
-        f"timed: plan_notices + dispatch vs a bare smtplib + http.client loop over the same bytes"
+        f"timed: plan_notices, then dispatch, vs a bare smtplib + http.client loop over the same bytes"
     )
     lines: list[dict[str, Any]] = []
     if args.profile:
