@@ -19,6 +19,7 @@ from the outbox payload (`to_message`, `pipeline.notices.outbox.fallback`).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import random
 import threading
@@ -35,7 +36,7 @@ from pipeline.db.models import Lease, OutboxMessage, Record, table_of
 from pipeline.errors import ChannelError, OutcomeUnknown
 from pipeline.ledger.state import record_told
 from pipeline.logs import get_logger
-from pipeline.notices.docx import DOCX_FILENAME, DOCX_MIME, docx_content
+from pipeline.notices.docx import DOCX_FILENAME, DOCX_MIME, docx_base64
 from pipeline.notices.outbox import (
     Outcome,
     backoff,
@@ -133,6 +134,8 @@ class Dispatcher:
         self.sms_today: dict[str, int] = {}
         self.outcomes: list[tuple[Outcome, Any]] = []
         self.lease = dt.timedelta(seconds=notices.outbox.lease_seconds)
+        self.conn: Connection
+        """The run's connection for the claim-to-outcome writes (`run` opens it)."""
 
     # ------------------------------------------------------------------ loop
     def run(self, limit: int | None = None) -> DispatchResult:
@@ -140,6 +143,10 @@ class Dispatcher:
         self.down = self._channels_down()
         settings = self.notices.outbox
         with ExitStack() as stack:
+            # One connection for the per-message transactions of the whole run: a pool
+            # checkout per message (and its pre-ping round trip on PostgreSQL) cost more
+            # than the writes.
+            self.conn = stack.enter_context(self.engine.connect())
             opened: set[str] = set()
             while not self.stop.is_set() and (limit is None or self.result.claimed < limit):
                 size = (
@@ -329,9 +336,9 @@ class Dispatcher:
         """Mark `row` sending, in one transaction with the outcomes before it (see the module
         docstring); False when the row is no longer this dispatcher's."""
         now = self.now()
-        with self.engine.begin() as conn:
-            self._write_outcomes(conn)
-            attempt = mark_sending(conn, row, now, self.lease)
+        with self.conn.begin():
+            self._write_outcomes(self.conn)
+            attempt = mark_sending(self.conn, row, now, self.lease)
         if attempt is None:
             return False
         row.update(attempt_id=attempt, attempts=row["attempts"] + 1, state="sending")
@@ -349,8 +356,8 @@ class Dispatcher:
 
     def _flush(self) -> None:
         if self.outcomes:
-            with self.engine.begin() as conn:
-                self._write_outcomes(conn)
+            with self.conn.begin():
+                self._write_outcomes(self.conn)
 
     def _write_outcomes(self, conn: Connection) -> None:
         if not self.outcomes:
@@ -391,8 +398,9 @@ def to_message(row: dict[str, Any]) -> Message:
     is_sms = row["channel"] == "sms"
     attachments: tuple[Attachment, ...] = ()
     if payload.get("docx") and not is_sms:
-        content = docx_content(payload["docx"])
-        attachments = (Attachment(DOCX_FILENAME, content, DOCX_MIME),)
+        encoded = docx_base64(payload["docx"])  # as planned: not re-encoded per message
+        content = base64.b64decode(encoded)
+        attachments = (Attachment(DOCX_FILENAME, content, DOCX_MIME, encoded),)
     return Message(
         key=row["key"],
         channel=row["channel"],

@@ -24,7 +24,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, case, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 
 from pipeline.config.notices import OutboxSettings
 from pipeline.db.models import AnswerLink, DeliveryAttempt, OutboxMessage, table_of
@@ -186,8 +197,9 @@ def claim(
 ) -> list[dict[str, Any]]:
     """Atomically move up to `limit` due rows to `claimed` for this worker; return them.
 
-    Nothing is tried yet: each row becomes `sending`, with its delivery attempt, only
-    right before it is sent (`mark_sending`).
+    One statement: the conditional UPDATE returns the rows it changed, whole (a second
+    SELECT would read the ~60 kB payloads again). Nothing is tried yet: each row becomes
+    `sending`, with its delivery attempt, only right before it is sent (`mark_sending`).
     """
     c = outbox.c
     due = select(c.id).where(c.state.in_(DUE_STATES), c.next_attempt_at <= now)
@@ -197,23 +209,55 @@ def claim(
     if engine.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     with engine.begin() as conn:
-        ids = list(
-            conn.execute(
-                update(outbox)
-                .where(c.id.in_(due.scalar_subquery()), c.state.in_(DUE_STATES))
-                .values(
-                    state="claimed",
-                    claimed_by=worker,
-                    lease_until=now + lease,
-                    updated_at=now,
-                )
-                .returning(c.id)
-            ).scalars()
-        )
-        if not ids:
-            return []
-        rows = conn.execute(select(outbox).where(c.id.in_(ids)).order_by(c.id)).mappings()
-        return [{**r, "attempt_id": None} for r in rows]
+        rows = conn.execute(
+            update(outbox)
+            .where(c.id.in_(due.scalar_subquery()), c.state.in_(DUE_STATES))
+            .values(
+                state="claimed",
+                claimed_by=worker,
+                lease_until=now + lease,
+                updated_at=now,
+            )
+            .returning(*outbox.c)
+        ).mappings()
+        claimed = [{**r, "attempt_id": None} for r in rows]
+    return sorted(claimed, key=lambda r: int(r["id"]))
+
+
+def _literal(*values: str) -> list[Any]:
+    """SQL string literals: a state list rendered into the statement, not bound per call."""
+    return [literal_column(f"'{v}'") for v in values]
+
+
+_MARK = (
+    update(outbox)
+    .where(
+        outbox.c.id == bindparam("b_id"),
+        outbox.c.claimed_by == bindparam("b_worker"),
+        outbox.c.state == _literal("claimed")[0],
+    )
+    .values(
+        state=_literal("sending")[0],
+        attempts=outbox.c.attempts + 1,
+        lease_until=bindparam("b_lease", type_=outbox.c.lease_until.type),
+        updated_at=bindparam("b_now", type_=outbox.c.updated_at.type),
+    )
+)
+_START_ATTEMPT = insert(attempts).values(
+    outbox_id=bindparam("b_id"), started_at=bindparam("b_now", type_=attempts.c.started_at.type)
+)
+_MARKED = _MARK.returning(outbox.c.id).cte("marked")
+_MARK_AND_START = (
+    insert(attempts)
+    .from_select(
+        ["outbox_id", "started_at"],
+        select(_MARKED.c.id, bindparam("b_now", type_=attempts.c.started_at.type)),
+    )
+    .add_cte(_MARKED)
+    .returning(attempts.c.id)
+)
+"""PostgreSQL: the mark and its delivery attempt in one statement (one round trip); the
+attempt is inserted only when the row was still this worker's claim."""
 
 
 def mark_sending(
@@ -221,20 +265,22 @@ def mark_sending(
 ) -> int | None:
     """A claimed row is about to be sent: `sending`, one more attempt, its delivery attempt
     written (returns its id). None when the row is no longer this worker's (its lease
-    ran out and another dispatcher took it): it must not be sent."""
-    c = outbox.c
-    marked = conn.execute(
-        update(outbox)
-        .where(c.id == row["id"], c.claimed_by == row["claimed_by"], c.state == "claimed")
-        .values(state="sending", attempts=c.attempts + 1, lease_until=now + lease, updated_at=now)
-    ).rowcount
-    if marked != 1:
+    ran out and another dispatcher took it): it must not be sent.
+
+    The statements are built once (module level): building them per message cost more
+    than running them."""
+    params = {
+        "b_id": row["id"],
+        "b_worker": row["claimed_by"],
+        "b_now": now,
+        "b_lease": now + lease,
+    }
+    if conn.dialect.name == "postgresql":
+        attempt = conn.execute(_MARK_AND_START, params).scalar_one_or_none()
+        return None if attempt is None else int(attempt)
+    if conn.execute(_MARK, params).rowcount != 1:
         return None
-    return int(
-        conn.execute(
-            insert(attempts).returning(attempts.c.id), {"outbox_id": row["id"], "started_at": now}
-        ).scalar_one()
-    )
+    return int(conn.execute(_START_ATTEMPT.returning(attempts.c.id), params).scalar_one())
 
 
 def release(
@@ -390,8 +436,51 @@ class Outcome:
     detail: dict[str, Any] | None = None
 
 
+_HELD_BY_WORKER = and_(
+    outbox.c.id == bindparam("b_id"),
+    outbox.c.state.in_(_literal(*HELD)),
+    outbox.c.claimed_by == bindparam("b_worker"),
+)
+_FINISH_DONE = (
+    update(outbox)
+    .where(_HELD_BY_WORKER)
+    .values(
+        state=bindparam("b_state"),
+        updated_at=bindparam("b_now", type_=outbox.c.updated_at.type),
+        sent_at=bindparam("b_now", type_=outbox.c.sent_at.type),
+        last_error=None,
+        lease_until=None,
+        provider_id=bindparam("b_pid"),
+    )
+)
+_FINISH_OTHER = (
+    update(outbox)
+    .where(_HELD_BY_WORKER)
+    .values(
+        state=bindparam("b_state"),
+        updated_at=bindparam("b_now", type_=outbox.c.updated_at.type),
+        last_error=bindparam("b_error"),
+        lease_until=None,
+        next_attempt_at=func.coalesce(
+            bindparam("b_next", type_=outbox.c.next_attempt_at.type), outbox.c.next_attempt_at
+        ),
+    )
+)
+_FINISH_ATTEMPT = (
+    update(attempts)
+    .where(attempts.c.id == bindparam("b_aid"), attempts.c.finished_at.is_(None))
+    .values(
+        finished_at=bindparam("b_now", type_=attempts.c.finished_at.type),
+        outcome=bindparam("b_state"),
+        error=bindparam("b_error"),
+        detail=bindparam("b_detail", type_=attempts.c.detail.type),
+    )
+)
+
+
 def finish_many(conn: Connection, outcomes: list[Outcome]) -> None:
-    """Record the outcomes of a group of sends: three executemany statements in all.
+    """Record the outcomes of a group of sends: one statement per kind of write (executed
+    once per outcome, or as one executemany for several), built once at module level.
 
     Only rows this worker still holds change (a row taken over after its lease expired is
     left alone); each row's delivery attempt gets its outcome (a row cancelled before it
@@ -399,75 +488,45 @@ def finish_many(conn: Connection, outcomes: list[Outcome]) -> None:
     """
     if not outcomes:
         return
-    c, a = outbox.c, attempts.c
-    held = and_(c.id == bindparam("b_id"), c.state.in_(HELD), c.claimed_by == bindparam("b_worker"))
-    sent = [o for o in outcomes if o.state in DONE]
-    other = [o for o in outcomes if o.state not in DONE]
-    if sent:
-        conn.execute(
-            update(outbox)
-            .where(held)
-            .values(
-                state=bindparam("b_state"),
-                updated_at=bindparam("b_now"),
-                sent_at=bindparam("b_now"),
-                last_error=None,
-                lease_until=None,
-                provider_id=bindparam("b_pid"),
-            ),
-            [
-                {
-                    "b_id": o.row["id"],
-                    "b_worker": o.row["claimed_by"],
-                    "b_now": o.now,
-                    "b_pid": o.provider_id,
-                    "b_state": o.state,
-                }
-                for o in sent
-            ],
-        )
-    if other:
-        conn.execute(
-            update(outbox)
-            .where(held)
-            .values(
-                state=bindparam("b_state"),
-                updated_at=bindparam("b_now"),
-                last_error=bindparam("b_error"),
-                lease_until=None,
-                next_attempt_at=func.coalesce(
-                    bindparam("b_next", type_=outbox.c.next_attempt_at.type), c.next_attempt_at
-                ),
-            ),
-            [
-                {
-                    "b_id": o.row["id"],
-                    "b_worker": o.row["claimed_by"],
-                    "b_now": o.now,
-                    "b_state": o.state,
-                    "b_error": o.error,
-                    "b_next": o.next_at,
-                }
-                for o in other
-            ],
-        )
-    conn.execute(
-        update(attempts)
-        .where(a.id == bindparam("b_aid"), a.finished_at.is_(None))
-        .values(
-            finished_at=bindparam("b_now"),
-            outcome=bindparam("b_state"),
-            error=bindparam("b_error"),
-            detail=bindparam("b_detail"),
-        ),
-        [
-            {
-                "b_aid": o.row["attempt_id"],
-                "b_now": o.now,
-                "b_state": o.state,
-                "b_error": o.error,
-                "b_detail": o.detail,
-            }
-            for o in outcomes
-        ],
-    )
+    sent = [
+        {
+            "b_id": o.row["id"],
+            "b_worker": o.row["claimed_by"],
+            "b_now": o.now,
+            "b_pid": o.provider_id,
+            "b_state": o.state,
+        }
+        for o in outcomes
+        if o.state in DONE
+    ]
+    other = [
+        {
+            "b_id": o.row["id"],
+            "b_worker": o.row["claimed_by"],
+            "b_now": o.now,
+            "b_state": o.state,
+            "b_error": o.error,
+            "b_next": o.next_at,
+        }
+        for o in outcomes
+        if o.state not in DONE
+    ]
+    tried = [
+        {
+            "b_aid": o.row["attempt_id"],
+            "b_now": o.now,
+            "b_state": o.state,
+            "b_error": o.error,
+            "b_detail": o.detail,
+        }
+        for o in outcomes
+        if o.row["attempt_id"] is not None
+    ]
+    for statement, params in (
+        (_FINISH_DONE, sent),
+        (_FINISH_OTHER, other),
+        (_FINISH_ATTEMPT, tried),
+    ):
+        if params:
+            # one parameter set: a plain execute (an executemany of one costs more)
+            conn.execute(statement, params[0] if len(params) == 1 else params)
