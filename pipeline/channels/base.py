@@ -30,6 +30,9 @@ class Attachment:
     filename: str
     content: bytes
     mime_type: str = "application/octet-stream"
+    base64: str | None = field(default=None, repr=False, compare=False)
+    """`content` in base64 (no line breaks) when the caller holds it already (the planned
+    DOCX): the e-mail uses it as it is instead of encoding `content` again."""
 
 
 @dataclass(frozen=True)

@@ -219,8 +219,14 @@ def _param(header: str, value: str, key: str, param: str) -> str:
 
 def _base64_lines(data: bytes) -> str:
     """Base64 in lines of 76 characters, each ending CRLF (as `email.contentmanager`)."""
-    text = binascii.b2a_base64(data, newline=False).decode("ascii")
-    return "".join(text[i : i + 76] + CRLF for i in range(0, len(text), 76))
+    return _lines(binascii.b2a_base64(data, newline=False).decode("ascii"))
+
+
+def _lines(text: str) -> str:
+    """Base64 text (no line breaks) in lines of 76 characters, each ending CRLF."""
+    if not text:
+        return ""
+    return CRLF.join([text[i : i + 76] for i in range(0, len(text), 76)]) + CRLF
 
 
 def _text_part(text: str) -> tuple[str, str]:
@@ -313,8 +319,16 @@ def _attachment_part(attachment: Attachment) -> str:
     )
     return (
         f"Content-Type: {maintype.lower()}/{subtype.lower()}{CRLF}Content-Transfer-Encoding: base64{CRLF}"
-        f"{disposition}MIME-Version: 1.0{CRLF}{CRLF}{_base64_lines(attachment.content)}"
+        f"{disposition}MIME-Version: 1.0{CRLF}{CRLF}{_attachment_body(attachment)}"
     )
+
+
+def _attachment_body(attachment: Attachment) -> str:
+    """The attachment's base64 lines: from the base64 the caller gave (the planned DOCX,
+    already checked as base64 of `content` by whoever stored it), else from `content`."""
+    if attachment.base64 is not None:
+        return _lines(attachment.base64)
+    return _base64_lines(attachment.content)
 
 
 def build_mime(
