@@ -16,6 +16,7 @@ connection) and closes it after; `send` outside a `with` opens and closes per ca
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -33,6 +34,24 @@ class Attachment:
     base64: str | None = field(default=None, repr=False, compare=False)
     """`content` in base64 (no line breaks) when the caller holds it already (the planned
     DOCX): the e-mail uses it as it is instead of encoding `content` again."""
+
+
+class Base64Attachment(Attachment):
+    """An attachment held as base64 text (the planned DOCX, from the outbox payload).
+
+    The e-mail puts `base64` in the MIME as it is; `content` is decoded only when a channel
+    asks for the bytes (the file channels, a preview): decoding 50 kB per e-mail for
+    nothing cost about a tenth of a millisecond.
+    """
+
+    def __init__(self, filename: str, base64_text: str, mime_type: str) -> None:
+        object.__setattr__(self, "filename", filename)
+        object.__setattr__(self, "mime_type", mime_type)
+        object.__setattr__(self, "base64", base64_text)
+
+    @property
+    def content(self) -> bytes:
+        return binascii.a2b_base64(self.base64 or "")
 
 
 @dataclass(frozen=True)
