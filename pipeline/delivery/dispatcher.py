@@ -19,22 +19,21 @@ from the outbox payload (`to_message`, `pipeline.notices.outbox.fallback`).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import random
 import threading
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select
 
-from pipeline.channels.base import Attachment, Channel, Message, Receipt
+from pipeline.channels.base import Attachment, Base64Attachment, Channel, Message, Receipt
 from pipeline.config.notices import NoticesConfig
 from pipeline.db.models import Lease, OutboxMessage, Record, table_of
+from pipeline.delivery.steps import StepWriter, Told
 from pipeline.errors import ChannelError, OutcomeUnknown
-from pipeline.ledger.state import record_told
 from pipeline.logs import get_logger
 from pipeline.notices.docx import DOCX_FILENAME, DOCX_MIME, docx_base64
 from pipeline.notices.outbox import (
@@ -43,8 +42,6 @@ from pipeline.notices.outbox import (
     claim,
     enqueue,
     fallback,
-    finish_many,
-    mark_sending,
     recover_stale,
     release,
 )
@@ -57,6 +54,8 @@ leases = table_of(Lease)
 TOLD_KINDS = ("repair_notice", "list_notice")
 REMINDER_KINDS = ("eligibility_reminder", "follow_up")
 CHANNEL_DOWN_FOR = dt.timedelta(hours=1)
+ACTOR = "credit-repair"
+"""Who the ledger events of a delivered notice name."""
 
 
 @dataclass
@@ -132,10 +131,11 @@ class Dispatcher:
         self.down: set[str] = set()
         self.batch_records: dict[int, dict[str, Any]] = {}
         self.sms_today: dict[str, int] = {}
-        self.outcomes: list[tuple[Outcome, Any]] = []
+        self.outcomes: list[tuple[Outcome, Told | None]] = []
         self.lease = dt.timedelta(seconds=notices.outbox.lease_seconds)
         self.conn: Connection
         """The run's connection for the claim-to-outcome writes (`run` opens it)."""
+        self.steps: StepWriter
 
     # ------------------------------------------------------------------ loop
     def run(self, limit: int | None = None) -> DispatchResult:
@@ -147,6 +147,8 @@ class Dispatcher:
             # checkout per message (and its pre-ping round trip on PostgreSQL) cost more
             # than the writes.
             self.conn = stack.enter_context(self.engine.connect())
+            stack.enter_context(dispatch_pragmas(self.conn))
+            self.steps = StepWriter(self.conn, ACTOR)
             opened: set[str] = set()
             while not self.stop.is_set() and (limit is None or self.result.claimed < limit):
                 size = (
@@ -155,7 +157,7 @@ class Dispatcher:
                     else min(settings.batch_size, limit - self.result.claimed)
                 )
                 usable = [c for c in self.transports if c not in self.down]
-                rows = claim(self.engine, self.now(), self.worker, self.lease, size, usable)
+                rows = claim(self.conn, self.now(), self.worker, self.lease, size, usable)
                 if not rows:
                     break
                 self.result.claimed += len(rows)
@@ -200,12 +202,12 @@ class Dispatcher:
         """
         ids = [r["record_id"] for r in rows if r["record_id"] is not None]
         phones = [r["recipient"] for r in rows if r["channel"] == "sms"]
-        with self.engine.connect() as conn:
+        with self.conn.begin():
             query = select(records).where(records.c.id.in_(ids))
             self.batch_records = (
-                {row["id"]: dict(row) for row in conn.execute(query).mappings()} if ids else {}
+                {row["id"]: dict(row) for row in self.conn.execute(query).mappings()} if ids else {}
             )
-            self.sms_today = self._sms_counts(conn, phones) if phones else {}
+            self.sms_today = self._sms_counts(self.conn, phones) if phones else {}
 
     def _sms_counts(self, conn: Connection, phones: list[str]) -> dict[str, int]:
         local = self.now().astimezone(self.limits.tz)
@@ -276,9 +278,10 @@ class Dispatcher:
             and row["channel"] != "manual"
             and record["progress"] == 0
         ):
-            told = (
+            told = Told(
                 dict(record),
                 {"progress": 1, "notified_at": now, "notified_channel": row["channel"]},
+                row["key"],
             )
             record["progress"] = 1  # a second notice to the record in this run must not re-tell
         if row["channel"] == "sms":
@@ -335,17 +338,21 @@ class Dispatcher:
     def _start(self, row: dict[str, Any]) -> bool:
         """Mark `row` sending, in one transaction with the outcomes before it (see the module
         docstring); False when the row is no longer this dispatcher's."""
-        now = self.now()
         with self.conn.begin():
-            self._write_outcomes(self.conn)
-            attempt = mark_sending(self.conn, row, now, self.lease)
+            attempt = self.steps.step(self.outcomes, (row, self.now(), self.lease))
+            self.outcomes.clear()
         if attempt is None:
             return False
         row.update(attempt_id=attempt, attempts=row["attempts"] + 1, state="sending")
         return True
 
     def _finish(
-        self, row: dict[str, Any], state: str, now: dt.datetime, told: Any = None, **kwargs: Any
+        self,
+        row: dict[str, Any],
+        state: str,
+        now: dt.datetime,
+        told: Told | None = None,
+        **kwargs: Any,
     ) -> None:
         """Buffer an outcome: written with the next message's start, or at the batch's end.
 
@@ -357,15 +364,8 @@ class Dispatcher:
     def _flush(self) -> None:
         if self.outcomes:
             with self.conn.begin():
-                self._write_outcomes(self.conn)
-
-    def _write_outcomes(self, conn: Connection) -> None:
-        if not self.outcomes:
-            return
-        finish_many(conn, [outcome for outcome, _ in self.outcomes])
-        told = [(t[0], t[1], o.row["key"]) for o, t in self.outcomes if t is not None]
-        record_told(conn, told, "credit-repair")
-        self.outcomes.clear()
+                self.steps.step(self.outcomes, None)
+                self.outcomes.clear()
 
     def _give_back(self, row: dict[str, Any], when: dt.datetime, note: str) -> None:
         release(self.engine, row["id"], self.worker, when, note, self.now())
@@ -392,15 +392,44 @@ class Dispatcher:
             return {n.split(":", 1)[1] for n in names}
 
 
+SECURE_DELETE = {0: "OFF", 1: "ON", 2: "FAST"}
+"""What ``PRAGMA secure_delete`` answers → what it takes back (a plain 2 would mean ON)."""
+
+
+@contextmanager
+def dispatch_pragmas(conn: Connection) -> Iterator[None]:
+    """SQLite: ``secure_delete=FAST`` on the dispatcher's connection while it runs.
+
+    Every state change rewrites the outbox row whole, ~60 kB with the DOCX in its payload,
+    and SQLite as Debian builds it (SECURE_DELETE) zeroes the freed copy, page by page:
+    twice the bytes written per outcome. The freed copy holds the same payload the live
+    row still holds, so zeroing it protects nothing; FAST still clears what it can without
+    extra writes. Durability is the engine's (WAL, synchronous=NORMAL: see
+    `pipeline.db.engine`). The connection goes back to the pool as it came.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA secure_delete").scalar_one()
+    conn.exec_driver_sql("PRAGMA secure_delete = FAST")
+    conn.commit()
+    try:
+        yield
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+        conn.exec_driver_sql(f"PRAGMA secure_delete = {SECURE_DELETE[int(before)]}")
+        conn.commit()
+
+
 def to_message(row: dict[str, Any]) -> Message:
     """The message an outbox row holds, as the planner rendered it (an SMS has no DOCX)."""
     payload = row["payload"]
     is_sms = row["channel"] == "sms"
     attachments: tuple[Attachment, ...] = ()
     if payload.get("docx") and not is_sms:
-        encoded = docx_base64(payload["docx"])  # as planned: not re-encoded per message
-        content = base64.b64decode(encoded)
-        attachments = (Attachment(DOCX_FILENAME, content, DOCX_MIME, encoded),)
+        # as planned: neither decoded nor re-encoded per message
+        attachments = (Base64Attachment(DOCX_FILENAME, docx_base64(payload["docx"]), DOCX_MIME),)
     return Message(
         key=row["key"],
         channel=row["channel"],

@@ -188,14 +188,15 @@ def recover_stale(engine: Engine, now: dt.datetime) -> int:
 
 
 def claim(
-    engine: Engine,
+    conn: Connection,
     now: dt.datetime,
     worker: str,
     lease: dt.timedelta,
     limit: int,
     channels: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Atomically move up to `limit` due rows to `claimed` for this worker; return them.
+    """Atomically move up to `limit` due rows to `claimed` for this worker, in a
+    transaction of its own on `conn` (not in one); return them.
 
     One statement: the conditional UPDATE returns the rows it changed, whole (a second
     SELECT would read the ~60 kB payloads again). Nothing is tried yet: each row becomes
@@ -206,9 +207,9 @@ def claim(
     if channels is not None:
         due = due.where(c.channel.in_(list(channels)))
     due = due.order_by(c.next_attempt_at, c.id).limit(limit)
-    if engine.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    with engine.begin() as conn:
+    with conn.begin():
         rows = conn.execute(
             update(outbox)
             .where(c.id.in_(due.scalar_subquery()), c.state.in_(DUE_STATES))
@@ -229,24 +230,37 @@ def _literal(*values: str) -> list[Any]:
     return [literal_column(f"'{v}'") for v in values]
 
 
-_MARK = (
-    update(outbox)
-    .where(
-        outbox.c.id == bindparam("b_id"),
-        outbox.c.claimed_by == bindparam("b_worker"),
-        outbox.c.state == _literal("claimed")[0],
+def mark_statement(prefix: str) -> Any:
+    """UPDATE a claimed row to `sending` (parameters ``<prefix>id``, ``worker``, ``now``,
+    ``lease``): it changes nothing unless the row is still this worker's claim."""
+    c = outbox.c
+    return (
+        update(outbox)
+        .where(
+            c.id == bindparam(f"{prefix}id"),
+            c.claimed_by == bindparam(f"{prefix}worker"),
+            c.state == _literal("claimed")[0],
+        )
+        .values(
+            state=_literal("sending")[0],
+            attempts=c.attempts + 1,
+            lease_until=bindparam(f"{prefix}lease", type_=c.lease_until.type),
+            updated_at=bindparam(f"{prefix}now", type_=c.updated_at.type),
+        )
     )
-    .values(
-        state=_literal("sending")[0],
-        attempts=outbox.c.attempts + 1,
-        lease_until=bindparam("b_lease", type_=outbox.c.lease_until.type),
-        updated_at=bindparam("b_now", type_=outbox.c.updated_at.type),
+
+
+def start_attempt_statement(prefix: str) -> Any:
+    """INSERT the delivery attempt of a row being sent (``<prefix>id``, ``now``)."""
+    return insert(attempts).values(
+        outbox_id=bindparam(f"{prefix}id", type_=attempts.c.outbox_id.type),
+        started_at=bindparam(f"{prefix}now", type_=attempts.c.started_at.type),
     )
-)
-_START_ATTEMPT = insert(attempts).values(
-    outbox_id=bindparam("b_id"), started_at=bindparam("b_now", type_=attempts.c.started_at.type)
-)
-_MARKED = _MARK.returning(outbox.c.id).cte("marked")
+
+
+_MARK = mark_statement("b_")
+_START_ATTEMPT = start_attempt_statement("b_").returning(attempts.c.id)
+_MARKED = mark_statement("b_").returning(outbox.c.id).cte("marked")
 _MARK_AND_START = (
     insert(attempts)
     .from_select(
@@ -280,7 +294,7 @@ def mark_sending(
         return None if attempt is None else int(attempt)
     if conn.execute(_MARK, params).rowcount != 1:
         return None
-    return int(conn.execute(_START_ATTEMPT.returning(attempts.c.id), params).scalar_one())
+    return int(conn.execute(_START_ATTEMPT, params).scalar_one())
 
 
 def release(
@@ -436,46 +450,51 @@ class Outcome:
     detail: dict[str, Any] | None = None
 
 
-_HELD_BY_WORKER = and_(
-    outbox.c.id == bindparam("b_id"),
-    outbox.c.state.in_(_literal(*HELD)),
-    outbox.c.claimed_by == bindparam("b_worker"),
-)
-_FINISH_DONE = (
-    update(outbox)
-    .where(_HELD_BY_WORKER)
-    .values(
-        state=bindparam("b_state"),
-        updated_at=bindparam("b_now", type_=outbox.c.updated_at.type),
-        sent_at=bindparam("b_now", type_=outbox.c.sent_at.type),
-        last_error=None,
-        lease_until=None,
-        provider_id=bindparam("b_pid"),
+def finish_statements(prefix: str) -> dict[str, Any]:
+    """The outcome writes, parameters named ``<prefix>…``: ``done`` (sent / written) and
+    ``other`` update the outbox row while this worker still holds it (``id``, ``worker``,
+    ``state``, ``now``, ``pid`` / ``error``, ``next``); ``attempt`` closes its delivery
+    attempt (``aid``, ``now``, ``state``, ``error``, ``detail``)."""
+    c, a = outbox.c, attempts.c
+    held = and_(
+        c.id == bindparam(f"{prefix}id"),
+        c.state.in_(_literal(*HELD)),
+        c.claimed_by == bindparam(f"{prefix}worker"),
     )
-)
-_FINISH_OTHER = (
-    update(outbox)
-    .where(_HELD_BY_WORKER)
-    .values(
-        state=bindparam("b_state"),
-        updated_at=bindparam("b_now", type_=outbox.c.updated_at.type),
-        last_error=bindparam("b_error"),
-        lease_until=None,
-        next_attempt_at=func.coalesce(
-            bindparam("b_next", type_=outbox.c.next_attempt_at.type), outbox.c.next_attempt_at
+    return {
+        "done": update(outbox)
+        .where(held)
+        .values(
+            state=bindparam(f"{prefix}state", type_=c.state.type),
+            updated_at=bindparam(f"{prefix}now", type_=c.updated_at.type),
+            sent_at=bindparam(f"{prefix}now", type_=c.sent_at.type),
+            last_error=None,
+            lease_until=None,
+            provider_id=bindparam(f"{prefix}pid", type_=c.provider_id.type),
         ),
-    )
-)
-_FINISH_ATTEMPT = (
-    update(attempts)
-    .where(attempts.c.id == bindparam("b_aid"), attempts.c.finished_at.is_(None))
-    .values(
-        finished_at=bindparam("b_now", type_=attempts.c.finished_at.type),
-        outcome=bindparam("b_state"),
-        error=bindparam("b_error"),
-        detail=bindparam("b_detail", type_=attempts.c.detail.type),
-    )
-)
+        "other": update(outbox)
+        .where(held)
+        .values(
+            state=bindparam(f"{prefix}state", type_=c.state.type),
+            updated_at=bindparam(f"{prefix}now", type_=c.updated_at.type),
+            last_error=bindparam(f"{prefix}error", type_=c.last_error.type),
+            lease_until=None,
+            next_attempt_at=func.coalesce(
+                bindparam(f"{prefix}next", type_=c.next_attempt_at.type), c.next_attempt_at
+            ),
+        ),
+        "attempt": update(attempts)
+        .where(a.id == bindparam(f"{prefix}aid"), a.finished_at.is_(None))
+        .values(
+            finished_at=bindparam(f"{prefix}now", type_=a.finished_at.type),
+            outcome=bindparam(f"{prefix}state", type_=a.outcome.type),
+            error=bindparam(f"{prefix}error", type_=a.error.type),
+            detail=bindparam(f"{prefix}detail", type_=a.detail.type),
+        ),
+    }
+
+
+_FINISH = finish_statements("b_")
 
 
 def finish_many(conn: Connection, outcomes: list[Outcome]) -> None:
@@ -522,11 +541,7 @@ def finish_many(conn: Connection, outcomes: list[Outcome]) -> None:
         for o in outcomes
         if o.row["attempt_id"] is not None
     ]
-    for statement, params in (
-        (_FINISH_DONE, sent),
-        (_FINISH_OTHER, other),
-        (_FINISH_ATTEMPT, tried),
-    ):
+    for name, params in (("done", sent), ("other", other), ("attempt", tried)):
         if params:
             # one parameter set: a plain execute (an executemany of one costs more)
-            conn.execute(statement, params[0] if len(params) == 1 else params)
+            conn.execute(_FINISH[name], params[0] if len(params) == 1 else params)
