@@ -14,7 +14,7 @@ from typing import cast
 import requests
 
 from pipeline.app import App
-from pipeline.channels.base import Channel, Message, Receipt
+from pipeline.channels.base import Channel, Message, Preparer, Receipt
 from pipeline.channels.fake import FakeChannel
 from pipeline.config.schedule import JobSchedule
 from pipeline.delivery.dispatcher import Dispatcher, Limits
@@ -38,12 +38,17 @@ class Counted:
         self.channel = channel
         self.name = channel.name
         self.progress = progress
+        self._prepare = channel.prepare if isinstance(channel, Preparer) else None
 
     def send(self, message: Message) -> Receipt:
         try:
             return self.channel.send(message)
         finally:
             self.progress.step()
+
+    def prepare(self, message: Message) -> None:
+        if self._prepare is not None:
+            self._prepare(message)
 
     def __enter__(self) -> Counted:
         self.channel.__enter__()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import binascii
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pipeline.errors import ChannelDown as ChannelDown
 from pipeline.errors import ChannelError as ChannelError
@@ -90,6 +90,14 @@ class Channel(Protocol):
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+@runtime_checkable
+class Preparer(Protocol):
+    """A channel that can build a message's bytes ahead of sending it (the e-mail's MIME),
+    while the message before it is still on the wire; `send` then uses them."""
+
+    def prepare(self, message: Message) -> None: ...
 
 
 class StatusChecker(Protocol):

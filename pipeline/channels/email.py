@@ -69,6 +69,8 @@ LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 """ASCII addresses only: a non-ASCII one needs SMTPUTF8, which we do not negotiate.
 (A domain without a dot passes: ``credit-repair@localhost`` is the file channel's sender.)"""
+READY = 4
+"""Messages whose MIME `prepare` keeps (the next one is all the dispatcher needs)."""
 AUTH_CODES = frozenset({530, 534, 535, 538})
 """Replies that mean "not authenticated": every message would fail the same way."""
 
@@ -465,6 +467,8 @@ class EmailChannel:
         self._batch = False
         self._open_failed: ChannelError | None = None
         """Within a batch, why the connection could not be opened: not tried again."""
+        self._ready: dict[str, tuple[Message, bytes]] = {}
+        """MIME built ahead (`prepare`), by outbox key; a message not sent is pushed out."""
 
     def __enter__(self) -> EmailChannel:
         """Start a batch; the connection opens on the first send (its errors are that send's)."""
@@ -479,8 +483,24 @@ class EmailChannel:
         self._open_failed = None
         self._quit()
 
+    def prepare(self, message: Message) -> None:
+        """Build `message`'s MIME now (the dispatcher does while the message before it is on
+        the wire); `send(message)` takes it. A message that cannot be built is left for
+        `send`, which fails it in its place."""
+        try:
+            data = mime_bytes(message, self.sender, self.domain_for_ids)
+        except ChannelError:
+            return
+        self._ready[message.key] = (message, data)
+        while len(self._ready) > READY:
+            del self._ready[next(iter(self._ready))]
+
     def send(self, message: Message) -> Receipt:
-        data = mime_bytes(message, self.sender, self.domain_for_ids)
+        ready = self._ready.pop(message.key, None)
+        if ready is not None and ready[0] is message:
+            data = ready[1]
+        else:
+            data = mime_bytes(message, self.sender, self.domain_for_ids)
         try:
             self._deliver(message.recipient.strip(), data)  # validated by mime_bytes
         finally:

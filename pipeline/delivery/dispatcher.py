@@ -15,6 +15,12 @@ for an hour instead of failing every message (no retry storm).
 The dispatcher renders nothing and plans nothing: a message's text, HTML, SMS text and
 DOCX, and the channels it falls back to, were all decided by the planner and are read
 from the outbox payload (`to_message`, `pipeline.notices.outbox.fallback`).
+
+One message is on the wire at a time, handed to a sender thread (`Flight`): while it is
+out, the dispatcher reads the next row's message and lets its channel build the bytes
+(`Preparer`) — work that waited for the server before. Nothing the guarantees rest on
+moves: the next message is decided, marked and handed over only after the one in flight
+has come back and its outcome is in the step that marks the next (`_land`, `_start`).
 """
 
 from __future__ import annotations
@@ -22,17 +28,27 @@ from __future__ import annotations
 import datetime as dt
 import random
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select
 
-from pipeline.channels.base import Attachment, Base64Attachment, Channel, Message, Receipt
+from pipeline.channels.base import (
+    Attachment,
+    Base64Attachment,
+    Channel,
+    Message,
+    Preparer,
+    Receipt,
+)
 from pipeline.config.notices import NoticesConfig
 from pipeline.db.models import Lease, OutboxMessage, Record, table_of
+from pipeline.delivery.reader import PayloadReader
 from pipeline.delivery.steps import StepWriter, Told
+from pipeline.delivery.tuning import Tuning, dispatching
 from pipeline.errors import ChannelError, OutcomeUnknown
 from pipeline.logs import get_logger
 from pipeline.notices.docx import DOCX_FILENAME, DOCX_MIME, docx_base64
@@ -54,6 +70,15 @@ leases = table_of(Lease)
 TOLD_KINDS = ("repair_notice", "list_notice")
 REMINDER_KINDS = ("eligibility_reminder", "follow_up")
 CHANNEL_DOWN_FOR = dt.timedelta(hours=1)
+RECHECKED = [
+    records.c[name]
+    for name in (
+        *("id", "kind", "status", "closed_on", "close_reason", "verify_reason"),
+        *("progress", "notified_at", "notified_channel"),
+    )
+]
+"""What the re-check (`_cancel_reason`) and the ledger write (`Told`) read of a record: the
+whole row cost ~10 ms a batch to convert, for nothing."""
 ACTOR = "credit-repair"
 """Who the ledger events of a delivered notice name."""
 
@@ -76,6 +101,15 @@ class DispatchResult:
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Flight:
+    """A message handed to the sender thread: its row, the record it may tell, the receipt."""
+
+    row: dict[str, Any]
+    record: dict[str, Any] | None
+    receipt: Future[Receipt]
 
 
 @dataclass
@@ -126,6 +160,11 @@ class Dispatcher:
         self.engine, self.notices, self.transports = engine, notices, transports
         self.limits, self.now, self.worker = limits, now, worker
         self.stop = stop or threading.Event()
+        self.preparers = {
+            name: channel.prepare
+            for name, channel in transports.items()
+            if isinstance(channel, Preparer)  # once: a runtime Protocol check is slow
+        }
         self.rng = rng or random.Random()
         self.result = DispatchResult()
         self.down: set[str] = set()
@@ -136,6 +175,11 @@ class Dispatcher:
         self.conn: Connection
         """The run's connection for the claim-to-outcome writes (`run` opens it)."""
         self.steps: StepWriter
+        self.reader: PayloadReader
+        self.tuning: Tuning
+        self.sender: ThreadPoolExecutor
+        self.flight: Flight | None = None
+        """The message on the wire: at most one."""
 
     # ------------------------------------------------------------------ loop
     def run(self, limit: int | None = None) -> DispatchResult:
@@ -147,8 +191,17 @@ class Dispatcher:
             # checkout per message (and its pre-ping round trip on PostgreSQL) cost more
             # than the writes.
             self.conn = stack.enter_context(self.engine.connect())
-            stack.enter_context(dispatch_pragmas(self.conn))
+            self.tuning = stack.enter_context(dispatching(self.conn, self.engine))
             self.steps = StepWriter(self.conn, ACTOR)
+            self.reader = PayloadReader(self.engine)
+            stack.callback(self.reader.close)
+            channels = stack.enter_context(ExitStack())
+            # Entered last, so shut down first (a message still in flight waited for)
+            # before any channel closes and before the connection goes.
+            stack.callback(self._abandon)
+            self.sender = stack.enter_context(
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-send")
+            )
             opened: set[str] = set()
             while not self.stop.is_set() and (limit is None or self.result.claimed < limit):
                 size = (
@@ -157,12 +210,18 @@ class Dispatcher:
                     else min(settings.batch_size, limit - self.result.claimed)
                 )
                 usable = [c for c in self.transports if c not in self.down]
-                rows = claim(self.conn, self.now(), self.worker, self.lease, size, usable)
+                rows = claim(
+                    *(self.conn, self.now(), self.worker, self.lease, size, usable),
+                    payload=False,  # read ahead, while sending (`pipeline.delivery.reader`)
+                )
                 if not rows:
                     break
+                self.reader.want(row["id"] for row in rows)
                 self.result.claimed += len(rows)
                 self._prefetch(rows)
                 for row in rows:
+                    message = self._prepare(row)  # while the previous message is out
+                    self._land()
                     if self.stop.is_set() or row["channel"] in self.down:
                         self._give_back(
                             row,
@@ -173,13 +232,15 @@ class Dispatcher:
                         )
                         continue
                     if row["channel"] not in opened:  # one connection per channel for the whole run
-                        stack.enter_context(self.transports[row["channel"]])
+                        channels.enter_context(self.transports[row["channel"]])
                         opened.add(row["channel"])
-                    self.handle(row)
+                    self.handle(row, message)
+                self._land()
                 self._flush()
+                self.reader.forget(row["id"] for row in rows)
         return self.result
 
-    def handle(self, row: dict[str, Any]) -> None:
+    def handle(self, row: dict[str, Any], message: Message | None = None) -> None:
         now = self.now()
         record = self.batch_records.get(row["record_id"]) if row["record_id"] is not None else None
         reason = self._cancel_reason(row, record)
@@ -191,7 +252,7 @@ class Dispatcher:
         if later is not None:
             self._give_back(row, later, "deferred: quiet hours, daily cap or rate limit")
             return
-        self._send(row, record)
+        self._send(row, record, message)
 
     # ------------------------------------------------------------------ checks
     def _prefetch(self, rows: list[dict[str, Any]]) -> None:
@@ -203,7 +264,7 @@ class Dispatcher:
         ids = [r["record_id"] for r in rows if r["record_id"] is not None]
         phones = [r["recipient"] for r in rows if r["channel"] == "sms"]
         with self.conn.begin():
-            query = select(records).where(records.c.id.in_(ids))
+            query = select(*RECHECKED).where(records.c.id.in_(ids))
             self.batch_records = (
                 {row["id"]: dict(row) for row in self.conn.execute(query).mappings()} if ids else {}
             )
@@ -251,12 +312,43 @@ class Dispatcher:
         return self.limits.over_rate(row["channel"], now)
 
     # ------------------------------------------------------------------ sending
-    def _send(self, row: dict[str, Any], record: dict[str, Any] | None) -> None:
-        message = to_message(row)
+    def _prepare(self, row: dict[str, Any]) -> Message | None:
+        """The row's message, its bytes built by its channel, while another is on the wire.
+
+        Only a head start: anything that goes wrong here happens again, in its place, when
+        the row is sent (`_send` reads the message itself when this gave none)."""
+        try:
+            message = to_message(self._with_payload(row))
+            prepare = self.preparers.get(row["channel"])
+            if prepare is not None:
+                prepare(message)
+        except Exception:
+            return None
+        return message
+
+    def _send(
+        self, row: dict[str, Any], record: dict[str, Any] | None, message: Message | None
+    ) -> None:
+        message = message or to_message(self._with_payload(row))
         if not self._start(row):
             return  # no longer ours: its lease ran out and another dispatcher took it
+        channel = self.transports[row["channel"]]
+        self.flight = Flight(row, record, self.sender.submit(channel.send, message))
+
+    def _with_payload(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The row with its payload, which the claim left to the reader thread."""
+        if "payload" not in row:
+            row["payload"] = self.reader.get(row["id"])
+        return row
+
+    def _land(self) -> None:
+        """Wait for the message in flight and buffer its outcome (written by the next step)."""
+        flight, self.flight = self.flight, None
+        if flight is None:
+            return
+        row, record = flight.row, flight.record
         try:
-            receipt = self.transports[row["channel"]].send(message)
+            receipt = flight.receipt.result()
         except OutcomeUnknown as exc:
             self._finish(row, "unknown", self.now(), error=str(exc))
             self.result.unknown += 1
@@ -330,7 +422,7 @@ class Dispatcher:
 
     def _fall_back(self, row: dict[str, Any], now: dt.datetime) -> None:
         """Queue the same notice, as planned, on the next channel the planner found."""
-        planned = fallback(row)
+        planned = fallback(self._with_payload(row))
         if planned is not None:
             with self.engine.begin() as conn:
                 self.result.fallbacks += enqueue(conn, [planned], now)
@@ -341,6 +433,7 @@ class Dispatcher:
         with self.conn.begin():
             attempt = self.steps.step(self.outcomes, (row, self.now(), self.lease))
             self.outcomes.clear()
+        self.tuning.after_step()
         if attempt is None:
             return False
         row.update(attempt_id=attempt, attempts=row["attempts"] + 1, state="sending")
@@ -367,6 +460,12 @@ class Dispatcher:
                 self.steps.step(self.outcomes, None)
                 self.outcomes.clear()
 
+    def _abandon(self) -> None:
+        """Leaving `run` with a message still in flight (an exception elsewhere): its outcome
+        is not written, so it stays `sending` and becomes `unknown` past its lease, as after
+        a kill. The sender thread has finished it (the pool was shut down first)."""
+        self.flight = None
+
     def _give_back(self, row: dict[str, Any], when: dt.datetime, note: str) -> None:
         release(self.engine, row["id"], self.worker, when, note, self.now())
         self.result.deferred += 1
@@ -390,36 +489,6 @@ class Dispatcher:
                 select(c.name).where(and_(c.name.like("channel-down:%"), c.expires_at > self.now()))
             ).scalars()
             return {n.split(":", 1)[1] for n in names}
-
-
-SECURE_DELETE = {0: "OFF", 1: "ON", 2: "FAST"}
-"""What ``PRAGMA secure_delete`` answers → what it takes back (a plain 2 would mean ON)."""
-
-
-@contextmanager
-def dispatch_pragmas(conn: Connection) -> Iterator[None]:
-    """SQLite: ``secure_delete=FAST`` on the dispatcher's connection while it runs.
-
-    Every state change rewrites the outbox row whole, ~60 kB with the DOCX in its payload,
-    and SQLite as Debian builds it (SECURE_DELETE) zeroes the freed copy, page by page:
-    twice the bytes written per outcome. The freed copy holds the same payload the live
-    row still holds, so zeroing it protects nothing; FAST still clears what it can without
-    extra writes. Durability is the engine's (WAL, synchronous=NORMAL: see
-    `pipeline.db.engine`). The connection goes back to the pool as it came.
-    """
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    before = conn.exec_driver_sql("PRAGMA secure_delete").scalar_one()
-    conn.exec_driver_sql("PRAGMA secure_delete = FAST")
-    conn.commit()
-    try:
-        yield
-    finally:
-        if conn.in_transaction():
-            conn.rollback()
-        conn.exec_driver_sql(f"PRAGMA secure_delete = {SECURE_DELETE[int(before)]}")
-        conn.commit()
 
 
 def to_message(row: dict[str, Any]) -> Message:

@@ -194,13 +194,16 @@ def claim(
     lease: dt.timedelta,
     limit: int,
     channels: Iterable[str] | None = None,
+    payload: bool = True,
 ) -> list[dict[str, Any]]:
     """Atomically move up to `limit` due rows to `claimed` for this worker, in a
     transaction of its own on `conn` (not in one); return them.
 
-    One statement: the conditional UPDATE returns the rows it changed, whole (a second
-    SELECT would read the ~60 kB payloads again). Nothing is tried yet: each row becomes
-    `sending`, with its delivery attempt, only right before it is sent (`mark_sending`).
+    One statement: the conditional UPDATE returns the rows it changed, whole — or, with
+    `payload` false, without their payloads (~60 kB each with a DOCX), for a caller that
+    reads each one when it needs it (`pipeline.delivery.reader`). Nothing is tried yet: each row
+    becomes `sending`, with its delivery attempt, only right before it is sent
+    (`mark_sending`).
     """
     c = outbox.c
     due = select(c.id).where(c.state.in_(DUE_STATES), c.next_attempt_at <= now)
@@ -219,7 +222,7 @@ def claim(
                 lease_until=now + lease,
                 updated_at=now,
             )
-            .returning(*outbox.c)
+            .returning(*(col for col in outbox.c if payload or col.name != "payload"))
         ).mappings()
         claimed = [{**r, "attempt_id": None} for r in rows]
     return sorted(claimed, key=lambda r: int(r["id"]))
