@@ -206,7 +206,12 @@ def claim(
     (`mark_sending`).
     """
     c = outbox.c
-    due = select(c.id).where(c.state.in_(DUE_STATES), c.next_attempt_at <= now)
+    # The states as literals, not bound: only then can SQLite see that the query is within
+    # the partial index ix_outbox_due (state IN ('pending', 'retry')) and read the batch
+    # off it; with bound states it scanned the whole outbox — every row ever sent — and
+    # sorted it, at each claim.
+    is_due = c.state.in_(_literal(*DUE_STATES))
+    due = select(c.id).where(is_due, c.next_attempt_at <= now)
     if channels is not None:
         due = due.where(c.channel.in_(list(channels)))
     due = due.order_by(c.next_attempt_at, c.id).limit(limit)
@@ -215,7 +220,7 @@ def claim(
     with conn.begin():
         rows = conn.execute(
             update(outbox)
-            .where(c.id.in_(due.scalar_subquery()), c.state.in_(DUE_STATES))
+            .where(c.id.in_(due.scalar_subquery()), is_due)
             .values(
                 state="claimed",
                 claimed_by=worker,
