@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
@@ -80,6 +81,9 @@ RECHECKED = [
 """What the re-check (`_cancel_reason`) and the ledger write (`Told`) read of a record: the
 whole row cost ~10 ms a batch to convert, for nothing."""
 ACTOR = "credit-repair"
+TOP_UP = 5
+"""Rows claimed at a time while a message is on the wire (a claim of 5 takes about as long
+as a message; SQLite rewrites each ~60 kB row it claims)."""
 """Who the ledger events of a delivered notice name."""
 
 
@@ -169,7 +173,13 @@ class Dispatcher:
         self.result = DispatchResult()
         self.down: set[str] = set()
         self.batch_records: dict[int, dict[str, Any]] = {}
+        self.queue: deque[dict[str, Any]] = deque()
+        """Claimed rows not tried yet, in order."""
+        self.drained = False
+        """The last claim found fewer due rows than it asked for: no top-up until refilled."""
         self.sms_today: dict[str, int] = {}
+        self.sms_day: dt.date | None = None
+        """The local day `sms_today` counts."""
         self.outcomes: list[tuple[Outcome, Told | None]] = []
         self.lease = dt.timedelta(seconds=notices.outbox.lease_seconds)
         self.conn: Connection
@@ -185,7 +195,6 @@ class Dispatcher:
     def run(self, limit: int | None = None) -> DispatchResult:
         self.result.recovered_unknown = recover_stale(self.engine, self.now())
         self.down = self._channels_down()
-        settings = self.notices.outbox
         with ExitStack() as stack:
             # One connection for the per-message transactions of the whole run: a pool
             # checkout per message (and its pre-ping round trip on PostgreSQL) cost more
@@ -202,43 +211,73 @@ class Dispatcher:
             self.sender = stack.enter_context(
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-send")
             )
-            opened: set[str] = set()
-            while not self.stop.is_set() and (limit is None or self.result.claimed < limit):
-                size = (
-                    settings.batch_size
-                    if limit is None
-                    else min(settings.batch_size, limit - self.result.claimed)
-                )
-                usable = [c for c in self.transports if c not in self.down]
-                rows = claim(
-                    *(self.conn, self.now(), self.worker, self.lease, size, usable),
-                    payload=False,  # read ahead, while sending (`pipeline.delivery.reader`)
-                )
-                if not rows:
-                    break
-                self.reader.want(row["id"] for row in rows)
-                self.result.claimed += len(rows)
-                self._prefetch(rows)
-                for row in rows:
-                    message = self._prepare(row)  # while the previous message is out
-                    self._land()
-                    if self.stop.is_set() or row["channel"] in self.down:
-                        self._give_back(
-                            row,
-                            self.now(),
-                            "dispatcher stopping"
-                            if self.stop.is_set()
-                            else "channel out of service",
-                        )
-                        continue
-                    if row["channel"] not in opened:  # one connection per channel for the whole run
-                        channels.enter_context(self.transports[row["channel"]])
-                        opened.add(row["channel"])
-                    self.handle(row, message)
+            self._loop(channels, limit)
+        return self.result
+
+    def _loop(self, channels: ExitStack, limit: int | None) -> None:
+        """Send the queue of claimed rows, topping it up while a message is on the wire.
+
+        The queue starts as one claim of `batch_size` rows. While a message is out, the
+        dispatcher claims `TOP_UP` more whenever the queue has room for them (never more
+        than `batch_size` claimed and untried, as before), so the next claim is not made
+        after the last message of a batch came back, with the server waiting; an empty
+        queue is refilled the old way (after every outcome is written). A stop gives the
+        queue back; a channel taken down gives its queued rows back as it comes to them.
+        """
+        opened: set[str] = set()
+        self.drained = False
+        while not self.stop.is_set():
+            if not self.queue:
                 self._land()
                 self._flush()
-                self.reader.forget(row["id"] for row in rows)
-        return self.result
+                self.drained = False
+                if not self._refill(self.notices.outbox.batch_size, limit):
+                    break
+            row = self.queue[0]  # queued until handled: its record stays known (`_prefetch`)
+            message = self._prepare(row)  # while the previous message is out
+            if self.flight is not None and not self.drained and self._room(limit) >= TOP_UP:
+                self._refill(TOP_UP, limit)
+            self._count_sms(row)
+            self.queue.popleft()
+            self._land()
+            if self.stop.is_set() or row["channel"] in self.down:
+                self._give_back(
+                    row,
+                    self.now(),
+                    "dispatcher stopping" if self.stop.is_set() else "channel out of service",
+                )
+                continue
+            if row["channel"] not in opened:  # one connection per channel for the whole run
+                channels.enter_context(self.transports[row["channel"]])
+                opened.add(row["channel"])
+            self.handle(row, message)
+        self._land()
+        while self.queue:  # stopped: what is claimed and untried goes back
+            self._give_back(self.queue.popleft(), self.now(), "dispatcher stopping")
+        self._flush()
+
+    def _room(self, limit: int | None) -> int:
+        room = self.notices.outbox.batch_size - len(self.queue)
+        return room if limit is None else min(room, limit - self.result.claimed)
+
+    def _refill(self, size: int, limit: int | None) -> int:
+        """Claim up to `size` more rows (within `limit`) onto the queue; how many."""
+        if limit is not None:
+            size = min(size, limit - self.result.claimed)
+        if size <= 0:
+            return 0
+        usable = [c for c in self.transports if c not in self.down]
+        rows = claim(
+            *(self.conn, self.now(), self.worker, self.lease, size, usable),
+            payload=False,  # read ahead, while sending (`pipeline.delivery.reader`)
+        )
+        self.drained = len(rows) < size
+        if rows:
+            self.reader.want(row["id"] for row in rows)
+            self.result.claimed += len(rows)
+            self._prefetch(rows)
+            self.queue.extend(rows)
+        return len(rows)
 
     def handle(self, row: dict[str, Any], message: Message | None = None) -> None:
         now = self.now()
@@ -256,19 +295,42 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ checks
     def _prefetch(self, rows: list[dict[str, Any]]) -> None:
-        """The claimed batch's records and today's SMS counts, each in one query.
+        """The claimed rows' records, in one query: re-checked when claimed (seconds before
+        sending), not per message. A record already known stays as the dispatcher knows it
+        (a notice it delivered told it); one no queued row needs is dropped."""
+        needed = {r["record_id"] for r in self.queue} | {r["record_id"] for r in rows}
+        if self.flight is not None:
+            needed.add(self.flight.row["record_id"])
+        for known in set(self.batch_records) - needed:
+            del self.batch_records[known]
+        ids = {r["record_id"] for r in rows if r["record_id"] is not None} - set(self.batch_records)
+        if ids:
+            with self.conn.begin():
+                query = select(*RECHECKED).where(records.c.id.in_(sorted(ids)))
+                for record in self.conn.execute(query).mappings():
+                    self.batch_records[record["id"]] = dict(record)
 
-        Re-checked per batch (seconds before sending), not per message: one query instead
-        of fifty, and the batch is the unit a dispatcher holds anyway.
-        """
-        ids = [r["record_id"] for r in rows if r["record_id"] is not None]
-        phones = [r["recipient"] for r in rows if r["channel"] == "sms"]
+    def _count_sms(self, row: dict[str, Any]) -> None:
+        """Before an SMS is decided: today's count of its number, read with those of every
+        queued number not known yet, in one query (the outbox has no index to count by
+        number, so each count reads it whole: about once per batch, as before). A number
+        the dispatcher knows keeps its count (it counts the messages it sent)."""
+        if row["channel"] != "sms":
+            return
+        today = self.now().astimezone(self.limits.tz).date()
+        if today != self.sms_day:  # the providers' daily counters start again
+            self.sms_today, self.sms_day = {}, today
+        if row["recipient"] in self.sms_today:
+            return
+        needed = {r["recipient"] for r in self.queue if r["channel"] == "sms"}
+        if self.flight is not None and self.flight.row["channel"] == "sms":
+            needed.add(self.flight.row["recipient"])
+        for known in set(self.sms_today) - needed:
+            del self.sms_today[known]
+        phones = sorted(needed - set(self.sms_today))
         with self.conn.begin():
-            query = select(*RECHECKED).where(records.c.id.in_(ids))
-            self.batch_records = (
-                {row["id"]: dict(row) for row in self.conn.execute(query).mappings()} if ids else {}
-            )
-            self.sms_today = self._sms_counts(self.conn, phones) if phones else {}
+            counts = self._sms_counts(self.conn, phones)
+        self.sms_today.update({phone: counts.get(phone, 0) for phone in phones})
 
     def _sms_counts(self, conn: Connection, phones: list[str]) -> dict[str, int]:
         local = self.now().astimezone(self.limits.tz)
@@ -424,6 +486,7 @@ class Dispatcher:
         """Queue the same notice, as planned, on the next channel the planner found."""
         planned = fallback(self._with_payload(row))
         if planned is not None:
+            self.drained = False  # due now: a top-up may take it
             with self.engine.begin() as conn:
                 self.result.fallbacks += enqueue(conn, [planned], now)
 
