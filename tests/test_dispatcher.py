@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from pipeline.db.engine import make_engine
 from pipeline.db.models import DeliveryAttempt, OutboxMessage, Record, table_of
 from pipeline.delivery.dispatcher import ACTOR, Dispatcher, Limits
 from pipeline.delivery.steps import StepWriter, Told
+from pipeline.delivery.tuning import dispatching
 from pipeline.errors import ChannelDown
 from pipeline.ledger.state import record_told
 from pipeline.notices.outbox import Outcome, claim, finish_many, mark_sending
@@ -270,14 +272,17 @@ def _separately(
     return mark_sending(conn, *mark) if mark is not None else None
 
 
-def _steps(url: str, write: Callable[..., int | None]) -> tuple[list[int | None], list[Any]]:
+def _steps(
+    url: str, write: Callable[..., int | None], tuned: bool = False
+) -> tuple[list[int | None], list[Any]]:
     """One scripted sequence of steps (sent and told, retry, unknown, a mark that is no
     longer ours, a cancelled row, an outcome of a row no longer held); what each returned
-    and every row of the four tables, as stored."""
+    and every row of the four tables, as stored. `tuned`: on a connection set up as the
+    dispatcher's (`dispatching`: autocommit on PostgreSQL)."""
     engine = make_engine(url)
     lease = dt.timedelta(minutes=10)
     try:
-        with engine.connect() as conn:
+        with engine.connect() as conn, dispatching(conn, engine) if tuned else nullcontext():
             rows = claim(conn, NOW, "unit-test", lease, 10)
             query = select(table_of(Record)).where(table_of(Record).c.id == rows[0]["record_id"])
             record = dict(conn.execute(query).mappings().one())
@@ -337,8 +342,9 @@ def test_one_step_writes_what_the_separate_statements_write(
     def one_step(conn: Connection, done: Any, mark: Mark | None) -> int | None:
         return StepWriter(conn, ACTOR).step(done, mark)
 
-    stepped = _steps(db_copy("dispatcher-notices", build), one_step)
-    assert stepped[0] == separately[0]
-    assert stepped[0][3] is None and all(isinstance(x, int) for x in stepped[0][:3])
-    for mine, theirs in zip(stepped[1], separately[1], strict=True):
-        assert mine == theirs
+    for tuned in (False, True):
+        stepped = _steps(db_copy("dispatcher-notices", build), one_step, tuned)
+        assert stepped[0] == separately[0]
+        assert stepped[0][3] is None and all(isinstance(x, int) for x in stepped[0][:3])
+        for mine, theirs in zip(stepped[1], separately[1], strict=True):
+            assert mine == theirs

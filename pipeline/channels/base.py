@@ -92,6 +92,23 @@ class Channel(Protocol):
     ) -> None: ...
 
 
+class Pending(Protocol):
+    """A message handed over whose outcome is still to come."""
+
+    def wait(self) -> Receipt:
+        """The receipt, or the channel's exception, as `send` would give them."""
+        ...
+
+
+@runtime_checkable
+class Pipelined(Protocol):
+    """A channel that can hand a message over and give its outcome later (the e-mail: the
+    body is sent, the server's verdict read when the caller is ready). `send(message)` is
+    `begin(message).wait()`; nothing else may use the channel in between."""
+
+    def begin(self, message: Message) -> Pending: ...
+
+
 @runtime_checkable
 class Preparer(Protocol):
     """A channel that can build a message's bytes ahead of sending it (the e-mail's MIME),

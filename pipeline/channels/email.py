@@ -52,7 +52,7 @@ from functools import lru_cache
 from types import TracebackType
 from urllib.parse import quote
 
-from pipeline.channels.base import Attachment, Message, Receipt
+from pipeline.channels.base import Attachment, Message, Pending, Receipt
 from pipeline.config import EmailSettings
 from pipeline.errors import ChannelDown, ChannelError, ConfigError, OutcomeUnknown
 from pipeline.logs import get_logger, mask_text
@@ -444,6 +444,12 @@ def _dot_stuffed(data: bytes) -> bytes:
 
 def transfer(conn: smtplib.SMTP, sender: str, to: str, data: bytes) -> None:
     """MAIL, RCPT, DATA by hand, so a failure is known to be before or after the body."""
+    hand_over(conn, sender, to, data)
+    verdict(conn)
+
+
+def hand_over(conn: smtplib.SMTP, sender: str, to: str, data: bytes) -> None:
+    """`transfer` up to the body sent: the server's verdict on it is read by `verdict`."""
     try:
         conn.ehlo_or_helo_if_needed()  # sendmail() does this; mail() does not
         _expect("MAIL FROM", conn.mail(sender), (250,))
@@ -456,14 +462,54 @@ def transfer(conn: smtplib.SMTP, sender: str, to: str, data: bytes) -> None:
         raise _reply_error("EHLO", exc.smtp_code, exc.smtp_error) from exc
     try:
         conn.send(_dot_stuffed(data))
+    except OSError as exc:
+        raise _lost_after_sending(exc) from exc
+
+
+def verdict(conn: smtplib.SMTP) -> None:
+    """The server's reply to a body `hand_over` sent: 250, or the error it means."""
+    try:
         reply = conn.getreply()
     except OSError as exc:
-        raise OutcomeUnknown(
-            f"the connection failed after the message was sent ({exc}); "
-            "the server may have delivered it"
-        ) from exc
+        raise _lost_after_sending(exc) from exc
     if reply[0] != 250:
         raise _reply_error("message", *reply)
+
+
+def _lost_after_sending(exc: OSError) -> OutcomeUnknown:
+    return OutcomeUnknown(
+        f"the connection failed after the message was sent ({exc}); "
+        "the server may have delivered it"
+    )
+
+
+class _Verdict:
+    """A message whose body the server has (`EmailChannel.begin`): `wait` reads its reply."""
+
+    def __init__(self, channel: EmailChannel, message: Message) -> None:
+        self.channel, self.message = channel, message
+
+    def wait(self) -> Receipt:
+        channel = self.channel
+        try:
+            conn = channel._conn
+            if conn is None:  # closed under it: the body went out, its verdict is lost
+                raise OutcomeUnknown(
+                    "the SMTP connection was closed before the server's reply was read; "
+                    "the server may have delivered it"
+                )
+            try:
+                verdict(conn)
+            except OutcomeUnknown:
+                channel._discard()
+                raise
+            except ChannelError:
+                channel._reset()
+                raise
+        finally:
+            if not channel._batch:
+                channel._quit()
+        return Receipt(provider_id=message_id(self.message.key, channel.domain_for_ids))
 
 
 class EmailChannel:
@@ -510,6 +556,14 @@ class EmailChannel:
             del self._ready[next(iter(self._ready))]
 
     def send(self, message: Message) -> Receipt:
+        return self.begin(message).wait()
+
+    def begin(self, message: Message) -> Pending:
+        """Send `message` up to its body; the returned `wait()` reads the server's verdict.
+
+        The dispatcher does its next message's work in between (`Pipelined`): the server
+        reads and checks a 60 kB body meanwhile, which took it most of a message's time.
+        Nothing may use the channel until `wait()` has returned."""
         ready = self._ready.pop(message.key, None)
         if ready is not None and ready[0] is message:
             data = ready[1]
@@ -517,15 +571,17 @@ class EmailChannel:
             data = mime_bytes(message, self.sender, self.domain_for_ids)
         try:
             self._deliver(message.recipient.strip(), data)  # validated by mime_bytes
-        finally:
+        except BaseException:
             if not self._batch:
                 self._quit()
-        return Receipt(provider_id=message_id(message.key, self.domain_for_ids))
+            raise
+        return _Verdict(self, message)
 
     def _deliver(self, to: str, data: bytes) -> None:
+        """`hand_over` on the open connection, reconnecting once if it was dropped."""
         for attempt in (1, 2):
             try:
-                return transfer(self._connection(), self.sender.addr_spec, to, data)
+                return hand_over(self._connection(), self.sender.addr_spec, to, data)
             except _Dropped as exc:
                 self._discard()
                 if attempt == 2:

@@ -16,11 +16,14 @@ The dispatcher renders nothing and plans nothing: a message's text, HTML, SMS te
 DOCX, and the channels it falls back to, were all decided by the planner and are read
 from the outbox payload (`to_message`, `pipeline.notices.outbox.fallback`).
 
-One message is on the wire at a time, handed to a sender thread (`Flight`): while it is
-out, the dispatcher reads the next row's message and lets its channel build the bytes
-(`Preparer`) — work that waited for the server before. Nothing the guarantees rest on
-moves: the next message is decided, marked and handed over only after the one in flight
-has come back and its outcome is in the step that marks the next (`_land`, `_start`).
+One message is in flight at a time (`Flight`). An e-mail is handed over up to its body
+(`Pipelined.begin`) and its verdict read later: while the server reads and checks the
+~60 kB body, the dispatcher reads the next row's message, lets its channel build the
+bytes (`Preparer`) and claims more rows — work the server waited for before. Nothing the
+guarantees rest on moves: the next message is decided, marked and handed over only after
+the one in flight has come back and its outcome is in the step that marks the next
+(`_land`, `_start`). One thread does it all: a sender thread cost two thread hand-overs
+per message, each waiting for the interpreter lock.
 """
 
 from __future__ import annotations
@@ -30,18 +33,19 @@ import random
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Connection, Engine, and_, bindparam, func, select
 
 from pipeline.channels.base import (
     Attachment,
     Base64Attachment,
     Channel,
     Message,
+    Pending,
+    Pipelined,
     Preparer,
     Receipt,
 )
@@ -80,10 +84,12 @@ RECHECKED = [
 ]
 """What the re-check (`_cancel_reason`) and the ledger write (`Told`) read of a record: the
 whole row cost ~10 ms a batch to convert, for nothing."""
+RECHECK = select(*RECHECKED).where(records.c.id.in_(bindparam("ids", expanding=True)))
 ACTOR = "credit-repair"
-TOP_UP = 5
-"""Rows claimed at a time while a message is on the wire (a claim of 5 takes about as long
-as a message; SQLite rewrites each ~60 kB row it claims)."""
+SQLITE_TOP_UP = 5
+"""SQLite: rows claimed at a time while a message is on the wire. SQLite rewrites each
+~60 kB row it claims: a claim of 5 takes about as long as a message. On PostgreSQL (the
+payload stays where it is) half a batch is claimed at a time, in fewer round trips."""
 """Who the ledger events of a delivered notice name."""
 
 
@@ -109,11 +115,37 @@ class DispatchResult:
 
 @dataclass(frozen=True)
 class Flight:
-    """A message handed to the sender thread: its row, the record it may tell, the receipt."""
+    """A message handed over: its row, the record it may tell, its outcome to come."""
 
     row: dict[str, Any]
     record: dict[str, Any] | None
-    receipt: Future[Receipt]
+    pending: Pending
+
+
+@dataclass(frozen=True)
+class Done:
+    """The outcome of a message sent in one go (a channel that is not `Pipelined`), or of
+    a hand-over that failed: given back by `wait` as `send` would have."""
+
+    receipt: Receipt | None = None
+    error: Exception | None = None
+
+    def wait(self) -> Receipt:
+        if self.error is not None:
+            raise self.error
+        assert self.receipt is not None
+        return self.receipt
+
+
+def hand_over(channel: Channel, message: Message, pipelined: bool) -> Pending:
+    """`channel.begin(message)` when it can (`pipelined`), else `send`; an error it raises
+    is kept for `wait` (a BaseException that is not an Exception — a kill — goes on)."""
+    try:
+        if pipelined:
+            return cast(Pipelined, channel).begin(message)
+        return Done(receipt=channel.send(message))
+    except Exception as exc:
+        return Done(error=exc)
 
 
 @dataclass
@@ -169,6 +201,7 @@ class Dispatcher:
             for name, channel in transports.items()
             if isinstance(channel, Preparer)  # once: a runtime Protocol check is slow
         }
+        self.pipelined = {name for name, c in transports.items() if isinstance(c, Pipelined)}
         self.rng = rng or random.Random()
         self.result = DispatchResult()
         self.down: set[str] = set()
@@ -187,7 +220,6 @@ class Dispatcher:
         self.steps: StepWriter
         self.reader: PayloadReader
         self.tuning: Tuning
-        self.sender: ThreadPoolExecutor
         self.flight: Flight | None = None
         """The message on the wire: at most one."""
 
@@ -205,12 +237,8 @@ class Dispatcher:
             self.reader = PayloadReader(self.engine)
             stack.callback(self.reader.close)
             channels = stack.enter_context(ExitStack())
-            # Entered last, so shut down first (a message still in flight waited for)
-            # before any channel closes and before the connection goes.
+            # Closed first, before any channel: see `_abandon`.
             stack.callback(self._abandon)
-            self.sender = stack.enter_context(
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-send")
-            )
             self._loop(channels, limit)
         return self.result
 
@@ -218,25 +246,27 @@ class Dispatcher:
         """Send the queue of claimed rows, topping it up while a message is on the wire.
 
         The queue starts as one claim of `batch_size` rows. While a message is out, the
-        dispatcher claims `TOP_UP` more whenever the queue has room for them (never more
-        than `batch_size` claimed and untried, as before), so the next claim is not made
+        dispatcher claims more whenever the queue has room for them (`SQLITE_TOP_UP`; never
+        more than `batch_size` claimed and untried, as before), so the next claim is not made
         after the last message of a batch came back, with the server waiting; an empty
         queue is refilled the old way (after every outcome is written). A stop gives the
         queue back; a channel taken down gives its queued rows back as it comes to them.
         """
         opened: set[str] = set()
         self.drained = False
+        batch = self.notices.outbox.batch_size
+        top_up = SQLITE_TOP_UP if self.conn.dialect.name == "sqlite" else max(batch // 2, 1)
         while not self.stop.is_set():
             if not self.queue:
                 self._land()
                 self._flush()
                 self.drained = False
-                if not self._refill(self.notices.outbox.batch_size, limit):
+                if not self._refill(batch, limit):
                     break
             row = self.queue[0]  # queued until handled: its record stays known (`_prefetch`)
             message = self._prepare(row)  # while the previous message is out
-            if self.flight is not None and not self.drained and self._room(limit) >= TOP_UP:
-                self._refill(TOP_UP, limit)
+            if self.flight is not None and not self.drained and self._room(limit) >= top_up:
+                self._refill(top_up, limit)
             self._count_sms(row)
             self.queue.popleft()
             self._land()
@@ -306,8 +336,8 @@ class Dispatcher:
         ids = {r["record_id"] for r in rows if r["record_id"] is not None} - set(self.batch_records)
         if ids:
             with self.conn.begin():
-                query = select(*RECHECKED).where(records.c.id.in_(sorted(ids)))
-                for record in self.conn.execute(query).mappings():
+                found = self.conn.execute(RECHECK, {"ids": sorted(ids)}).mappings()
+                for record in found:
                     self.batch_records[record["id"]] = dict(record)
 
     def _count_sms(self, row: dict[str, Any]) -> None:
@@ -394,8 +424,9 @@ class Dispatcher:
         message = message or to_message(self._with_payload(row))
         if not self._start(row):
             return  # no longer ours: its lease ran out and another dispatcher took it
-        channel = self.transports[row["channel"]]
-        self.flight = Flight(row, record, self.sender.submit(channel.send, message))
+        name = row["channel"]
+        pending = hand_over(self.transports[name], message, name in self.pipelined)
+        self.flight = Flight(row, record, pending)
 
     def _with_payload(self, row: dict[str, Any]) -> dict[str, Any]:
         """The row with its payload, which the claim left to the reader thread."""
@@ -410,7 +441,7 @@ class Dispatcher:
             return
         row, record = flight.row, flight.record
         try:
-            receipt = flight.receipt.result()
+            receipt = flight.pending.wait()
         except OutcomeUnknown as exc:
             self._finish(row, "unknown", self.now(), error=str(exc))
             self.result.unknown += 1
@@ -525,8 +556,8 @@ class Dispatcher:
 
     def _abandon(self) -> None:
         """Leaving `run` with a message still in flight (an exception elsewhere): its outcome
-        is not written, so it stays `sending` and becomes `unknown` past its lease, as after
-        a kill. The sender thread has finished it (the pool was shut down first)."""
+        is not read nor written, so it stays `sending` and becomes `unknown` past its lease,
+        as after a kill; its channel closes after this."""
         self.flight = None
 
     def _give_back(self, row: dict[str, Any], when: dt.datetime, note: str) -> None:

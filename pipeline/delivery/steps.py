@@ -13,8 +13,9 @@ small here:
   (`Prepared`): building and executing a Core statement through SQLAlchemy cost 40–180 µs
   each, more than SQLite's own work for it;
 - PostgreSQL: the whole step is one statement (data-modifying CTEs, each on other rows),
-  so one round trip and the commit; the mark's delivery attempt is inserted only when the
-  mark changed the row, as `mark_sending` does;
+  atomic on its own: on the dispatcher's connection, in autocommit, one round trip in all
+  (no BEGIN, no COMMIT); the mark's delivery attempt is inserted only when the mark
+  changed the row, as `mark_sending` does;
 - SQLite (in process: a statement is a function call) runs them one after the other.
 
 The statements are those of `pipeline.notices.outbox` (`mark_sending`, `finish_many`) and
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -194,16 +196,25 @@ class StepWriter:
     ) -> int | None:
         """Write the outcomes `done` (each with its ledger change) and, with `mark`, mark
         that row sending: its delivery attempt's id, or None when it is no longer this
-        worker's claim (or there was nothing to mark). The caller holds the transaction."""
+        worker's claim (or there was nothing to mark). The caller holds the transaction —
+        on PostgreSQL in autocommit (the dispatcher's connection, `pipeline.delivery.tuning`)
+        the one statement is its own, and several get one here."""
         cursor = self._cursor()
         try:
             if self.fused and len(done) <= 1:
                 return self._fused(cursor, done[0] if done else None, mark)
-            for outcome, told in done:
-                self._outcome(cursor, outcome, told)
-            return self._mark(cursor, mark) if mark is not None else None
+            with self._atomic():
+                for outcome, told in done:
+                    self._outcome(cursor, outcome, told)
+                return self._mark(cursor, mark) if mark is not None else None
         finally:
             cursor.close()
+
+    def _atomic(self) -> AbstractContextManager[Any]:
+        driver = self.conn.connection.driver_connection
+        if self.fused and getattr(driver, "autocommit", False):
+            return driver.transaction()  # type: ignore[no-any-return, union-attr]
+        return nullcontext()
 
     # ------------------------------------------------------------------ one statement each
 

@@ -12,7 +12,12 @@ other writer, and the window is the one every job shares; a deployment that must
 resend after a power cut runs on PostgreSQL (every commit flushed, the dispatcher adds
 no setting of its own).
 
-What this module changes, on the dispatcher's connection only and only while it runs:
+On PostgreSQL the dispatcher's connection runs in autocommit (each of its writes is one
+statement or takes a transaction of its own; one round trip where BEGIN, the statement
+and COMMIT were three); every commit is flushed as the server is configured.
+
+What this module changes on SQLite, on the dispatcher's connection only and only while it
+runs:
 
 - ``secure_delete=FAST``: every state change rewrites the outbox row whole, ~60 kB with
   the DOCX in its payload, and SQLite as Debian builds it (SECURE_DELETE) zeroes the freed
@@ -106,6 +111,13 @@ class Tuning:
 @contextmanager
 def dispatching(conn: Connection, engine: Engine) -> Iterator[Tuning]:
     """The dispatcher's connection set up as the module docstring says, while it runs."""
+    if conn.dialect.name == "postgresql":
+        # Every write of the dispatcher's on this connection is one statement (a claim, a
+        # step: `pipeline.delivery.steps`) or takes a transaction of its own, so autocommit
+        # spares a BEGIN and a COMMIT round trip each; the pool resets it on return.
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield Tuning()
+        return
     if conn.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
         yield Tuning()
         return

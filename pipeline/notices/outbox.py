@@ -22,11 +22,13 @@ import datetime as dt
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Integer,
     and_,
     bindparam,
     case,
@@ -205,32 +207,48 @@ def claim(
     becomes `sending`, with its delivery attempt, only right before it is sent
     (`mark_sending`).
     """
+    params: dict[str, Any] = {
+        "c_now": now,
+        "c_worker": worker,
+        "c_lease": now + lease,
+        "c_limit": limit,
+    }
+    if channels is not None:
+        params["c_channels"] = list(channels)
+    statement = _claim_statement(conn.dialect.name == "postgresql", channels is not None, payload)
+    with conn.begin():
+        rows = conn.execute(statement, params).mappings()
+        claimed = [{**r, "attempt_id": None} for r in rows]
+    return sorted(claimed, key=lambda r: int(r["id"]))
+
+
+@lru_cache(maxsize=8)
+def _claim_statement(postgresql: bool, by_channel: bool, payload: bool) -> Any:
+    """The claim's UPDATE, built once per shape (building it cost more than a small claim)."""
     c = outbox.c
     # The states as literals, not bound: only then can SQLite see that the query is within
     # the partial index ix_outbox_due (state IN ('pending', 'retry')) and read the batch
     # off it; with bound states it scanned the whole outbox — every row ever sent — and
     # sorted it, at each claim.
     is_due = c.state.in_(_literal(*DUE_STATES))
+    now = bindparam("c_now", type_=c.next_attempt_at.type)
     due = select(c.id).where(is_due, c.next_attempt_at <= now)
-    if channels is not None:
-        due = due.where(c.channel.in_(list(channels)))
-    due = due.order_by(c.next_attempt_at, c.id).limit(limit)
-    if conn.dialect.name == "postgresql":
+    if by_channel:
+        due = due.where(c.channel.in_(bindparam("c_channels", expanding=True)))
+    due = due.order_by(c.next_attempt_at, c.id).limit(bindparam("c_limit", type_=Integer))
+    if postgresql:
         due = due.with_for_update(skip_locked=True)
-    with conn.begin():
-        rows = conn.execute(
-            update(outbox)
-            .where(c.id.in_(due.scalar_subquery()), is_due)
-            .values(
-                state="claimed",
-                claimed_by=worker,
-                lease_until=now + lease,
-                updated_at=now,
-            )
-            .returning(*(col for col in outbox.c if payload or col.name != "payload"))
-        ).mappings()
-        claimed = [{**r, "attempt_id": None} for r in rows]
-    return sorted(claimed, key=lambda r: int(r["id"]))
+    return (
+        update(outbox)
+        .where(c.id.in_(due.scalar_subquery()), is_due)
+        .values(
+            state="claimed",
+            claimed_by=bindparam("c_worker", type_=c.claimed_by.type),
+            lease_until=bindparam("c_lease", type_=c.lease_until.type),
+            updated_at=bindparam("c_now", type_=c.updated_at.type),
+        )
+        .returning(*(col for col in c if payload or col.name != "payload"))
+    )
 
 
 def _literal(*values: str) -> list[Any]:
