@@ -1,6 +1,6 @@
-"""Benchmark notices end to end: plan + dispatch N notices, against a bare smtplib loop.
+"""Benchmark notices: plan, then dispatch N notices, against a bare smtplib loop.
 
-    .venv/bin/python bench/bench_notices.py --rows 10000 --db both
+    .venv/bin/python bench/bench_notices.py --rows 10000 --db both [--profile]
 
 N in-scope penalties (`tests.helpers.penalty`: one repair notice each) and one contact per
 entity — 90 % with an e-mail address (→ e-mail with the DOCX notice attached), every
@@ -10,24 +10,37 @@ per database (SQLite file, throwaway PostgreSQL), each step in a fresh process, 
 a fresh server process (aiosmtpd that accepts and discards + a keep-alive HTTP/1.1 SMS
 webhook that answers 200 ``{"id": …}``), so the measured process's CPU is its own:
 
-- ``notices_end_to_end``: ``stages.plan_notices(app)`` then ``stages.dispatch(app)`` — the
-  stages the CLI and the jobs call (`pipeline.stages`). Timed: planning (template rendering,
-  the DOCX rendering, the outbox INSERTs with the DOCX in the payload) and dispatching
-  (claims, the record re-check, the MIME, SMTP / HTTP, the per-message outcome and
-  ledger writes). Not timed: process
-  start, imports, config loading, the first DB connection.
-- ``baseline``: the same messages pre-rendered from the outbox the run left (the e-mails
-  as the exact bytes `render_eml` gives, the SMS as the exact signed webhook bodies; not
-  timed), then one smtplib connection and ``sendmail()`` per e-mail, and the SMS bodies
-  POSTed over one keep-alive http.client connection — timed. No database at all.
+- plan: ``stages.plan_notices(app)`` (template rendering, the DOCX rendering, the outbox
+  INSERTs with the DOCX in the payload), timed (wall and CPU);
+- ``baseline`` (before): the same messages pre-rendered from the planned outbox rows (the
+  e-mails as the exact bytes `render_eml` gives, the SMS as the exact signed webhook
+  bodies; not timed), then one smtplib connection and ``sendmail()`` per e-mail, and the
+  SMS bodies POSTed over one keep-alive http.client connection — timed. No database;
+- dispatch: ``stages.dispatch(app)`` (claims, the record re-check, the MIME, SMTP / HTTP,
+  the per-message outcome and ledger writes), timed (wall and CPU);
+- ``baseline`` (after): the same, pre-rendered from the rows the dispatch sent.
+
+Those are the stages the CLI and the jobs call (`pipeline.stages`). Not timed: process
+start, imports, config loading, the first DB connection. The machine these figures come
+from is shared and its load drifts within a minute: the baseline of a line is the mean
+of the two around the dispatch (each is in the line too).
 
 The business clock stands still under ``--now``, so the bench config raises
 ``email.rate_per_minute``, ``sms.rate_per_minute`` and ``sms.daily_cap_per_number``;
 ``--now`` is a working day at 09:00, inside the SMS allowed hours.
 
-One JSON line per database on stdout: {"name", "rows", "seconds", "baseline_seconds",
-"ratio", "peak_rss_mb", "db", ..., "messages_per_s", "baseline_messages_per_s"}; `rows`
-is the number of messages. Target: messages_per_s ≥ 50 % of baseline_messages_per_s.
+Two JSON lines per database on stdout, each {"name", "rows", "seconds",
+"baseline_seconds", "ratio", "peak_rss_mb", "db", ..., "messages_per_s",
+"baseline_messages_per_s", "rate_share", "target_rate_share", "ok"}; `rows` is the
+number of messages sent:
+
+- ``notices_end_to_end``: plan + dispatch (as before the split; adds ``plan_seconds``,
+  ``dispatch_seconds`` and their CPU seconds). Reported, target 50 %.
+- ``notices_dispatch``: the dispatch stage alone (``seconds``; ``cpu_seconds``), with the
+  plan's figures beside it. Target: messages_per_s ≥ 80 % of baseline_messages_per_s
+  (``--check`` exits 1 when it is missed).
+
+``--profile`` writes ``bench/out/notices_<db>_plan.prof`` and ``…_dispatch.prof``.
 """
 
 from __future__ import annotations
@@ -39,8 +52,10 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -62,9 +77,13 @@ SCRIPT = str(Path(__file__).resolve())
 NOW = "2026-11-27T09:00"  # a Friday, 09:00 Beijing: a working day, outside SMS quiet hours
 SMS_EVERY = 10
 """Every SMS_EVERY-th entity has a phone number and no e-mail address."""
-TARGET = 0.5
+TARGET = 0.8
+"""The dispatch stage alone: ≥ 80 % of the bare loop's message rate (issue 13)."""
+END_TO_END_TARGET = 0.5
+"""Plan + dispatch (the figure before the split; planning renders every DOCX)."""
 SECRET = "bench-secret"
 UNLIMITED = 10**9
+T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- servers (own process)
@@ -216,40 +235,50 @@ def worker_prepare(cfg: Path, work: Path, rows: int) -> None:
     report(step="prepare", seconds=seconds)
 
 
-def worker_run(cfg: Path, profile: Path | None) -> None:
-    """plan_notices + dispatch, as `credit-repair notices plan` and `dispatch` run them."""
+def worker_run(cfg: Path, profile: Path | None, stage: str) -> None:
+    """`stage` ("plan" or "dispatch") as `credit-repair notices plan` / `dispatch` run it."""
     from pipeline import logs, stages
     from pipeline.app import App
-    from pipeline.delivery.dispatcher import DispatchResult
-    from pipeline.notices.planner import PlanResult
 
     app = App.load(str(cfg), NOW)
     logs.configure("warning", "json")
     with app.engine.connect():  # migrate / connect outside the timing
         pass
-
-    def step() -> tuple[PlanResult, DispatchResult]:
-        return stages.plan_notices(app), stages.dispatch(app)
-
-    if profile is not None:
-        import cProfile
-
-        profiler = cProfile.Profile()
-        seconds, (planned, dispatched) = timed(lambda: profiler.runcall(step))
-        profiler.dump_stats(str(profile))
-    else:
-        seconds, (planned, dispatched) = timed(step)
+    if stage == "plan":
+        seconds, cpu, planned = cpu_timed(lambda: stages.plan_notices(app), profile, stage)
+        app.close()
+        report(step=stage, seconds=seconds, cpu_seconds=cpu, planned=planned.planned)
+        return
+    seconds, cpu, dispatched = cpu_timed(lambda: stages.dispatch(app), profile, stage)
     app.close()
     report(
-        step="run",
+        step=stage,
         seconds=seconds,
-        planned=planned.planned,
+        cpu_seconds=cpu,
         dispatched={k: v for k, v in dispatched.as_json().items() if v},
     )
 
 
-def prerender(cfg: Path) -> tuple[str, list[tuple[str, bytes]], list[tuple[bytes, dict[str, str]]]]:
-    """(sender, [(to, eml bytes)], [(sms body, headers)]) for every row the run sent."""
+def cpu_timed(step: Callable[[], T], profile: Path | None, name: str) -> tuple[float, float, T]:
+    """(wall seconds, this process's CPU seconds, result) of `step`, cProfiled into
+    `<profile>` with `_<name>` before the suffix when asked."""
+    cpu = time.process_time()
+    if profile is None:
+        seconds, value = timed(step)
+    else:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        seconds, value = timed(lambda: profiler.runcall(step))
+        profiler.dump_stats(str(profile.with_name(f"{profile.stem}_{name}{profile.suffix}")))
+    return seconds, time.process_time() - cpu, value
+
+
+def prerender(
+    cfg: Path, state: str
+) -> tuple[str, list[tuple[str, bytes]], list[tuple[bytes, dict[str, str]]]]:
+    """(sender, [(to, eml bytes)], [(sms body, headers)]) for every row in `state`: the
+    planned ones (`pending`, before the run) or those the run sent (`sent`, after it)."""
     from pipeline.app import App
     from pipeline.channels.email import EmailChannel, render_eml
     from pipeline.channels.sms.common import prepare
@@ -266,7 +295,7 @@ def prerender(cfg: Path) -> tuple[str, list[tuple[str, bytes]], list[tuple[bytes
     sms: list[tuple[bytes, dict[str, str]]] = []
     with app.engine.connect() as conn:
         rows = conn.execute(
-            outbox.select().where(outbox.c.state == "sent").order_by(outbox.c.id)
+            outbox.select().where(outbox.c.state == state).order_by(outbox.c.id)
         ).mappings()
         for row in rows:
             message = to_message(dict(row))
@@ -297,12 +326,12 @@ def prerender(cfg: Path) -> tuple[str, list[tuple[str, bytes]], list[tuple[bytes
     return channel.sender.addr_spec, emails, sms
 
 
-def worker_baseline(cfg: Path, smtp_port: int, sms_url: str) -> None:
+def worker_baseline(cfg: Path, smtp_port: int, sms_url: str, state: str) -> None:
     import http.client
     import smtplib
     from urllib.parse import urlsplit
 
-    render_seconds, (sender, emails, sms) = timed(lambda: prerender(cfg))
+    render_seconds, (sender, emails, sms) = timed(lambda: prerender(cfg, state))
     url = urlsplit(sms_url)
 
     def send_all() -> float:
@@ -317,10 +346,12 @@ def worker_baseline(cfg: Path, smtp_port: int, sms_url: str) -> None:
         conn.close()
         return smtp_seconds
 
+    cpu = time.process_time()
     seconds, smtp_seconds = timed(send_all)
     report(
         step="baseline",
         seconds=seconds,
+        cpu_seconds=time.process_time() - cpu,
         smtp_seconds=smtp_seconds,
         emails=len(emails),
         sms=len(sms),
@@ -338,69 +369,92 @@ def _smtp_loop(smtplib: Any, port: int, sender: str, emails: list[tuple[str, byt
 
 
 def bench_db(db: str, url: str, work: Path, rows: int, profile: Path | None) -> dict[str, Any]:
+    """Set-up, plan, a baseline, dispatch, a baseline again: each in its own process.
+
+    The machine is shared and its load drifts within a minute, so the baseline is measured
+    just before and just after the dispatch and their mean is the baseline of the line
+    (both are in it too)."""
     env = {**os.environ, "CREDIT_REPAIR_DATABASE_URL": url}
-    with Servers() as servers:
+
+    def worker(servers: Servers, *args: str) -> Any:
         cfg = write_config(work / "cfg", servers.smtp_port, servers.sms_url)
-        prep = run_child(
-            [
-                SCRIPT,
-                "--worker",
-                "prepare",
-                "--cfg",
-                str(cfg),
-                "--work",
-                str(work),
-                "--rows",
-                str(rows),
-            ],
-            env,
-        ).report
-        note(f"{db}: set-up (not timed) {prep['seconds']}")
-        args = [SCRIPT, "--worker", "run", "--cfg", str(cfg)]
-        if profile is not None:
-            args += ["--profile-file", str(profile)]
-        run = run_child(args, env)
-    with Servers() as base_servers:
-        base_cfg = write_config(work / "cfg", base_servers.smtp_port, base_servers.sms_url)
-        base = run_child(
-            [
-                SCRIPT,
-                "--worker",
-                "baseline",
-                "--cfg",
-                str(base_cfg),
-                "--smtp-port",
-                str(base_servers.smtp_port),
-                "--sms-url",
-                base_servers.sms_url,
-            ],
-            env,
-        )
-    r, b = run.report, base.report
+        return run_child([SCRIPT, "--cfg", str(cfg), *args], env)
+
+    def baseline(state: str) -> tuple[Any, dict[str, int]]:
+        with Servers() as servers:
+            child = worker(
+                servers,
+                *("--worker", "baseline", "--state", state),
+                *("--smtp-port", str(servers.smtp_port), "--sms-url", servers.sms_url),
+            )
+        return child, servers.counts
+
+    profiling = ["--profile-file", str(profile)] if profile is not None else []
+    with Servers() as servers:
+        prep = worker(servers, "--worker", "prepare", "--work", str(work), "--rows", str(rows))
+        note(f"{db}: set-up (not timed) {prep.report['seconds']}")
+        plan = worker(servers, "--worker", "plan", *profiling)
+    before, _ = baseline("pending")
+    with Servers() as servers:
+        run = worker(servers, "--worker", "dispatch", *profiling)
+    after, base_counts = baseline("sent")
+    p, r, b0, b1 = plan.report, run.report, before.report, after.report
+    base_seconds = (b0["seconds"] + b1["seconds"]) / 2
     sent = r["dispatched"].get("sent", 0)
-    messages = b["emails"] + b["sms"]
-    rate = sent / r["seconds"]
-    base_rate = messages / b["seconds"]
-    return emit(
+    messages = b1["emails"] + b1["sms"]
+    base_rate = messages / base_seconds
+    common = {
+        "planned": p["planned"],
+        "dispatched": r["dispatched"],
+        "emails": b1["emails"],
+        "sms": b1["sms"],
+        "baseline_seconds_before": round(b0["seconds"], 3),
+        "baseline_seconds_after": round(b1["seconds"], 3),
+        "baseline_smtp_only_seconds": round((b0["smtp_seconds"] + b1["smtp_seconds"]) / 2, 3),
+        "baseline_cpu_seconds": round((b0["cpu_seconds"] + b1["cpu_seconds"]) / 2, 3),
+        "baseline_peak_rss_mb": round(max(before.peak_rss_mb, after.peak_rss_mb), 1),
+        "servers": servers.counts,
+        "baseline_servers": base_counts,
+    }
+    end_to_end = p["seconds"] + r["seconds"]
+    rate = sent / end_to_end
+    emit(
         "notices_end_to_end",
         sent,
-        r["seconds"],
-        b["seconds"],
-        run.peak_rss_mb,
+        end_to_end,
+        base_seconds,
+        max(plan.peak_rss_mb, run.peak_rss_mb),
         db,
         messages_per_s=round(rate, 1),
         baseline_messages_per_s=round(base_rate, 1),
         rate_share=round(rate / base_rate, 3),
+        target_rate_share=END_TO_END_TARGET,
+        ok=rate / base_rate >= END_TO_END_TARGET and sent == rows,
+        plan_seconds=round(p["seconds"], 3),
+        plan_cpu_seconds=round(p["cpu_seconds"], 3),
+        dispatch_seconds=round(r["seconds"], 3),
+        dispatch_cpu_seconds=round(r["cpu_seconds"], 3),
+        **common,
+    )
+    dispatch_rate = sent / r["seconds"]
+    return emit(
+        "notices_dispatch",
+        sent,
+        r["seconds"],
+        base_seconds,
+        run.peak_rss_mb,
+        db,
+        messages_per_s=round(dispatch_rate, 1),
+        baseline_messages_per_s=round(base_rate, 1),
+        rate_share=round(dispatch_rate / base_rate, 3),
         target_rate_share=TARGET,
-        ok=rate / base_rate >= TARGET and sent == rows,
-        planned=r["planned"],
-        dispatched=r["dispatched"],
-        emails=b["emails"],
-        sms=b["sms"],
-        baseline_smtp_only_seconds=round(b["smtp_seconds"], 3),
-        baseline_peak_rss_mb=round(base.peak_rss_mb, 1),
-        servers=servers.counts,
-        baseline_servers=base_servers.counts,
+        ok=dispatch_rate / base_rate >= TARGET and sent == rows,
+        cpu_seconds=round(r["cpu_seconds"], 3),
+        plan_seconds=round(p["seconds"], 3),
+        plan_cpu_seconds=round(p["cpu_seconds"], 3),
+        plan_messages_per_s=round(p["planned"] / p["seconds"], 1),
+        plan_peak_rss_mb=round(plan.peak_rss_mb, 1),
+        **common,
     )
 
 
@@ -415,7 +469,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when the target is missed")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--worker", choices=["prepare", "run", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", choices=["prepare", "plan", "dispatch", "baseline"], help=argparse.SUPPRESS
+    )
+    parser.add_argument("--state", help=argparse.SUPPRESS)
     parser.add_argument("--cfg", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--smtp-port", type=int, help=argparse.SUPPRESS)
@@ -427,10 +484,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.worker == "prepare":
         worker_prepare(args.cfg, args.work, args.rows)
-    elif args.worker == "run":
-        worker_run(args.cfg, args.profile_file)
+    elif args.worker in ("plan", "dispatch"):
+        worker_run(args.cfg, args.profile_file, args.worker)
     elif args.worker == "baseline":
-        worker_baseline(args.cfg, args.smtp_port, args.sms_url)
+        worker_baseline(args.cfg, args.smtp_port, args.sms_url, args.state)
     else:
         return _drive(args)
     return 0
@@ -439,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
 def _drive(args: argparse.Namespace) -> int:
     note(
         f"{args.rows} notices ({100 - 100 // SMS_EVERY} % e-mail with DOCX, {100 // SMS_EVERY} % SMS); "
-        f"timed: plan_notices + dispatch vs a bare smtplib + http.client loop over the same bytes"
+        f"timed: plan_notices, then dispatch, vs a bare smtplib + http.client loop over the same bytes"
     )
     lines: list[dict[str, Any]] = []
     if args.profile:

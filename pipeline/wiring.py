@@ -14,7 +14,7 @@ from typing import cast
 import requests
 
 from pipeline.app import App
-from pipeline.channels.base import Channel, Message, Receipt
+from pipeline.channels.base import Channel, Message, Pending, Pipelined, Preparer, Receipt
 from pipeline.channels.fake import FakeChannel
 from pipeline.config.schedule import JobSchedule
 from pipeline.delivery.dispatcher import Dispatcher, Limits
@@ -38,12 +38,27 @@ class Counted:
         self.channel = channel
         self.name = channel.name
         self.progress = progress
+        self._prepare = channel.prepare if isinstance(channel, Preparer) else None
 
     def send(self, message: Message) -> Receipt:
         try:
             return self.channel.send(message)
         finally:
             self.progress.step()
+
+    def prepare(self, message: Message) -> None:
+        if self._prepare is not None:
+            self._prepare(message)
+
+    def begin(self, message: Message) -> Pending:
+        """The channel's `begin` (`send` for one that has none); counted when it is waited for."""
+        if not isinstance(self.channel, Pipelined):
+            return _Sent(self.send(message))
+        try:
+            return _CountedPending(self.channel.begin(message), self.progress)
+        except BaseException:
+            self.progress.step()
+            raise
 
     def __enter__(self) -> Counted:
         self.channel.__enter__()
@@ -53,6 +68,25 @@ class Counted:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.channel.__exit__(kind, exc, tb)
+
+
+class _Sent:
+    def __init__(self, receipt: Receipt) -> None:
+        self.receipt = receipt
+
+    def wait(self) -> Receipt:
+        return self.receipt
+
+
+class _CountedPending:
+    def __init__(self, pending: Pending, progress: Progress) -> None:
+        self.pending, self.progress = pending, progress
+
+    def wait(self) -> Receipt:
+        try:
+            return self.pending.wait()
+        finally:
+            self.progress.step()
 
 
 def make_dispatcher(

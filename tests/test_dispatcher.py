@@ -12,21 +12,26 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from pipeline.channels.base import ChannelError, OutcomeUnknown
 from pipeline.channels.fake import FakeChannel, Script, fail_with
 from pipeline.config import Config, load_config
 from pipeline.db.engine import make_engine
-from pipeline.db.models import DeliveryAttempt, OutboxMessage, table_of
-from pipeline.delivery.dispatcher import Dispatcher, Limits
+from pipeline.db.models import DeliveryAttempt, OutboxMessage, Record, table_of
+from pipeline.delivery.dispatcher import ACTOR, Dispatcher, Limits
+from pipeline.delivery.steps import StepWriter, Told
+from pipeline.delivery.tuning import dispatching
 from pipeline.errors import ChannelDown
+from pipeline.ledger.state import record_told
+from pipeline.notices.outbox import Outcome, claim, finish_many, mark_sending
 from tests.helpers import DbCopy, DispatchSetup, cli_at, dispatch_config, load_notices
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -35,6 +40,7 @@ N = 3
 PHONES = [f"139{i:08d}" for i in range(1, N + 1)]
 outbox = table_of(OutboxMessage)
 attempts = table_of(DeliveryAttempt)
+Mark = tuple[dict[str, Any], dt.datetime, dt.timedelta]
 
 
 def make_dispatcher(
@@ -252,3 +258,93 @@ def test_a_dispatcher_killed_mid_batch_leaves_only_the_message_in_hand_unknown(
     assert (result["recovered_unknown"], result["sent"]) == (1, 1)
     assert fields(site.rows(), "state", "attempts") == [("sent", 1), ("unknown", 1), ("sent", 1)]
     assert site.email.calls == 3 and len(site.email.sent) == 2
+
+
+# --------------------------------------------------------------------------- the step's writes
+
+
+def _separately(
+    conn: Connection, done: list[tuple[Outcome, Told | None]], mark: Mark | None
+) -> int | None:
+    """The step as separate Core statements: the outcomes, the ledger, the mark."""
+    finish_many(conn, [outcome for outcome, _ in done])
+    record_told(conn, [(t.record, t.values, t.key) for _, t in done if t is not None], ACTOR)
+    return mark_sending(conn, *mark) if mark is not None else None
+
+
+def _steps(
+    url: str, write: Callable[..., int | None], tuned: bool = False
+) -> tuple[list[int | None], list[Any]]:
+    """One scripted sequence of steps (sent and told, retry, unknown, a mark that is no
+    longer ours, a cancelled row, an outcome of a row no longer held); what each returned
+    and every row of the four tables, as stored. `tuned`: on a connection set up as the
+    dispatcher's (`dispatching`: autocommit on PostgreSQL)."""
+    engine = make_engine(url)
+    lease = dt.timedelta(minutes=10)
+    try:
+        with engine.connect() as conn, dispatching(conn, engine) if tuned else nullcontext():
+            rows = claim(conn, NOW, "unit-test", lease, 10)
+            query = select(table_of(Record)).where(table_of(Record).c.id == rows[0]["record_id"])
+            record = dict(conn.execute(query).mappings().one())
+            conn.commit()
+
+            def step(done: list[tuple[Outcome, Told | None]], mark: Mark | None) -> int | None:
+                with conn.begin():
+                    found = write(conn, done, mark)
+                for outcome, _ in done:
+                    outcome.row["state"] = outcome.state
+                return found
+
+            def started(row: dict[str, Any], attempt: int | None) -> dict[str, Any]:
+                return {**row, "attempt_id": attempt, "attempts": row["attempts"] + 1}
+
+            r0, r1, r2 = rows
+            told = Told(
+                record, {"progress": 1, "notified_at": NOW, "notified_channel": "email"}, r0["key"]
+            )
+            later = NOW + dt.timedelta(minutes=5)
+            results = [step([], (r0, NOW, lease))]
+            r0 = started(r0, results[-1])
+            results.append(
+                step([(Outcome(r0, "sent", NOW, provider_id="<a@b>"), told)], (r1, NOW, lease))
+            )
+            r1 = started(r1, results[-1])
+            retry = Outcome(r1, "retry", NOW, error="451 later", next_at=later)
+            results.append(step([(retry, None)], (r2, NOW, lease)))
+            r2 = started(r2, results[-1])
+            unknown = Outcome(r2, "unknown", NOW, error="lost", detail={"provider": "x"})
+            results.append(step([(unknown, None)], (r0, NOW, lease)))  # r0 is sent: not ours
+            [again] = claim(conn, later + dt.timedelta(minutes=1), "unit-test", lease, 10)
+            cancelled = Outcome({**again, "attempt_id": None}, "cancelled", later, error="closed")
+            sent_elsewhere = Outcome(r2, "sent", later, provider_id="late", detail={"status": 200})
+            results.append(step([(cancelled, None), (sent_elsewhere, told)], None))
+            tables = [
+                conn.exec_driver_sql(f"SELECT * FROM {name} ORDER BY id").all()
+                for name in ("outbox", "delivery_attempts", "records", "ledger_events")
+            ]
+            return results, tables
+    finally:
+        engine.dispose()
+
+
+def test_one_step_writes_what_the_separate_statements_write(
+    db_copy: DbCopy, config_dir: Path
+) -> None:
+    """The dispatcher's per-message step (`StepWriter`: prepared statements on the DB-API
+    cursor, one statement on PostgreSQL) stores exactly what `finish_many`, `record_told`
+    and `mark_sending` store — the same values in the same stored form."""
+
+    def build(url: str, folder: Path) -> None:
+        _plan(url, folder, config_dir)
+
+    separately = _steps(db_copy("dispatcher-notices", build), _separately)
+
+    def one_step(conn: Connection, done: Any, mark: Mark | None) -> int | None:
+        return StepWriter(conn, ACTOR).step(done, mark)
+
+    for tuned in (False, True):
+        stepped = _steps(db_copy("dispatcher-notices", build), one_step, tuned)
+        assert stepped[0] == separately[0]
+        assert stepped[0][3] is None and all(isinstance(x, int) for x in stepped[0][:3])
+        for mine, theirs in zip(stepped[1], separately[1], strict=True):
+            assert mine == theirs

@@ -16,9 +16,10 @@ connection) and closes it after; `send` outside a `with` opens and closes per ca
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pipeline.errors import ChannelDown as ChannelDown
 from pipeline.errors import ChannelError as ChannelError
@@ -30,6 +31,27 @@ class Attachment:
     filename: str
     content: bytes
     mime_type: str = "application/octet-stream"
+    base64: str | None = field(default=None, repr=False, compare=False)
+    """`content` in base64 (no line breaks) when the caller holds it already (the planned
+    DOCX): the e-mail uses it as it is instead of encoding `content` again."""
+
+
+class Base64Attachment(Attachment):
+    """An attachment held as base64 text (the planned DOCX, from the outbox payload).
+
+    The e-mail puts `base64` in the MIME as it is; `content` is decoded only when a channel
+    asks for the bytes (the file channels, a preview): decoding 50 kB per e-mail for
+    nothing cost about a tenth of a millisecond.
+    """
+
+    def __init__(self, filename: str, base64_text: str, mime_type: str) -> None:
+        object.__setattr__(self, "filename", filename)
+        object.__setattr__(self, "mime_type", mime_type)
+        object.__setattr__(self, "base64", base64_text)
+
+    @property
+    def content(self) -> bytes:
+        return binascii.a2b_base64(self.base64 or "")
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,31 @@ class Channel(Protocol):
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+class Pending(Protocol):
+    """A message handed over whose outcome is still to come."""
+
+    def wait(self) -> Receipt:
+        """The receipt, or the channel's exception, as `send` would give them."""
+        ...
+
+
+@runtime_checkable
+class Pipelined(Protocol):
+    """A channel that can hand a message over and give its outcome later (the e-mail: the
+    body is sent, the server's verdict read when the caller is ready). `send(message)` is
+    `begin(message).wait()`; nothing else may use the channel in between."""
+
+    def begin(self, message: Message) -> Pending: ...
+
+
+@runtime_checkable
+class Preparer(Protocol):
+    """A channel that can build a message's bytes ahead of sending it (the e-mail's MIME),
+    while the message before it is still on the wire; `send` then uses them."""
+
+    def prepare(self, message: Message) -> None: ...
 
 
 class StatusChecker(Protocol):

@@ -52,7 +52,7 @@ from functools import lru_cache
 from types import TracebackType
 from urllib.parse import quote
 
-from pipeline.channels.base import Attachment, Message, Receipt
+from pipeline.channels.base import Attachment, Message, Pending, Receipt
 from pipeline.config import EmailSettings
 from pipeline.errors import ChannelDown, ChannelError, ConfigError, OutcomeUnknown
 from pipeline.logs import get_logger, mask_text
@@ -69,6 +69,11 @@ LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 """ASCII addresses only: a non-ASCII one needs SMTPUTF8, which we do not negotiate.
 (A domain without a dot passes: ``credit-repair@localhost`` is the file channel's sender.)"""
+READY = 4
+"""Messages whose MIME `prepare` keeps (the next one is all the dispatcher needs)."""
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+DOT_ATOM_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+"""An `ADDRESS` whose local part is a dot-atom (no leading, trailing or doubled dot)."""
 AUTH_CODES = frozenset({530, 534, 535, 538})
 """Replies that mean "not authenticated": every message would fail the same way."""
 
@@ -108,6 +113,17 @@ def recipient(message: Message) -> Address:
             code="bad_address",
         )
     return Address(display_name=one_line(message.recipient_name or ""), addr_spec=addr)
+
+
+def _recipient_parts(message: Message) -> tuple[str, str]:
+    """(display name, address) of `recipient(message)`. A plain dot-atom address is its own
+    addr_spec, so the `Address` (its header parser: ~0.2 ms a message) is built only for
+    the others, which it may quote or refuse."""
+    addr = message.recipient.strip()
+    if DOT_ATOM_ADDRESS.fullmatch(addr):
+        return one_line(message.recipient_name or ""), addr
+    to = recipient(message)
+    return to.display_name, to.addr_spec
 
 
 def _plain_ascii(value: str) -> bool:
@@ -191,6 +207,7 @@ def _address_header(name: str, display_name: str, addr_spec: str) -> str:
     return _fold_words(name, words, f"<{addr_spec}>")
 
 
+@lru_cache(maxsize=64)
 def _param(header: str, value: str, key: str, param: str) -> str:
     """``Header: value; key="param"`` (RFC 2231 ``key*=utf-8''…`` when not plain ASCII),
     folded before the parameter, and into ``key*0*``, ``key*1*`` … when still too long."""
@@ -219,8 +236,14 @@ def _param(header: str, value: str, key: str, param: str) -> str:
 
 def _base64_lines(data: bytes) -> str:
     """Base64 in lines of 76 characters, each ending CRLF (as `email.contentmanager`)."""
-    text = binascii.b2a_base64(data, newline=False).decode("ascii")
-    return "".join(text[i : i + 76] + CRLF for i in range(0, len(text), 76))
+    return _lines(binascii.b2a_base64(data, newline=False).decode("ascii"))
+
+
+def _lines(text: str) -> str:
+    """Base64 text (no line breaks) in lines of 76 characters, each ending CRLF."""
+    if not text:
+        return ""
+    return CRLF.join([text[i : i + 76] for i in range(0, len(text), 76)]) + CRLF
 
 
 def _text_part(text: str) -> tuple[str, str]:
@@ -233,14 +256,30 @@ def _text_part(text: str) -> tuple[str, str]:
         except UnicodeDecodeError:
             pass
     sniff = b"\r\n".join(lines[:10]) + b"\r\n"
+    sniff_base64 = len(binascii.b2a_base64(sniff))
+    if _qp_at_least(sniff, len(lines[:10])) > sniff_base64:
+        # Chinese text: even the shortest quoted-printable is longer, so base64, the same
+        # choice, without encoding it (quoprimime is pure Python: ~0.1 ms per part)
+        return "base64", _base64_lines(b"\r\n".join(lines) + b"\r\n")
     sniff_qp = quoprimime.body_encode(sniff.decode("latin-1"), MAX_LINE)
-    if len(sniff_qp) > len(binascii.b2a_base64(sniff)):
+    if len(sniff_qp) > sniff_base64:
         return "base64", _base64_lines(b"\r\n".join(lines) + b"\r\n")
     if len(lines) <= 10:
         qp = sniff_qp
     else:
         qp = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), MAX_LINE)
     return "quoted-printable", qp.replace("\n", CRLF)  # ends with a line end: the input does
+
+
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+
+
+def _qp_at_least(sniff: bytes, lines: int) -> int:
+    """A lower bound of ``len(quoprimime.body_encode(sniff))`` for `lines` CRLF-ended
+    lines: every byte ≥ 0x80 becomes ``=XX`` (3 characters), every line end one ``\\n``,
+    anything else at least itself (soft breaks and other escapes only add)."""
+    high = len(sniff) - len(sniff.translate(None, _HIGH_BYTES))
+    return len(sniff) - lines + 2 * high
 
 
 def _text_headers(subtype: str, cte: str) -> str:
@@ -275,11 +314,11 @@ def mime_bytes(
 ) -> bytes:
     """The message as SMTP carries it (CRLF line ends, 7-bit clean): text/plain
     (+ text/html as multipart/alternative) + attachments, headers RFC 2047 / RFC 2231."""
-    to = recipient(message)  # ChannelError(bad_address) before anything else
+    to_name, to_addr = _recipient_parts(message)  # ChannelError(bad_address) before anything
     head = (
         _unstructured("Subject", one_line(message.subject))
         + _address_header("From", sender.display_name, sender.addr_spec)
-        + _address_header("To", to.display_name, to.addr_spec)
+        + _address_header("To", to_name, to_addr)
         + f"Date: {format_datetime(date or localtime())}{CRLF}"
         + f"Message-ID: {message_id(message.key, domain)}{CRLF}"
     )
@@ -313,8 +352,16 @@ def _attachment_part(attachment: Attachment) -> str:
     )
     return (
         f"Content-Type: {maintype.lower()}/{subtype.lower()}{CRLF}Content-Transfer-Encoding: base64{CRLF}"
-        f"{disposition}MIME-Version: 1.0{CRLF}{CRLF}{_base64_lines(attachment.content)}"
+        f"{disposition}MIME-Version: 1.0{CRLF}{CRLF}{_attachment_body(attachment)}"
     )
+
+
+def _attachment_body(attachment: Attachment) -> str:
+    """The attachment's base64 lines: from the base64 the caller gave (the planned DOCX,
+    already checked as base64 of `content` by whoever stored it), else from `content`."""
+    if attachment.base64 is not None:
+        return _lines(attachment.base64)
+    return _base64_lines(attachment.content)
 
 
 def build_mime(
@@ -397,6 +444,12 @@ def _dot_stuffed(data: bytes) -> bytes:
 
 def transfer(conn: smtplib.SMTP, sender: str, to: str, data: bytes) -> None:
     """MAIL, RCPT, DATA by hand, so a failure is known to be before or after the body."""
+    hand_over(conn, sender, to, data)
+    verdict(conn)
+
+
+def hand_over(conn: smtplib.SMTP, sender: str, to: str, data: bytes) -> None:
+    """`transfer` up to the body sent: the server's verdict on it is read by `verdict`."""
     try:
         conn.ehlo_or_helo_if_needed()  # sendmail() does this; mail() does not
         _expect("MAIL FROM", conn.mail(sender), (250,))
@@ -409,14 +462,54 @@ def transfer(conn: smtplib.SMTP, sender: str, to: str, data: bytes) -> None:
         raise _reply_error("EHLO", exc.smtp_code, exc.smtp_error) from exc
     try:
         conn.send(_dot_stuffed(data))
+    except OSError as exc:
+        raise _lost_after_sending(exc) from exc
+
+
+def verdict(conn: smtplib.SMTP) -> None:
+    """The server's reply to a body `hand_over` sent: 250, or the error it means."""
+    try:
         reply = conn.getreply()
     except OSError as exc:
-        raise OutcomeUnknown(
-            f"the connection failed after the message was sent ({exc}); "
-            "the server may have delivered it"
-        ) from exc
+        raise _lost_after_sending(exc) from exc
     if reply[0] != 250:
         raise _reply_error("message", *reply)
+
+
+def _lost_after_sending(exc: OSError) -> OutcomeUnknown:
+    return OutcomeUnknown(
+        f"the connection failed after the message was sent ({exc}); "
+        "the server may have delivered it"
+    )
+
+
+class _Verdict:
+    """A message whose body the server has (`EmailChannel.begin`): `wait` reads its reply."""
+
+    def __init__(self, channel: EmailChannel, message: Message) -> None:
+        self.channel, self.message = channel, message
+
+    def wait(self) -> Receipt:
+        channel = self.channel
+        try:
+            conn = channel._conn
+            if conn is None:  # closed under it: the body went out, its verdict is lost
+                raise OutcomeUnknown(
+                    "the SMTP connection was closed before the server's reply was read; "
+                    "the server may have delivered it"
+                )
+            try:
+                verdict(conn)
+            except OutcomeUnknown:
+                channel._discard()
+                raise
+            except ChannelError:
+                channel._reset()
+                raise
+        finally:
+            if not channel._batch:
+                channel._quit()
+        return Receipt(provider_id=message_id(self.message.key, channel.domain_for_ids))
 
 
 class EmailChannel:
@@ -434,6 +527,8 @@ class EmailChannel:
         self._batch = False
         self._open_failed: ChannelError | None = None
         """Within a batch, why the connection could not be opened: not tried again."""
+        self._ready: dict[str, tuple[Message, bytes]] = {}
+        """MIME built ahead (`prepare`), by outbox key; a message not sent is pushed out."""
 
     def __enter__(self) -> EmailChannel:
         """Start a batch; the connection opens on the first send (its errors are that send's)."""
@@ -448,19 +543,45 @@ class EmailChannel:
         self._open_failed = None
         self._quit()
 
+    def prepare(self, message: Message) -> None:
+        """Build `message`'s MIME now (the dispatcher does while the message before it is on
+        the wire); `send(message)` takes it. A message that cannot be built is left for
+        `send`, which fails it in its place."""
+        try:
+            data = mime_bytes(message, self.sender, self.domain_for_ids)
+        except ChannelError:
+            return
+        self._ready[message.key] = (message, data)
+        while len(self._ready) > READY:
+            del self._ready[next(iter(self._ready))]
+
     def send(self, message: Message) -> Receipt:
-        data = mime_bytes(message, self.sender, self.domain_for_ids)
+        return self.begin(message).wait()
+
+    def begin(self, message: Message) -> Pending:
+        """Send `message` up to its body; the returned `wait()` reads the server's verdict.
+
+        The dispatcher does its next message's work in between (`Pipelined`): the server
+        reads and checks a 60 kB body meanwhile, which took it most of a message's time.
+        Nothing may use the channel until `wait()` has returned."""
+        ready = self._ready.pop(message.key, None)
+        if ready is not None and ready[0] is message:
+            data = ready[1]
+        else:
+            data = mime_bytes(message, self.sender, self.domain_for_ids)
         try:
             self._deliver(message.recipient.strip(), data)  # validated by mime_bytes
-        finally:
+        except BaseException:
             if not self._batch:
                 self._quit()
-        return Receipt(provider_id=message_id(message.key, self.domain_for_ids))
+            raise
+        return _Verdict(self, message)
 
     def _deliver(self, to: str, data: bytes) -> None:
+        """`hand_over` on the open connection, reconnecting once if it was dropped."""
         for attempt in (1, 2):
             try:
-                return transfer(self._connection(), self.sender.addr_spec, to, data)
+                return hand_over(self._connection(), self.sender.addr_spec, to, data)
             except _Dropped as exc:
                 self._discard()
                 if attempt == 2:

@@ -15,6 +15,15 @@ for an hour instead of failing every message (no retry storm).
 The dispatcher renders nothing and plans nothing: a message's text, HTML, SMS text and
 DOCX, and the channels it falls back to, were all decided by the planner and are read
 from the outbox payload (`to_message`, `pipeline.notices.outbox.fallback`).
+
+One message is in flight at a time (`Flight`). An e-mail is handed over up to its body
+(`Pipelined.begin`) and its verdict read later: while the server reads and checks the
+~60 kB body, the dispatcher reads the next row's message, lets its channel build the
+bytes (`Preparer`) and claims more rows — work the server waited for before. Nothing the
+guarantees rest on moves: the next message is decided, marked and handed over only after
+the one in flight has come back and its outcome is in the step that marks the next
+(`_land`, `_start`). One thread does it all: a sender thread cost two thread hand-overs
+per message, each waiting for the interpreter lock.
 """
 
 from __future__ import annotations
@@ -22,28 +31,38 @@ from __future__ import annotations
 import datetime as dt
 import random
 import threading
+from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Connection, Engine, and_, bindparam, func, select
 
-from pipeline.channels.base import Attachment, Channel, Message, Receipt
+from pipeline.channels.base import (
+    Attachment,
+    Base64Attachment,
+    Channel,
+    Message,
+    Pending,
+    Pipelined,
+    Preparer,
+    Receipt,
+)
 from pipeline.config.notices import NoticesConfig
 from pipeline.db.models import Lease, OutboxMessage, Record, table_of
+from pipeline.delivery.reader import PayloadReader
+from pipeline.delivery.steps import StepWriter, Told
+from pipeline.delivery.tuning import Tuning, dispatching
 from pipeline.errors import ChannelError, OutcomeUnknown
-from pipeline.ledger.state import record_told
 from pipeline.logs import get_logger
-from pipeline.notices.docx import DOCX_FILENAME, DOCX_MIME, docx_content
+from pipeline.notices.docx import DOCX_FILENAME, DOCX_MIME, docx_base64
 from pipeline.notices.outbox import (
     Outcome,
     backoff,
     claim,
     enqueue,
     fallback,
-    finish_many,
-    mark_sending,
     recover_stale,
     release,
 )
@@ -56,6 +75,22 @@ leases = table_of(Lease)
 TOLD_KINDS = ("repair_notice", "list_notice")
 REMINDER_KINDS = ("eligibility_reminder", "follow_up")
 CHANNEL_DOWN_FOR = dt.timedelta(hours=1)
+RECHECKED = [
+    records.c[name]
+    for name in (
+        *("id", "kind", "status", "closed_on", "close_reason", "verify_reason"),
+        *("progress", "notified_at", "notified_channel"),
+    )
+]
+"""What the re-check (`_cancel_reason`) and the ledger write (`Told`) read of a record: the
+whole row cost ~10 ms a batch to convert, for nothing."""
+RECHECK = select(*RECHECKED).where(records.c.id.in_(bindparam("ids", expanding=True)))
+ACTOR = "credit-repair"
+SQLITE_TOP_UP = 5
+"""SQLite: rows claimed at a time while a message is on the wire. SQLite rewrites each
+~60 kB row it claims: a claim of 5 takes about as long as a message. On PostgreSQL (the
+payload stays where it is) half a batch is claimed at a time, in fewer round trips."""
+"""Who the ledger events of a delivered notice name."""
 
 
 @dataclass
@@ -76,6 +111,41 @@ class DispatchResult:
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Flight:
+    """A message handed over: its row, the record it may tell, its outcome to come."""
+
+    row: dict[str, Any]
+    record: dict[str, Any] | None
+    pending: Pending
+
+
+@dataclass(frozen=True)
+class Done:
+    """The outcome of a message sent in one go (a channel that is not `Pipelined`), or of
+    a hand-over that failed: given back by `wait` as `send` would have."""
+
+    receipt: Receipt | None = None
+    error: Exception | None = None
+
+    def wait(self) -> Receipt:
+        if self.error is not None:
+            raise self.error
+        assert self.receipt is not None
+        return self.receipt
+
+
+def hand_over(channel: Channel, message: Message, pipelined: bool) -> Pending:
+    """`channel.begin(message)` when it can (`pipelined`), else `send`; an error it raises
+    is kept for `wait` (a BaseException that is not an Exception — a kill — goes on)."""
+    try:
+        if pipelined:
+            return cast(Pipelined, channel).begin(message)
+        return Done(receipt=channel.send(message))
+    except Exception as exc:
+        return Done(error=exc)
 
 
 @dataclass
@@ -126,51 +196,120 @@ class Dispatcher:
         self.engine, self.notices, self.transports = engine, notices, transports
         self.limits, self.now, self.worker = limits, now, worker
         self.stop = stop or threading.Event()
+        self.preparers = {
+            name: channel.prepare
+            for name, channel in transports.items()
+            if isinstance(channel, Preparer)  # once: a runtime Protocol check is slow
+        }
+        self.pipelined = {name for name, c in transports.items() if isinstance(c, Pipelined)}
         self.rng = rng or random.Random()
         self.result = DispatchResult()
         self.down: set[str] = set()
         self.batch_records: dict[int, dict[str, Any]] = {}
+        self.queue: deque[dict[str, Any]] = deque()
+        """Claimed rows not tried yet, in order."""
+        self.drained = False
+        """The last claim found fewer due rows than it asked for: no top-up until refilled."""
         self.sms_today: dict[str, int] = {}
-        self.outcomes: list[tuple[Outcome, Any]] = []
+        self.sms_day: dt.date | None = None
+        """The local day `sms_today` counts."""
+        self.outcomes: list[tuple[Outcome, Told | None]] = []
         self.lease = dt.timedelta(seconds=notices.outbox.lease_seconds)
+        self.conn: Connection
+        """The run's connection for the claim-to-outcome writes (`run` opens it)."""
+        self.steps: StepWriter
+        self.reader: PayloadReader
+        self.tuning: Tuning
+        self.flight: Flight | None = None
+        """The message on the wire: at most one."""
 
     # ------------------------------------------------------------------ loop
     def run(self, limit: int | None = None) -> DispatchResult:
         self.result.recovered_unknown = recover_stale(self.engine, self.now())
         self.down = self._channels_down()
-        settings = self.notices.outbox
         with ExitStack() as stack:
-            opened: set[str] = set()
-            while not self.stop.is_set() and (limit is None or self.result.claimed < limit):
-                size = (
-                    settings.batch_size
-                    if limit is None
-                    else min(settings.batch_size, limit - self.result.claimed)
-                )
-                usable = [c for c in self.transports if c not in self.down]
-                rows = claim(self.engine, self.now(), self.worker, self.lease, size, usable)
-                if not rows:
-                    break
-                self.result.claimed += len(rows)
-                self._prefetch(rows)
-                for row in rows:
-                    if self.stop.is_set() or row["channel"] in self.down:
-                        self._give_back(
-                            row,
-                            self.now(),
-                            "dispatcher stopping"
-                            if self.stop.is_set()
-                            else "channel out of service",
-                        )
-                        continue
-                    if row["channel"] not in opened:  # one connection per channel for the whole run
-                        stack.enter_context(self.transports[row["channel"]])
-                        opened.add(row["channel"])
-                    self.handle(row)
-                self._flush()
+            # One connection for the per-message transactions of the whole run: a pool
+            # checkout per message (and its pre-ping round trip on PostgreSQL) cost more
+            # than the writes.
+            self.conn = stack.enter_context(self.engine.connect())
+            self.tuning = stack.enter_context(dispatching(self.conn, self.engine))
+            self.steps = StepWriter(self.conn, ACTOR)
+            self.reader = PayloadReader(self.engine)
+            stack.callback(self.reader.close)
+            channels = stack.enter_context(ExitStack())
+            # Closed first, before any channel: see `_abandon`.
+            stack.callback(self._abandon)
+            self._loop(channels, limit)
         return self.result
 
-    def handle(self, row: dict[str, Any]) -> None:
+    def _loop(self, channels: ExitStack, limit: int | None) -> None:
+        """Send the queue of claimed rows, topping it up while a message is on the wire.
+
+        The queue starts as one claim of `batch_size` rows. While a message is out, the
+        dispatcher claims more whenever the queue has room for them (`SQLITE_TOP_UP`; never
+        more than `batch_size` claimed and untried, as before), so the next claim is not made
+        after the last message of a batch came back, with the server waiting; an empty
+        queue is refilled the old way (after every outcome is written). A stop gives the
+        queue back; a channel taken down gives its queued rows back as it comes to them.
+        """
+        opened: set[str] = set()
+        self.drained = False
+        batch = self.notices.outbox.batch_size
+        top_up = SQLITE_TOP_UP if self.conn.dialect.name == "sqlite" else max(batch // 2, 1)
+        while not self.stop.is_set():
+            if not self.queue:
+                self._land()
+                self._flush()
+                self.drained = False
+                if not self._refill(batch, limit):
+                    break
+            row = self.queue[0]  # queued until handled: its record stays known (`_prefetch`)
+            message = self._prepare(row)  # while the previous message is out
+            if self.flight is not None and not self.drained and self._room(limit) >= top_up:
+                self._refill(top_up, limit)
+            self._count_sms(row)
+            self.queue.popleft()
+            self._land()
+            if self.stop.is_set() or row["channel"] in self.down:
+                self._give_back(
+                    row,
+                    self.now(),
+                    "dispatcher stopping" if self.stop.is_set() else "channel out of service",
+                )
+                continue
+            if row["channel"] not in opened:  # one connection per channel for the whole run
+                channels.enter_context(self.transports[row["channel"]])
+                opened.add(row["channel"])
+            self.handle(row, message)
+        self._land()
+        while self.queue:  # stopped: what is claimed and untried goes back
+            self._give_back(self.queue.popleft(), self.now(), "dispatcher stopping")
+        self._flush()
+
+    def _room(self, limit: int | None) -> int:
+        room = self.notices.outbox.batch_size - len(self.queue)
+        return room if limit is None else min(room, limit - self.result.claimed)
+
+    def _refill(self, size: int, limit: int | None) -> int:
+        """Claim up to `size` more rows (within `limit`) onto the queue; how many."""
+        if limit is not None:
+            size = min(size, limit - self.result.claimed)
+        if size <= 0:
+            return 0
+        usable = [c for c in self.transports if c not in self.down]
+        rows = claim(
+            *(self.conn, self.now(), self.worker, self.lease, size, usable),
+            payload=False,  # read ahead, while sending (`pipeline.delivery.reader`)
+        )
+        self.drained = len(rows) < size
+        if rows:
+            self.reader.want(row["id"] for row in rows)
+            self.result.claimed += len(rows)
+            self._prefetch(rows)
+            self.queue.extend(rows)
+        return len(rows)
+
+    def handle(self, row: dict[str, Any], message: Message | None = None) -> None:
         now = self.now()
         record = self.batch_records.get(row["record_id"]) if row["record_id"] is not None else None
         reason = self._cancel_reason(row, record)
@@ -182,23 +321,46 @@ class Dispatcher:
         if later is not None:
             self._give_back(row, later, "deferred: quiet hours, daily cap or rate limit")
             return
-        self._send(row, record)
+        self._send(row, record, message)
 
     # ------------------------------------------------------------------ checks
     def _prefetch(self, rows: list[dict[str, Any]]) -> None:
-        """The claimed batch's records and today's SMS counts, each in one query.
+        """The claimed rows' records, in one query: re-checked when claimed (seconds before
+        sending), not per message. A record already known stays as the dispatcher knows it
+        (a notice it delivered told it); one no queued row needs is dropped."""
+        needed = {r["record_id"] for r in self.queue} | {r["record_id"] for r in rows}
+        if self.flight is not None:
+            needed.add(self.flight.row["record_id"])
+        for known in set(self.batch_records) - needed:
+            del self.batch_records[known]
+        ids = {r["record_id"] for r in rows if r["record_id"] is not None} - set(self.batch_records)
+        if ids:
+            with self.conn.begin():
+                found = self.conn.execute(RECHECK, {"ids": sorted(ids)}).mappings()
+                for record in found:
+                    self.batch_records[record["id"]] = dict(record)
 
-        Re-checked per batch (seconds before sending), not per message: one query instead
-        of fifty, and the batch is the unit a dispatcher holds anyway.
-        """
-        ids = [r["record_id"] for r in rows if r["record_id"] is not None]
-        phones = [r["recipient"] for r in rows if r["channel"] == "sms"]
-        with self.engine.connect() as conn:
-            query = select(records).where(records.c.id.in_(ids))
-            self.batch_records = (
-                {row["id"]: dict(row) for row in conn.execute(query).mappings()} if ids else {}
-            )
-            self.sms_today = self._sms_counts(conn, phones) if phones else {}
+    def _count_sms(self, row: dict[str, Any]) -> None:
+        """Before an SMS is decided: today's count of its number, read with those of every
+        queued number not known yet, in one query (the outbox has no index to count by
+        number, so each count reads it whole: about once per batch, as before). A number
+        the dispatcher knows keeps its count (it counts the messages it sent)."""
+        if row["channel"] != "sms":
+            return
+        today = self.now().astimezone(self.limits.tz).date()
+        if today != self.sms_day:  # the providers' daily counters start again
+            self.sms_today, self.sms_day = {}, today
+        if row["recipient"] in self.sms_today:
+            return
+        needed = {r["recipient"] for r in self.queue if r["channel"] == "sms"}
+        if self.flight is not None and self.flight.row["channel"] == "sms":
+            needed.add(self.flight.row["recipient"])
+        for known in set(self.sms_today) - needed:
+            del self.sms_today[known]
+        phones = sorted(needed - set(self.sms_today))
+        with self.conn.begin():
+            counts = self._sms_counts(self.conn, phones)
+        self.sms_today.update({phone: counts.get(phone, 0) for phone in phones})
 
     def _sms_counts(self, conn: Connection, phones: list[str]) -> dict[str, int]:
         local = self.now().astimezone(self.limits.tz)
@@ -242,12 +404,44 @@ class Dispatcher:
         return self.limits.over_rate(row["channel"], now)
 
     # ------------------------------------------------------------------ sending
-    def _send(self, row: dict[str, Any], record: dict[str, Any] | None) -> None:
-        message = to_message(row)
+    def _prepare(self, row: dict[str, Any]) -> Message | None:
+        """The row's message, its bytes built by its channel, while another is on the wire.
+
+        Only a head start: anything that goes wrong here happens again, in its place, when
+        the row is sent (`_send` reads the message itself when this gave none)."""
+        try:
+            message = to_message(self._with_payload(row))
+            prepare = self.preparers.get(row["channel"])
+            if prepare is not None:
+                prepare(message)
+        except Exception:
+            return None
+        return message
+
+    def _send(
+        self, row: dict[str, Any], record: dict[str, Any] | None, message: Message | None
+    ) -> None:
+        message = message or to_message(self._with_payload(row))
         if not self._start(row):
             return  # no longer ours: its lease ran out and another dispatcher took it
+        name = row["channel"]
+        pending = hand_over(self.transports[name], message, name in self.pipelined)
+        self.flight = Flight(row, record, pending)
+
+    def _with_payload(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The row with its payload, which the claim left to the reader thread."""
+        if "payload" not in row:
+            row["payload"] = self.reader.get(row["id"])
+        return row
+
+    def _land(self) -> None:
+        """Wait for the message in flight and buffer its outcome (written by the next step)."""
+        flight, self.flight = self.flight, None
+        if flight is None:
+            return
+        row, record = flight.row, flight.record
         try:
-            receipt = self.transports[row["channel"]].send(message)
+            receipt = flight.pending.wait()
         except OutcomeUnknown as exc:
             self._finish(row, "unknown", self.now(), error=str(exc))
             self.result.unknown += 1
@@ -269,9 +463,10 @@ class Dispatcher:
             and row["channel"] != "manual"
             and record["progress"] == 0
         ):
-            told = (
+            told = Told(
                 dict(record),
                 {"progress": 1, "notified_at": now, "notified_channel": row["channel"]},
+                row["key"],
             )
             record["progress"] = 1  # a second notice to the record in this run must not re-tell
         if row["channel"] == "sms":
@@ -320,25 +515,31 @@ class Dispatcher:
 
     def _fall_back(self, row: dict[str, Any], now: dt.datetime) -> None:
         """Queue the same notice, as planned, on the next channel the planner found."""
-        planned = fallback(row)
+        planned = fallback(self._with_payload(row))
         if planned is not None:
+            self.drained = False  # due now: a top-up may take it
             with self.engine.begin() as conn:
                 self.result.fallbacks += enqueue(conn, [planned], now)
 
     def _start(self, row: dict[str, Any]) -> bool:
         """Mark `row` sending, in one transaction with the outcomes before it (see the module
         docstring); False when the row is no longer this dispatcher's."""
-        now = self.now()
-        with self.engine.begin() as conn:
-            self._write_outcomes(conn)
-            attempt = mark_sending(conn, row, now, self.lease)
+        with self.conn.begin():
+            attempt = self.steps.step(self.outcomes, (row, self.now(), self.lease))
+            self.outcomes.clear()
+        self.tuning.after_step()
         if attempt is None:
             return False
         row.update(attempt_id=attempt, attempts=row["attempts"] + 1, state="sending")
         return True
 
     def _finish(
-        self, row: dict[str, Any], state: str, now: dt.datetime, told: Any = None, **kwargs: Any
+        self,
+        row: dict[str, Any],
+        state: str,
+        now: dt.datetime,
+        told: Told | None = None,
+        **kwargs: Any,
     ) -> None:
         """Buffer an outcome: written with the next message's start, or at the batch's end.
 
@@ -349,16 +550,15 @@ class Dispatcher:
 
     def _flush(self) -> None:
         if self.outcomes:
-            with self.engine.begin() as conn:
-                self._write_outcomes(conn)
+            with self.conn.begin():
+                self.steps.step(self.outcomes, None)
+                self.outcomes.clear()
 
-    def _write_outcomes(self, conn: Connection) -> None:
-        if not self.outcomes:
-            return
-        finish_many(conn, [outcome for outcome, _ in self.outcomes])
-        told = [(t[0], t[1], o.row["key"]) for o, t in self.outcomes if t is not None]
-        record_told(conn, told, "credit-repair")
-        self.outcomes.clear()
+    def _abandon(self) -> None:
+        """Leaving `run` with a message still in flight (an exception elsewhere): its outcome
+        is not read nor written, so it stays `sending` and becomes `unknown` past its lease,
+        as after a kill; its channel closes after this."""
+        self.flight = None
 
     def _give_back(self, row: dict[str, Any], when: dt.datetime, note: str) -> None:
         release(self.engine, row["id"], self.worker, when, note, self.now())
@@ -391,8 +591,8 @@ def to_message(row: dict[str, Any]) -> Message:
     is_sms = row["channel"] == "sms"
     attachments: tuple[Attachment, ...] = ()
     if payload.get("docx") and not is_sms:
-        content = docx_content(payload["docx"])
-        attachments = (Attachment(DOCX_FILENAME, content, DOCX_MIME),)
+        # as planned: neither decoded nor re-encoded per message
+        attachments = (Base64Attachment(DOCX_FILENAME, docx_base64(payload["docx"]), DOCX_MIME),)
     return Message(
         key=row["key"],
         channel=row["channel"],

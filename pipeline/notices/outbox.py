@@ -22,9 +22,22 @@ import datetime as dt
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, case, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 
 from pipeline.config.notices import OutboxSettings
 from pipeline.db.models import AnswerLink, DeliveryAttempt, OutboxMessage, table_of
@@ -177,43 +190,114 @@ def recover_stale(engine: Engine, now: dt.datetime) -> int:
 
 
 def claim(
-    engine: Engine,
+    conn: Connection,
     now: dt.datetime,
     worker: str,
     lease: dt.timedelta,
     limit: int,
     channels: Iterable[str] | None = None,
+    payload: bool = True,
 ) -> list[dict[str, Any]]:
-    """Atomically move up to `limit` due rows to `claimed` for this worker; return them.
+    """Atomically move up to `limit` due rows to `claimed` for this worker, in a
+    transaction of its own on `conn` (not in one); return them.
 
-    Nothing is tried yet: each row becomes `sending`, with its delivery attempt, only
-    right before it is sent (`mark_sending`).
+    One statement: the conditional UPDATE returns the rows it changed, whole — or, with
+    `payload` false, without their payloads (~60 kB each with a DOCX), for a caller that
+    reads each one when it needs it (`pipeline.delivery.reader`). Nothing is tried yet: each row
+    becomes `sending`, with its delivery attempt, only right before it is sent
+    (`mark_sending`).
     """
-    c = outbox.c
-    due = select(c.id).where(c.state.in_(DUE_STATES), c.next_attempt_at <= now)
+    params: dict[str, Any] = {
+        "c_now": now,
+        "c_worker": worker,
+        "c_lease": now + lease,
+        "c_limit": limit,
+    }
     if channels is not None:
-        due = due.where(c.channel.in_(list(channels)))
-    due = due.order_by(c.next_attempt_at, c.id).limit(limit)
-    if engine.dialect.name == "postgresql":
+        params["c_channels"] = list(channels)
+    statement = _claim_statement(conn.dialect.name == "postgresql", channels is not None, payload)
+    with conn.begin():
+        rows = conn.execute(statement, params).mappings()
+        claimed = [{**r, "attempt_id": None} for r in rows]
+    return sorted(claimed, key=lambda r: int(r["id"]))
+
+
+@lru_cache(maxsize=8)
+def _claim_statement(postgresql: bool, by_channel: bool, payload: bool) -> Any:
+    """The claim's UPDATE, built once per shape (building it cost more than a small claim)."""
+    c = outbox.c
+    # The states as literals, not bound: only then can SQLite see that the query is within
+    # the partial index ix_outbox_due (state IN ('pending', 'retry')) and read the batch
+    # off it; with bound states it scanned the whole outbox — every row ever sent — and
+    # sorted it, at each claim.
+    is_due = c.state.in_(_literal(*DUE_STATES))
+    now = bindparam("c_now", type_=c.next_attempt_at.type)
+    due = select(c.id).where(is_due, c.next_attempt_at <= now)
+    if by_channel:
+        due = due.where(c.channel.in_(bindparam("c_channels", expanding=True)))
+    due = due.order_by(c.next_attempt_at, c.id).limit(bindparam("c_limit", type_=Integer))
+    if postgresql:
         due = due.with_for_update(skip_locked=True)
-    with engine.begin() as conn:
-        ids = list(
-            conn.execute(
-                update(outbox)
-                .where(c.id.in_(due.scalar_subquery()), c.state.in_(DUE_STATES))
-                .values(
-                    state="claimed",
-                    claimed_by=worker,
-                    lease_until=now + lease,
-                    updated_at=now,
-                )
-                .returning(c.id)
-            ).scalars()
+    return (
+        update(outbox)
+        .where(c.id.in_(due.scalar_subquery()), is_due)
+        .values(
+            state="claimed",
+            claimed_by=bindparam("c_worker", type_=c.claimed_by.type),
+            lease_until=bindparam("c_lease", type_=c.lease_until.type),
+            updated_at=bindparam("c_now", type_=c.updated_at.type),
         )
-        if not ids:
-            return []
-        rows = conn.execute(select(outbox).where(c.id.in_(ids)).order_by(c.id)).mappings()
-        return [{**r, "attempt_id": None} for r in rows]
+        .returning(*(col for col in c if payload or col.name != "payload"))
+    )
+
+
+def _literal(*values: str) -> list[Any]:
+    """SQL string literals: a state list rendered into the statement, not bound per call."""
+    return [literal_column(f"'{v}'") for v in values]
+
+
+def mark_statement(prefix: str) -> Any:
+    """UPDATE a claimed row to `sending` (parameters ``<prefix>id``, ``worker``, ``now``,
+    ``lease``): it changes nothing unless the row is still this worker's claim."""
+    c = outbox.c
+    return (
+        update(outbox)
+        .where(
+            c.id == bindparam(f"{prefix}id"),
+            c.claimed_by == bindparam(f"{prefix}worker"),
+            c.state == _literal("claimed")[0],
+        )
+        .values(
+            state=_literal("sending")[0],
+            attempts=c.attempts + 1,
+            lease_until=bindparam(f"{prefix}lease", type_=c.lease_until.type),
+            updated_at=bindparam(f"{prefix}now", type_=c.updated_at.type),
+        )
+    )
+
+
+def start_attempt_statement(prefix: str) -> Any:
+    """INSERT the delivery attempt of a row being sent (``<prefix>id``, ``now``)."""
+    return insert(attempts).values(
+        outbox_id=bindparam(f"{prefix}id", type_=attempts.c.outbox_id.type),
+        started_at=bindparam(f"{prefix}now", type_=attempts.c.started_at.type),
+    )
+
+
+_MARK = mark_statement("b_")
+_START_ATTEMPT = start_attempt_statement("b_").returning(attempts.c.id)
+_MARKED = mark_statement("b_").returning(outbox.c.id).cte("marked")
+_MARK_AND_START = (
+    insert(attempts)
+    .from_select(
+        ["outbox_id", "started_at"],
+        select(_MARKED.c.id, bindparam("b_now", type_=attempts.c.started_at.type)),
+    )
+    .add_cte(_MARKED)
+    .returning(attempts.c.id)
+)
+"""PostgreSQL: the mark and its delivery attempt in one statement (one round trip); the
+attempt is inserted only when the row was still this worker's claim."""
 
 
 def mark_sending(
@@ -221,20 +305,22 @@ def mark_sending(
 ) -> int | None:
     """A claimed row is about to be sent: `sending`, one more attempt, its delivery attempt
     written (returns its id). None when the row is no longer this worker's (its lease
-    ran out and another dispatcher took it): it must not be sent."""
-    c = outbox.c
-    marked = conn.execute(
-        update(outbox)
-        .where(c.id == row["id"], c.claimed_by == row["claimed_by"], c.state == "claimed")
-        .values(state="sending", attempts=c.attempts + 1, lease_until=now + lease, updated_at=now)
-    ).rowcount
-    if marked != 1:
+    ran out and another dispatcher took it): it must not be sent.
+
+    The statements are built once (module level): building them per message cost more
+    than running them."""
+    params = {
+        "b_id": row["id"],
+        "b_worker": row["claimed_by"],
+        "b_now": now,
+        "b_lease": now + lease,
+    }
+    if conn.dialect.name == "postgresql":
+        attempt = conn.execute(_MARK_AND_START, params).scalar_one_or_none()
+        return None if attempt is None else int(attempt)
+    if conn.execute(_MARK, params).rowcount != 1:
         return None
-    return int(
-        conn.execute(
-            insert(attempts).returning(attempts.c.id), {"outbox_id": row["id"], "started_at": now}
-        ).scalar_one()
-    )
+    return int(conn.execute(_START_ATTEMPT, params).scalar_one())
 
 
 def release(
@@ -390,8 +476,56 @@ class Outcome:
     detail: dict[str, Any] | None = None
 
 
+def finish_statements(prefix: str) -> dict[str, Any]:
+    """The outcome writes, parameters named ``<prefix>…``: ``done`` (sent / written) and
+    ``other`` update the outbox row while this worker still holds it (``id``, ``worker``,
+    ``state``, ``now``, ``pid`` / ``error``, ``next``); ``attempt`` closes its delivery
+    attempt (``aid``, ``now``, ``state``, ``error``, ``detail``)."""
+    c, a = outbox.c, attempts.c
+    held = and_(
+        c.id == bindparam(f"{prefix}id"),
+        c.state.in_(_literal(*HELD)),
+        c.claimed_by == bindparam(f"{prefix}worker"),
+    )
+    return {
+        "done": update(outbox)
+        .where(held)
+        .values(
+            state=bindparam(f"{prefix}state", type_=c.state.type),
+            updated_at=bindparam(f"{prefix}now", type_=c.updated_at.type),
+            sent_at=bindparam(f"{prefix}now", type_=c.sent_at.type),
+            last_error=None,
+            lease_until=None,
+            provider_id=bindparam(f"{prefix}pid", type_=c.provider_id.type),
+        ),
+        "other": update(outbox)
+        .where(held)
+        .values(
+            state=bindparam(f"{prefix}state", type_=c.state.type),
+            updated_at=bindparam(f"{prefix}now", type_=c.updated_at.type),
+            last_error=bindparam(f"{prefix}error", type_=c.last_error.type),
+            lease_until=None,
+            next_attempt_at=func.coalesce(
+                bindparam(f"{prefix}next", type_=c.next_attempt_at.type), c.next_attempt_at
+            ),
+        ),
+        "attempt": update(attempts)
+        .where(a.id == bindparam(f"{prefix}aid"), a.finished_at.is_(None))
+        .values(
+            finished_at=bindparam(f"{prefix}now", type_=a.finished_at.type),
+            outcome=bindparam(f"{prefix}state", type_=a.outcome.type),
+            error=bindparam(f"{prefix}error", type_=a.error.type),
+            detail=bindparam(f"{prefix}detail", type_=a.detail.type),
+        ),
+    }
+
+
+_FINISH = finish_statements("b_")
+
+
 def finish_many(conn: Connection, outcomes: list[Outcome]) -> None:
-    """Record the outcomes of a group of sends: three executemany statements in all.
+    """Record the outcomes of a group of sends: one statement per kind of write (executed
+    once per outcome, or as one executemany for several), built once at module level.
 
     Only rows this worker still holds change (a row taken over after its lease expired is
     left alone); each row's delivery attempt gets its outcome (a row cancelled before it
@@ -399,75 +533,41 @@ def finish_many(conn: Connection, outcomes: list[Outcome]) -> None:
     """
     if not outcomes:
         return
-    c, a = outbox.c, attempts.c
-    held = and_(c.id == bindparam("b_id"), c.state.in_(HELD), c.claimed_by == bindparam("b_worker"))
-    sent = [o for o in outcomes if o.state in DONE]
-    other = [o for o in outcomes if o.state not in DONE]
-    if sent:
-        conn.execute(
-            update(outbox)
-            .where(held)
-            .values(
-                state=bindparam("b_state"),
-                updated_at=bindparam("b_now"),
-                sent_at=bindparam("b_now"),
-                last_error=None,
-                lease_until=None,
-                provider_id=bindparam("b_pid"),
-            ),
-            [
-                {
-                    "b_id": o.row["id"],
-                    "b_worker": o.row["claimed_by"],
-                    "b_now": o.now,
-                    "b_pid": o.provider_id,
-                    "b_state": o.state,
-                }
-                for o in sent
-            ],
-        )
-    if other:
-        conn.execute(
-            update(outbox)
-            .where(held)
-            .values(
-                state=bindparam("b_state"),
-                updated_at=bindparam("b_now"),
-                last_error=bindparam("b_error"),
-                lease_until=None,
-                next_attempt_at=func.coalesce(
-                    bindparam("b_next", type_=outbox.c.next_attempt_at.type), c.next_attempt_at
-                ),
-            ),
-            [
-                {
-                    "b_id": o.row["id"],
-                    "b_worker": o.row["claimed_by"],
-                    "b_now": o.now,
-                    "b_state": o.state,
-                    "b_error": o.error,
-                    "b_next": o.next_at,
-                }
-                for o in other
-            ],
-        )
-    conn.execute(
-        update(attempts)
-        .where(a.id == bindparam("b_aid"), a.finished_at.is_(None))
-        .values(
-            finished_at=bindparam("b_now"),
-            outcome=bindparam("b_state"),
-            error=bindparam("b_error"),
-            detail=bindparam("b_detail"),
-        ),
-        [
-            {
-                "b_aid": o.row["attempt_id"],
-                "b_now": o.now,
-                "b_state": o.state,
-                "b_error": o.error,
-                "b_detail": o.detail,
-            }
-            for o in outcomes
-        ],
-    )
+    sent = [
+        {
+            "b_id": o.row["id"],
+            "b_worker": o.row["claimed_by"],
+            "b_now": o.now,
+            "b_pid": o.provider_id,
+            "b_state": o.state,
+        }
+        for o in outcomes
+        if o.state in DONE
+    ]
+    other = [
+        {
+            "b_id": o.row["id"],
+            "b_worker": o.row["claimed_by"],
+            "b_now": o.now,
+            "b_state": o.state,
+            "b_error": o.error,
+            "b_next": o.next_at,
+        }
+        for o in outcomes
+        if o.state not in DONE
+    ]
+    tried = [
+        {
+            "b_aid": o.row["attempt_id"],
+            "b_now": o.now,
+            "b_state": o.state,
+            "b_error": o.error,
+            "b_detail": o.detail,
+        }
+        for o in outcomes
+        if o.row["attempt_id"] is not None
+    ]
+    for name, params in (("done", sent), ("other", other), ("attempt", tried)):
+        if params:
+            # one parameter set: a plain execute (an executemany of one costs more)
+            conn.execute(_FINISH[name], params[0] if len(params) == 1 else params)
