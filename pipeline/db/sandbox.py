@@ -73,6 +73,10 @@ class SharedEngine:
     """An `Engine` stand-in whose every connection is one connection in one transaction,
     rolled back by `dispose` (PostgreSQL; see the module's docstring)."""
 
+    single_connection = True
+    """Every `connect()` is the same connection: code must not use it from a second thread
+    (`pipeline.delivery.reader.payload_reader`)."""
+
     def __init__(self, real: Engine) -> None:
         self._real = real
         self._conn = real.connect()

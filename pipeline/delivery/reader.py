@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from pipeline.notices.outbox import outbox
 
@@ -97,3 +97,40 @@ class PayloadReader:
             with self.lock:
                 self.failed = exc
                 self.lock.notify_all()
+
+
+class InlinePayloads:
+    """The same reads, one row at a time on the dispatcher's own connection: for an engine
+    that has only that one connection (a PostgreSQL what-if, `pipeline.db.sandbox`), which a
+    second thread must not use."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def want(self, ids: Iterable[int]) -> None:
+        """Nothing read ahead: `get` reads when asked."""
+
+    def get(self, row_id: int) -> dict[str, Any]:
+        c = outbox.c
+        query = select(c.payload).where(c.id == row_id)
+        if self.conn.in_transaction():
+            payload = self.conn.execute(query).scalar_one_or_none()
+        else:
+            with self.conn.begin():
+                payload = self.conn.execute(query).scalar_one_or_none()
+        if payload is None:
+            raise LookupError(f"outbox row {row_id} is gone")
+        return dict(payload)
+
+    def forget(self, ids: Iterable[int]) -> None:
+        """Nothing kept."""
+
+    def close(self) -> None:
+        """No thread."""
+
+
+def payload_reader(engine: Engine, conn: Connection) -> PayloadReader | InlinePayloads:
+    """A reader thread with a connection of its own, unless the engine has only one."""
+    if getattr(engine, "single_connection", False):
+        return InlinePayloads(conn)
+    return PayloadReader(engine)
