@@ -328,7 +328,7 @@ def _drive(args: argparse.Namespace) -> int:
                     day = bench_db(db, url, rows, work, args.seed)
                 else:
                     with postgres() as server:
-                        _name, url = server.create_database(f"province{rows}")
+                        _name, url = server.create_database()
                         day = bench_db(db, url, rows, work, args.seed)
                 emit_size(db, rows, day, smallest)
                 smallest = smallest or (rows, day)
