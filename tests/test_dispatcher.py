@@ -26,6 +26,7 @@ from pipeline.channels.fake import FakeChannel, Script, fail_with
 from pipeline.config import Config, load_config
 from pipeline.db.engine import make_engine
 from pipeline.db.models import DeliveryAttempt, OutboxMessage, Record, table_of
+from pipeline.delivery import dispatcher as dispatcher_module
 from pipeline.delivery.dispatcher import ACTOR, Dispatcher, Limits
 from pipeline.delivery.steps import StepWriter, Told
 from pipeline.delivery.tuning import dispatching
@@ -348,3 +349,32 @@ def test_one_step_writes_what_the_separate_statements_write(
         assert stepped[0][3] is None and all(isinstance(x, int) for x in stepped[0][:3])
         for mine, theirs in zip(stepped[1], separately[1], strict=True):
             assert mine == theirs
+
+
+def test_a_failure_while_a_message_is_out_still_records_that_message(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dispatcher claims more rows while a message is out; if that fails, the run ends
+    but the message out is not left `sending` (it would become `unknown`): its outcome is
+    read and written first."""
+    notices = site.config.notices
+    outbox_settings = notices.outbox.model_copy(update={"batch_size": N})  # room to top up
+    site.config = site.config.model_copy(
+        update={"notices": notices.model_copy(update={"outbox": outbox_settings})}
+    )
+    claims: list[int] = []
+    real = dispatcher_module.claim
+
+    def claim_then_fail(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        claims.append(1)
+        if len(claims) == 2:  # the first claim while the first message is out
+            raise RuntimeError("the database went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dispatcher_module, "claim", claim_then_fail)
+    with pytest.raises(RuntimeError, match="went away"):
+        site.dispatch(NOW)
+    rows = site.rows()
+    assert fields(rows, "state") == [("sent",), ("claimed",), ("claimed",)]
+    assert [site.attempts(r) for r in rows] == [["sent"], [], []]
+    assert site.email.calls == 1

@@ -87,9 +87,10 @@ whole row cost ~10 ms a batch to convert, for nothing."""
 RECHECK = select(*RECHECKED).where(records.c.id.in_(bindparam("ids", expanding=True)))
 ACTOR = "credit-repair"
 SQLITE_TOP_UP = 5
-"""SQLite: rows claimed at a time while a message is on the wire. SQLite rewrites each
-~60 kB row it claims: a claim of 5 takes about as long as a message. On PostgreSQL (the
-payload stays where it is) half a batch is claimed at a time, in fewer round trips."""
+"""SQLite: at most this many rows claimed at a time while a message is on the wire.
+SQLite rewrites each ~60 kB row it claims: a claim of 5 takes about as long as a message.
+On PostgreSQL (the payload stays where it is) half a batch is claimed at a time, in fewer
+round trips."""
 """Who the ledger events of a delivered notice name."""
 
 
@@ -128,7 +129,7 @@ class Done:
     a hand-over that failed: given back by `wait` as `send` would have."""
 
     receipt: Receipt | None = None
-    error: Exception | None = None
+    error: ChannelError | None = None
 
     def wait(self) -> Receipt:
         if self.error is not None:
@@ -138,13 +139,14 @@ class Done:
 
 
 def hand_over(channel: Channel, message: Message, pipelined: bool) -> Pending:
-    """`channel.begin(message)` when it can (`pipelined`), else `send`; an error it raises
-    is kept for `wait` (a BaseException that is not an Exception — a kill — goes on)."""
+    """`channel.begin(message)` when it can (`pipelined`), else `send`. A channel's error
+    is kept for `wait`, where it is the message's outcome; any other goes on at once, as
+    it did from `send` (the message stays `sending`: unknown past its lease)."""
     try:
         if pipelined:
             return cast(Pipelined, channel).begin(message)
         return Done(receipt=channel.send(message))
-    except Exception as exc:
+    except ChannelError as exc:
         return Done(error=exc)
 
 
@@ -237,8 +239,8 @@ class Dispatcher:
             self.reader = payload_reader(self.engine, self.conn)
             stack.callback(self.reader.close)
             channels = stack.enter_context(ExitStack())
-            # Closed first, before any channel: see `_abandon`.
-            stack.callback(self._abandon)
+            # Run first when leaving, before any channel closes: see `_salvage`.
+            stack.callback(self._salvage)
             self._loop(channels, limit)
         return self.result
 
@@ -255,7 +257,9 @@ class Dispatcher:
         opened: set[str] = set()
         self.drained = False
         batch = self.notices.outbox.batch_size
-        top_up = SQLITE_TOP_UP if self.conn.dialect.name == "sqlite" else max(batch // 2, 1)
+        top_up = max(batch // 2, 1)
+        if self.conn.dialect.name == "sqlite":
+            top_up = min(top_up, SQLITE_TOP_UP)
         while not self.stop.is_set():
             if not self.queue:
                 self._land()
@@ -554,11 +558,20 @@ class Dispatcher:
                 self.steps.step(self.outcomes, None)
                 self.outcomes.clear()
 
-    def _abandon(self) -> None:
-        """Leaving `run` with a message still in flight (an exception elsewhere): its outcome
-        is not read nor written, so it stays `sending` and becomes `unknown` past its lease,
-        as after a kill; its channel closes after this."""
-        self.flight = None
+    def _salvage(self) -> None:
+        """Leaving `run` with a message still in flight (an exception in the work done while
+        it was out): read its outcome and write it with the others if the database still
+        lets us; if not, it stays `sending` and becomes `unknown` past its lease, as after
+        a kill. Runs before the channels close; the exception that ended the run goes on."""
+        if self.flight is None:
+            return
+        try:
+            self._land()
+            self._flush()
+        except Exception as exc:
+            log.warning("dispatch.salvage_failed", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self.flight = None
 
     def _give_back(self, row: dict[str, Any], when: dt.datetime, note: str) -> None:
         release(self.engine, row["id"], self.worker, when, note, self.now())

@@ -25,7 +25,7 @@ the ledger write of `record_told`; tests/test_dispatcher.py holds the rows equal
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, cast
@@ -70,29 +70,38 @@ class Told:
 class Prepared:
     """A Core statement compiled once for one database, run on the DB-API cursor.
 
-    The parameters go through `Compiled.construct_params` (the statement's own fixed
-    values, a missing one refused) and each bind's dialect type processor — the UTC
-    datetimes, JSON — exactly as SQLAlchemy would convert them.
+    Each parameter is the value given, or the statement's own fixed value (a required one
+    missing is refused), through its bind's dialect type processor — the UTC datetimes,
+    JSON — exactly as SQLAlchemy would convert it (`construct_params` and the compiled
+    binds: a test holds the rows equal).
     """
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
         self.sql = compiled.string
-        self.compiled = compiled
-        self.order: Sequence[str] | None = compiled.positiontup
-        self.processors: dict[str, Callable[[Any], Any]] = {}
-        for name in compiled.params:
-            processor = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is not None:
-                self.processors[name] = processor
+        fixed = compiled.params
+        names = compiled.positiontup if compiled.positiontup is not None else list(fixed)
+        self.positional = compiled.positiontup is not None
+        self.binds: list[tuple[str, bool, Any, Callable[[Any], Any] | None]] = []
+        """(name, required, fixed value, processor) in the statement's parameter order."""
+        for name in names:
+            bind = compiled.binds[name]
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            self.binds.append((name, bool(bind.required), fixed.get(name), processor))
 
     def parameters(self, given: dict[str, Any]) -> Any:
-        values = dict(self.compiled.construct_params(given) or {})
-        for name, processor in self.processors.items():
-            values[name] = processor(values[name])
-        if self.order is None:
-            return values
-        return tuple(values[name] for name in self.order)
+        values = []
+        for name, required, fixed, processor in self.binds:
+            if name in given:
+                value = given[name]
+            elif required:
+                raise KeyError(f"no value for the required parameter {name!r}")
+            else:
+                value = fixed
+            values.append(value if processor is None else processor(value))
+        if self.positional:
+            return tuple(values)
+        return {name: value for (name, *_), value in zip(self.binds, values, strict=True)}
 
     def execute(self, cursor: Any, given: dict[str, Any]) -> Any:
         cursor.execute(self.sql, self.parameters(given))
