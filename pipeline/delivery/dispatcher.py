@@ -51,7 +51,7 @@ from pipeline.channels.base import (
 )
 from pipeline.config.notices import NoticesConfig
 from pipeline.db.models import Lease, OutboxMessage, Record, table_of
-from pipeline.delivery.reader import PayloadReader
+from pipeline.delivery.reader import InlineReader, PayloadReader
 from pipeline.delivery.steps import StepWriter, Told
 from pipeline.delivery.tuning import Tuning, dispatching
 from pipeline.errors import ChannelError, OutcomeUnknown
@@ -215,7 +215,7 @@ class Dispatcher:
         self.conn: Connection
         """The run's connection for the claim-to-outcome writes (`run` opens it)."""
         self.steps: StepWriter
-        self.reader: PayloadReader
+        self.reader: PayloadReader | InlineReader
         self.tuning: Tuning
         self.flight: Flight | None = None
         """The message on the wire: at most one."""
@@ -231,7 +231,9 @@ class Dispatcher:
             self.conn = stack.enter_context(self.engine.connect())
             self.tuning = stack.enter_context(dispatching(self.conn, self.engine))
             self.steps = StepWriter(self.conn, ACTOR)
-            self.reader = PayloadReader(self.engine)
+            # A what-if sandbox's engine lends every caller its one connection: no thread.
+            separate = isinstance(self.engine, Engine)
+            self.reader = PayloadReader(self.engine) if separate else InlineReader(self.conn)
             stack.callback(self.reader.close)
             channels = stack.enter_context(ExitStack())
             # Run first when leaving, before any channel closes: see `_salvage`.

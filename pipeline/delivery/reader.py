@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from pipeline.notices.outbox import outbox
 
@@ -97,3 +97,29 @@ class PayloadReader:
             with self.lock:
                 self.failed = exc
                 self.lock.notify_all()
+
+
+class InlineReader:
+    """The same interface, reading each payload when asked, on the dispatcher's connection:
+    for an engine that lends every caller one shared connection (a what-if sandbox on
+    PostgreSQL, `pipeline.db.sandbox`), which a second thread must not use."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def want(self, ids: Iterable[int]) -> None:
+        """Nothing read ahead."""
+
+    def get(self, row_id: int) -> dict[str, Any]:
+        with self.conn.begin():
+            found = self.conn.execute(select(outbox.c.payload).where(outbox.c.id == row_id))
+            payload = found.scalar_one_or_none()
+        if payload is None:
+            raise LookupError(f"outbox row {row_id} is gone")
+        return dict(payload)
+
+    def forget(self, ids: Iterable[int]) -> None:
+        """Nothing kept."""
+
+    def close(self) -> None:
+        """Nothing to stop."""
