@@ -114,8 +114,11 @@ def dispatching(conn: Connection, engine: Engine) -> Iterator[Tuning]:
     if conn.dialect.name == "postgresql":
         # Every write of the dispatcher's on this connection is one statement (a claim, a
         # step: `pipeline.delivery.steps`) or takes a transaction of its own, so autocommit
-        # spares a BEGIN and a COMMIT round trip each; the pool resets it on return.
-        conn.execution_options(isolation_level="AUTOCOMMIT")
+        # spares a BEGIN and a COMMIT round trip each; the pool resets it on return. Not in
+        # a what-if: its connection is borrowed inside one transaction rolled back at the
+        # end (`pipeline.db.sandbox`), and must stay so.
+        if isinstance(conn, Connection):
+            conn.execution_options(isolation_level="AUTOCOMMIT")
         yield Tuning()
         return
     if conn.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
