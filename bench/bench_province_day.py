@@ -20,7 +20,8 @@ One JSON line per (size, database, stage) and one for the day's total, with the 
 a stage is its time at the smallest size scaled linearly to N (measured in the same run), so
 `ratio` ≤ 1 means the stage grew linearly or better; `exponent` is the growth exponent
 log(t/t₀)/log(N/N₀) against the smallest size (1 = linear). At the smallest size the ratio
-is 1 by definition. Messages scale with the churn (N/100 new penalties), capped at 10,000.
+is 1 by definition. A stage's line adds `peak_rss_mb_after`, the day's process peak RSS
+once that stage is done (the stage at which it jumps holds the memory). Messages scale with the churn (N/100 new penalties), capped at 10,000.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import argparse
 import csv
 import datetime as dt
 import math
+import resource
 import shutil
 import sys
 import tempfile
@@ -213,18 +215,22 @@ def worker_day(cfg: Path, work: Path, report_dir: Path) -> None:
     }
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    peak: dict[str, float] = {}
     results: dict[str, Any] = {}
     for name, step in steps.items():
         wall, used = time.perf_counter(), time.process_time()
         results[name] = step()
         seconds[name] = round(time.perf_counter() - wall, 3)
         cpu[name] = round(time.process_time() - used, 3)
+        # the process's peak so far: where it jumps is the stage that holds the memory
+        peak[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     app.close()
     sent = results["dispatch"].as_json()
     report(
         step="day",
         seconds=seconds,
         cpu_seconds=cpu,
+        peak_rss_mb_after=peak,
         synced={k: results["sync"].as_json().get(k) for k in ("added", "updated", "vanished")},
         planned=results["plan"].planned,
         dispatched={k: v for k, v in sent.items() if v},
@@ -301,7 +307,7 @@ def emit_size(
                 **(
                     {"planned": day["planned"], "dispatched": day["dispatched"]}
                     if name == "total"
-                    else {}
+                    else {"peak_rss_mb_after": day["peak_rss_mb_after"][name]}
                 ),
             )
         )
