@@ -72,6 +72,7 @@ from pipeline.db.models import (
     SyncRun,
     table_of,
 )
+from pipeline.db.types import scanned
 from pipeline.domain.routing import Router
 from pipeline.errors import DatabaseFailure, InputError
 from pipeline.logs import get_logger
@@ -706,7 +707,7 @@ class _Sync:
             r.id,
             case((and_(r.source == self.request.source, r.vanished_on.is_(None)), 1), else_=0),
             case((r.invalid_row_id.is_not(None), 1), else_=0),
-        ).where(_scanned(r.kind) == self.request.kind)
+        ).where(scanned(r.kind) == self.request.kind)
         known: dict[str, int] = {}
         current = array("q")
         flagged = 0
@@ -1107,7 +1108,7 @@ class _Sync:
                 update(records)
                 .where(
                     r.invalid_row_id.is_not(None),
-                    _scanned(r.kind) == self.request.kind,
+                    scanned(r.kind) == self.request.kind,
                     r.source == self.request.source,
                     not_(self._kept_invalid()),
                 )
@@ -1409,16 +1410,6 @@ def _plain_batches(conn: Connection, query: Any) -> Iterator[Sequence[Sequence[A
             yield rows
     finally:
         cursor.close()
-
-
-def _scanned(column: Any) -> Any:
-    """`column` in a form no index serves, for conditions that hold for most records.
-
-    SQLite, without statistics, takes `kind = ?` to be selective and walks the
-    (kind, authority, decision_no) index, looking up every record it lists: several
-    times slower than reading the table. (PostgreSQL has statistics: `ANALYZE`.)
-    """
-    return column.concat("")
 
 
 def _update_from(conn: Connection) -> bool:
