@@ -68,6 +68,9 @@ class KindSettings(Strict):
     max_times: int = Field(2, ge=0)
     send_empty: bool = False
     """monthly_report only: also mail a report with no records (default: written and logged)."""
+    max_cases: int = Field(100, ge=1, le=10000)
+    """department_digest only: cases listed per section (green channel first); the rest are
+    counted, and the digest points to the ledger export for the full list."""
 
     @field_validator("channels")
     @classmethod
@@ -146,6 +149,8 @@ class NoticesConfig(Strict):
                 raise ValueError(f"unknown notice kind {name!r} (known: {', '.join(KINDS)})")
             if name != "monthly_report" and "send_empty" in settings.model_fields_set:
                 raise ValueError(f"{name}.send_empty: only monthly_report has send_empty")
+            if name != "department_digest" and "max_cases" in settings.model_fields_set:
+                raise ValueError(f"{name}.max_cases: only department_digest has max_cases")
         return {**_default_kinds(), **kinds}
 
     @field_validator("routes")

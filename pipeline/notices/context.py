@@ -169,6 +169,8 @@ def sms_params(context: dict[str, Any]) -> dict[str, str]:
             "items",
         )
         count = sum(len(context.get(k) or []) for k in lists)
+        if context.get("totals"):  # a digest lists a bounded number: the count is of all
+            count = sum(context["totals"].values())
         return {"count": str(count), "phone": str(context["department"]["contact_phone"] or "")}
     rec = context["record"]
     date = rec.get("repairable_from") or rec.get("max_end")

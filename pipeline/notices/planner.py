@@ -24,7 +24,6 @@ channel, so a fallback row carries the same payload; the dispatcher only sends.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,8 +36,8 @@ from pipeline.db.locks import write_lock
 from pipeline.db.models import Contact, OutboxMessage, Record, table_of
 from pipeline.domain.calendar import WorkingCalendar
 from pipeline.errors import CalendarError
-from pipeline.ledger.state import VERIFY_REASONS
-from pipeline.notices.context import department_view, notice_context, record_view, sms_params
+from pipeline.notices.context import department_view, notice_context, sms_params
+from pipeline.notices.digest import PUBLISHED_OPEN, SECTIONS, Digest, listing_order
 from pipeline.notices.docx import docx_payload
 from pipeline.notices.outbox import NewLink, Planned, enqueue, message_key
 from pipeline.notices.templating import Renderer, cn_date
@@ -48,7 +47,6 @@ from pipeline.web.codes import code_hash, new_code
 records = table_of(Record)
 contacts = table_of(Contact)
 outbox = table_of(OutboxMessage)
-PUBLISHED_OPEN = ("in_min_period", "repairable", "non_repairable")
 PAGE_SIZE = 200
 """Records planned per round trip. A page's messages are held until stored, each with its
 DOCX (~50 kB of base64): 200 keep that to ~10 MB, and cost two queries per page."""
@@ -301,7 +299,7 @@ def plan_notices(
     page_size: int = PAGE_SIZE,
 ) -> PlanResult:
     result = PlanResult()
-    digest: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(_digest_lists)
+    digest = Digest(planner.notices.kind("department_digest").max_cases)
     with engine.connect() as conn:
         transaction = conn.begin()
         write_lock(conn, "notices plan")
@@ -339,7 +337,7 @@ def _plan_page(
     page: list[dict[str, Any]],
     today: dt.date,
     result: PlanResult,
-    digest: dict[str, dict[str, list[dict[str, Any]]]],
+    digest: Digest,
 ) -> list[Planned]:
     kinds = planner.notices.kinds
     known = _planned_occurrences(conn, [row["id"] for row in page])
@@ -347,7 +345,7 @@ def _plan_page(
     planned = []
     for row in page:
         result.considered += 1
-        _collect_digest(row, today, digest)
+        digest.collect(row, today)
         gaps: list[str] = []
         occurrences = due_occurrences(row, today, kinds, planner.calendar, gaps)
         result.calendar_gaps += len(gaps)
@@ -381,84 +379,18 @@ def _contacts(conn: Connection, usccs: set[str]) -> dict[str, dict[str, Any]]:
     return {row["uscc"]: dict(row) for row in rows}
 
 
-DIGEST_LISTS = ("new_cases", "due_cases", "to_confirm", "overdue_display", "help_requests")
-RECENT = dt.timedelta(days=7)
-
-
-def _digest_lists() -> dict[str, list[dict[str, Any]]]:
-    return {name: [] for name in DIGEST_LISTS}
-
-
-def _collect_digest(
-    row: dict[str, Any], today: dt.date, digest: dict[str, dict[str, list[dict[str, Any]]]]
-) -> None:
-    _help_request(row, today, digest)
-    if _attention(row, today, digest):
-        return
-    if row["kind"] == "penalty" and row["status"] not in PUBLISHED_OPEN:
-        return
-    view = record_view(row)
-    if row["first_seen_on"] == today:
-        digest[row["department_code"]]["new_cases"].append(view)
-    start = row["repairable_from"]
-    if start is not None and row["progress"] < 3 and today <= start <= today + dt.timedelta(days=7):
-        digest[row["department_code"]]["due_cases"].append(view)
-
-
-def _attention(
-    row: dict[str, Any], today: dt.date, digest: dict[str, dict[str, list[dict[str, Any]]]]
-) -> bool:
-    """待核实 and 超期仍公示 entries of the last week go to the digest (True: listed there).
-
-    Recent ones only: the digest is daily, and the monthly ledger export and report list
-    every open one.
-    """
-    vanished, shown = row["vanished_on"], row["overdue_display_since"]
-    if row["verify_reason"] and vanished is not None and today - vanished < RECENT:
-        digest[row["department_code"]]["to_confirm"].append(_attention_view(row))
-        return True
-    if shown is not None and today - shown < RECENT:
-        digest[row["department_code"]]["overdue_display"].append(_attention_view(row))
-    return bool(row["verify_reason"])
-
-
-def _help_request(
-    row: dict[str, Any], today: dt.date, digest: dict[str, dict[str, list[dict[str, Any]]]]
-) -> None:
-    """A company that asked for help on its page this week: the department calls it back."""
-    at = row.get("company_answer_at")
-    if row.get("company_answer") != "help" or at is None or row["closed_on"] is not None:
-        return
-    if (today - at.date()).days < RECENT.days:
-        view = record_view(row)
-        view["help_phone"] = row["help_phone"]
-        digest[row["department_code"]]["help_requests"].append(view)
-
-
-def _attention_view(row: dict[str, Any]) -> dict[str, Any]:
-    view = record_view(row)
-    view.update(
-        vanished_on=row["vanished_on"],
-        verify_text=VERIFY_REASONS.get(row["verify_reason"] or "", ""),
-    )
-    return view
-
-
-def _digests(
-    planner: Planner,
-    digest: dict[str, dict[str, list[dict[str, Any]]]],
-    today: dt.date,
-    result: PlanResult,
-) -> list[Planned]:
+def _digests(planner: Planner, digest: Digest, today: dt.date, result: PlanResult) -> list[Planned]:
     if not planner.notices.kind("department_digest").enabled:
         return []
     # From 60 days before the working-day data ends, the bureau's digest carries the warning;
     # from 30 days (when check-config fails too) the bureau gets a digest for it alone.
     if (planner.calendar.covered_until() - today).days < CALENDAR_ALONE_DAYS:
-        digest.setdefault(planner.config.departments.bureau.code, _digest_lists())
+        digest.sections(planner.config.departments.bureau.code)
     out = []
-    for code, cases in sorted(digest.items()):
-        message = digest_message(planner, code, cases, today)
+    for code, sections in sorted(digest.departments.items()):
+        cases = {name: section.listed() for name, section in sections.items()}
+        totals = {name: section.total for name, section in sections.items()}
+        message = digest_message(planner, code, cases, today, totals)
         if message is None:
             result.no_address += 1
         else:
@@ -467,9 +399,16 @@ def _digests(
 
 
 def digest_message(
-    planner: Planner, code: str, cases: dict[str, list[dict[str, Any]]], today: dt.date
+    planner: Planner,
+    code: str,
+    cases: dict[str, list[dict[str, Any]]],
+    today: dt.date,
+    totals: dict[str, int] | None = None,
 ) -> Planned | None:
-    """One department contact's digest of its new and due cases (green channel first)."""
+    """One department contact's digest of its new and due cases (green channel first).
+
+    `cases` are the cases listed per section, `totals` how many each section has (default:
+    as many as listed); the templates print the totals and how many are not listed."""
     settings = planner.notices.kind("department_digest")
     dep = planner.config.department(code) or planner.config.departments.bureau
     person = {
@@ -482,11 +421,14 @@ def digest_message(
         return None
     channel, recipient, name = chosen
     for group in cases.values():
-        group.sort(key=lambda c: (not c["green_channel"], c["decision_no"]))
-    cases = {**_digest_lists(), **cases}
+        group.sort(key=listing_order)
+    cases = {**{name: [] for name in SECTIONS}, **cases}
+    counted = {name: len(listed) for name, listed in cases.items()} | (totals or {})
     bureau = code == planner.config.departments.bureau.code
     context = {
         **cases,
+        "totals": counted,
+        "unlisted": {name: counted[name] - len(listed) for name, listed in cases.items()},
         "department": department_view(dep),
         "today": today,
         "issuer": planner.notices.issuer,
