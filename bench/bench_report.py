@@ -103,6 +103,8 @@ def generate(
     n: int, seed: int
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]]:
     """(record, its ledger events, an outbox row or None), deterministic for a seed."""
+    from pipeline.sync.normalize import decision_key
+
     rng = random.Random(seed)
     codes = ["YSHJ", *(f"D{i:02d}" for i in range(1, DEPARTMENTS))]
     today = NOW.date()
@@ -115,6 +117,7 @@ def generate(
             "kind": kind,
             "authority": f"宝山区第{i % 11 + 1}执法局",
             "decision_no": f"宝罚〔{decided.year}〕{i}号",
+            "decision_key": decision_key(f"宝罚〔{decided.year}〕{i}号"),
             "entity_name": f"双鸭山市测试{i % (n // 2 + 1)}有限公司",
             "uscc": f"91230506{i % (n // 2 + 1):010d}",
             "legal_rep": "张三",
