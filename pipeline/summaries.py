@@ -93,8 +93,12 @@ def _plan(c: Mapping[str, Any]) -> str:
 
 
 def _dispatch(c: Mapping[str, Any]) -> str:
+    manual = int(c.get("manual_tasks") or 0)
+    sent = f"发送 {_n(c, 'sent')}"
+    if manual:  # a task for a person is not a notice delivered: said apart
+        sent = f"发送 {_n(c, 'sent') - manual}，转人工送达 {manual}"
     text = (
-        f"发送 {_n(c, 'sent')}，仅写入文件 {_n(c, 'written')}，待重试 {_n(c, 'retry')}，"
+        f"{sent}，仅写入文件 {_n(c, 'written')}，待重试 {_n(c, 'retry')}，"
         f"失败 {_n(c, 'failed')}，结果未知 {_n(c, 'unknown')}，推迟 {_n(c, 'deferred')}"
     )
     if c.get("channels_down"):

@@ -215,3 +215,6 @@ def test_a_job_summary_reads_plainly_for_each_job() -> None:
     ) == ("2026-11 月：发现 2，升级 2（1级 2），督办邮件 1")
     assert "告知率 —" in job_summary("monthly_report", {"period": "2026-10", "told_rate": None})
     assert job_summary("unknown", {"a": 1, "b": None}) == "a 1"
+    line = job_summary("dispatch", {"sent": 33, "manual_tasks": 31, "written": 104})
+    assert line.startswith("发送 2，转人工送达 31，仅写入文件 104，")
+    assert job_summary("dispatch", {"sent": 3, "written": 0}).startswith("发送 3，仅写入文件 0，")

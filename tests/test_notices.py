@@ -72,6 +72,17 @@ def test_the_first_channel_with_an_address_is_chosen_else_manual(
     assert sorted(chosen.values()) == ["email", "manual", "sms"]
 
 
+def test_a_manual_task_is_counted_apart_from_notices_sent(cli: CliRunner, tmp_path: Path) -> None:
+    _setup(
+        cli, tmp_path, [penalty(1), penalty(2)], [contact(1, email="a@example.com")], "2026-11-27"
+    )
+    cli("notices", "plan")
+    result = cli("dispatch", "--json").json()
+    # no SMTP configured: the e-mails (notice and digest) are files; company 2 has no
+    # address: its notice is a task for a person, counted in `sent` as before and apart
+    assert (result["sent"], result["manual_tasks"], result["written"]) == (1, 1, 2)
+
+
 def test_nothing_is_planned_for_records_not_published_or_expired(
     cli: CliRunner, tmp_path: Path
 ) -> None:

@@ -109,6 +109,9 @@ class DispatchResult:
     written: int = 0
     """Handed to a file, not sent (no SMTP / gateway configured): nobody was told."""
     written_by_channel: dict[str, int] = field(default_factory=dict)
+    manual_tasks: int = 0
+    """Of `sent`: tasks handed to a person to deliver (the manual channel): nobody told yet,
+    until the delivery is confirmed in the ledger."""
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -484,6 +487,8 @@ class Dispatcher:
             told=told,
         )
         self.result.sent += 1
+        if row["channel"] == "manual":
+            self.result.manual_tasks += 1
 
     def _written(self, row: dict[str, Any], receipt: Receipt) -> None:
         """A file, not a delivery: recorded as `written`; the ledger is not told."""
