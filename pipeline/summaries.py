@@ -93,7 +93,7 @@ def _plan(c: Mapping[str, Any]) -> str:
 
 
 def _dispatch(c: Mapping[str, Any]) -> str:
-    manual = int(c.get("manual_tasks") or 0)
+    manual = _n(c, "manual_tasks")
     sent = f"发送 {_n(c, 'sent')}"
     if manual:  # a task for a person is not a notice delivered: said apart
         sent = f"发送 {_n(c, 'sent') - manual}，转人工送达 {manual}"

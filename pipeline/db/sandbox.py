@@ -69,6 +69,12 @@ def _sqlite_copy(real: Engine, make_engine: Any) -> Sandbox:
     return Sandbox(engine, cleanup)
 
 
+def shares_one_connection(engine: Any) -> bool:
+    """Whether every `connect()` of `engine` is the same connection inside one transaction
+    (a PostgreSQL what-if, `SharedEngine`): no second thread on it, no autocommit."""
+    return bool(getattr(engine, "single_connection", False))
+
+
 class SharedEngine:
     """An `Engine` stand-in whose every connection is one connection in one transaction,
     rolled back by `dispose` (PostgreSQL; see the module's docstring)."""

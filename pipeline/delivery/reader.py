@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from pipeline.db.sandbox import shares_one_connection
 from pipeline.notices.outbox import outbox
 
 CHUNK = 8
@@ -131,6 +132,6 @@ class InlinePayloads:
 
 def payload_reader(engine: Engine, conn: Connection) -> PayloadReader | InlinePayloads:
     """A reader thread with a connection of its own, unless the engine has only one."""
-    if getattr(engine, "single_connection", False):
+    if shares_one_connection(engine):
         return InlinePayloads(conn)
     return PayloadReader(engine)

@@ -47,6 +47,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from pipeline.db.sandbox import shares_one_connection
 from pipeline.logs import get_logger
 
 log = get_logger("dispatch")
@@ -117,7 +118,7 @@ def dispatching(conn: Connection, engine: Engine) -> Iterator[Tuning]:
         # spares a BEGIN and a COMMIT round trip each; the pool resets it on return. Not in
         # a what-if: its connection is borrowed inside one transaction rolled back at the
         # end (`pipeline.db.sandbox`), and must stay so.
-        if isinstance(conn, Connection):
+        if not shares_one_connection(engine):
             conn.execution_options(isolation_level="AUTOCOMMIT")
         yield Tuning()
         return

@@ -80,7 +80,21 @@ def audit(
     note: str | None = None,
 ) -> None:
     """Write one event per changed field (old → new), as text."""
-    rows = [
+    rows = _event_rows(record_id, changes, at, source, actor, note)
+    if rows:
+        conn.execute(insert(events), rows)
+
+
+def _event_rows(
+    record_id: int,
+    changes: dict[str, tuple[Any, Any]],
+    at: dt.datetime,
+    source: str,
+    actor: str,
+    note: str | None,
+) -> list[dict[str, Any]]:
+    """The ledger events of one record's changed fields (old → new, as text)."""
+    return [
         {
             "record_id": record_id,
             "field": name,
@@ -94,8 +108,6 @@ def audit(
         for name, (old, new) in changes.items()
         if old != new
     ]
-    if rows:
-        conn.execute(insert(events), rows)
 
 
 def _text(value: Any) -> str | None:
@@ -143,19 +155,7 @@ def change_many(
         by_fields.setdefault(tuple(values), []).append(
             {"b_id": row["id"], **{f"b_{k}": v for k, v in values.items()}}
         )
-        audit_rows += [
-            {
-                "record_id": row["id"],
-                "field": name,
-                "old_value": _text(old),
-                "new_value": _text(new),
-                "at": at,
-                "source": source,
-                "actor": actor,
-                "note": note,
-            }
-            for name, (old, new) in diff.items()
-        ]
+        audit_rows += _event_rows(row["id"], diff, at, source, actor, note)
     for fields, params in by_fields.items():
         conn.execute(
             update(records)

@@ -159,18 +159,10 @@ def _issuer(notices: NoticesConfig, row: Any) -> str:
 def sms_params(context: dict[str, Any]) -> dict[str, str]:
     """Short named values for provider templates (Tencent allows 12 characters each)."""
     if "record" not in context:  # a digest to a department: how many cases it lists
-        lists = (
-            "new_cases",
-            "due_cases",
-            "to_confirm",
-            "overdue_display",
-            "help_requests",
-            "cases",
-            "items",
-        )
-        count = sum(len(context.get(k) or []) for k in lists)
-        if context.get("totals"):  # a digest lists a bounded number: the count is of all
+        if "totals" in context:  # a digest: its sections' counts (it lists a bounded number)
             count = sum(context["totals"].values())
+        else:  # a reminder or an escalation lists every case it is about
+            count = sum(len(context.get(k) or []) for k in ("cases", "items"))
         return {"count": str(count), "phone": str(context["department"]["contact_phone"] or "")}
     rec = context["record"]
     date = rec.get("repairable_from") or rec.get("max_end")
